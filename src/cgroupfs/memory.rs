@@ -1,0 +1,193 @@
+//! The memory controller: memory.stat parsing and gathering what meminfo and swaps need.
+
+use std::io;
+
+use super::dir::CgroupDir;
+use crate::kfile::{self, parse_u64};
+
+/// The memory.stat counters the views use, in bytes, under v2 names. On v1 they come
+/// from the hierarchical `total_*` keys. Keys are matched whole (upstream's prefix
+/// matching lost `mapped_file` and `rss_huge`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemStat {
+    pub file: u64,
+    pub active_anon: u64,
+    pub inactive_anon: u64,
+    pub active_file: u64,
+    pub inactive_file: u64,
+    pub unevictable: u64,
+    pub shmem: u64,
+    pub file_mapped: u64,
+    pub file_dirty: u64,
+    pub file_writeback: u64,
+    pub anon_thp: u64,
+    /// v2 only: None on v1, where memory.stat has no slab counters.
+    pub slab: Option<u64>,
+    pub slab_reclaimable: Option<u64>,
+    pub slab_unreclaimable: Option<u64>,
+    /// v2 with zswap only.
+    pub zswap: Option<u64>,
+    pub zswapped: Option<u64>,
+}
+
+impl MemStat {
+    pub fn parse(text: &[u8], unified: bool) -> MemStat {
+        let mut s = MemStat::default();
+        for line in text.split(|&c| c == b'\n') {
+            let Some(sp) = memchr::memchr(b' ', line) else {
+                continue;
+            };
+            let (key, val) = (&line[..sp], &line[sp + 1..]);
+            let Some(v) = parse_u64(val) else { continue };
+            let key = if unified {
+                key
+            } else {
+                match key.strip_prefix(b"total_") {
+                    Some(k) => k,
+                    None => continue,
+                }
+            };
+            let slot = match (unified, key) {
+                (true, b"file") | (false, b"cache") => &mut s.file,
+                (_, b"active_anon") => &mut s.active_anon,
+                (_, b"inactive_anon") => &mut s.inactive_anon,
+                (_, b"active_file") => &mut s.active_file,
+                (_, b"inactive_file") => &mut s.inactive_file,
+                (_, b"unevictable") => &mut s.unevictable,
+                (_, b"shmem") => &mut s.shmem,
+                (true, b"file_mapped") | (false, b"mapped_file") => &mut s.file_mapped,
+                (true, b"file_dirty") | (false, b"dirty") => &mut s.file_dirty,
+                (true, b"file_writeback") | (false, b"writeback") => &mut s.file_writeback,
+                (true, b"anon_thp") | (false, b"rss_huge") => &mut s.anon_thp,
+                (true, b"slab") => s.slab.insert(0),
+                (true, b"slab_reclaimable") => s.slab_reclaimable.insert(0),
+                (true, b"slab_unreclaimable") => s.slab_unreclaimable.insert(0),
+                (true, b"zswap") => s.zswap.insert(0),
+                (true, b"zswapped") => s.zswapped.insert(0),
+                _ => continue,
+            };
+            *slot = v;
+        }
+        s
+    }
+}
+
+/// Swap accounting of a cgroup, when the kernel keeps it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SwapInputs {
+    /// v2: min over ancestors of memory.swap.max (swap alone).
+    /// v1: min over ancestors of memory.memsw.limit_in_bytes (RAM + swap).
+    pub limit: Option<u64>,
+    /// v2: memory.swap.current; v1: memory.memsw.usage_in_bytes (RAM + swap).
+    pub usage: u64,
+    /// v1 memory.swappiness (v2 has none).
+    pub swappiness: Option<u64>,
+}
+
+/// Everything /proc/meminfo and /proc/swaps need from a memory cgroup.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryInputs {
+    pub unified: bool,
+    /// Min over the cgroup and its ancestors; None = unlimited.
+    pub limit: Option<u64>,
+    pub usage: u64,
+    pub stat: MemStat,
+    /// None when swap accounting is off.
+    pub swap: Option<SwapInputs>,
+}
+
+impl MemoryInputs {
+    /// Read them from the container's memory cgroup. `buf` is scratch.
+    pub fn gather(dir: &CgroupDir, buf: &mut Vec<u8>) -> io::Result<MemoryInputs> {
+        let unified = dir.unified;
+        let (limit_file, usage_file) = if unified {
+            (c"memory.max", c"memory.current")
+        } else {
+            (c"memory.limit_in_bytes", c"memory.usage_in_bytes")
+        };
+        let usage = kfile::read_limit(dir.fd(), usage_file, buf)?.unwrap_or(0);
+        let limit = dir.min_limit(limit_file, buf)?;
+        dir.read(c"memory.stat", buf)?;
+        let stat = MemStat::parse(buf, unified);
+        let swap = if unified {
+            match kfile::read_limit(dir.fd(), c"memory.swap.current", buf) {
+                Ok(u) => Some(SwapInputs {
+                    limit: dir.min_limit(c"memory.swap.max", buf)?,
+                    usage: u.unwrap_or(0),
+                    swappiness: None,
+                }),
+                Err(_) => None,
+            }
+        } else {
+            match kfile::read_limit(dir.fd(), c"memory.memsw.usage_in_bytes", buf) {
+                Ok(u) => Some(SwapInputs {
+                    limit: dir.min_limit(c"memory.memsw.limit_in_bytes", buf)?,
+                    usage: u.unwrap_or(0),
+                    swappiness: kfile::read_limit(dir.fd(), c"memory.swappiness", buf)
+                        .ok()
+                        .flatten(),
+                }),
+                Err(_) => None,
+            }
+        };
+        Ok(MemoryInputs {
+            unified,
+            limit,
+            usage,
+            stat,
+            swap,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const V1: &[u8] = b"cache 100\nrss 5\nmapped_file 1\ntotal_cache 4096\ntotal_rss 8192\n\
+total_rss_huge 2097152\ntotal_shmem 1024\ntotal_mapped_file 3072\ntotal_dirty 512\n\
+total_writeback 256\ntotal_active_anon 6000\ntotal_inactive_anon 2192\n\
+total_active_file 3000\ntotal_inactive_file 1096\ntotal_unevictable 7\n\
+hierarchical_memory_limit 268435456\n";
+
+    const V2: &[u8] = b"anon 8192\nfile 4096\nkernel_stack 16384\nshmem 1024\nfile_mapped 3072\n\
+file_dirty 512\nfile_writeback 256\nanon_thp 2097152\nactive_anon 6000\ninactive_anon 2192\n\
+active_file 3000\ninactive_file 1096\nunevictable 7\nslab_reclaimable 100\n\
+slab_unreclaimable 200\nslab 300\nzswap 11\nzswapped 22\n";
+
+    #[test]
+    fn v1_uses_total_keys_whole() {
+        let s = MemStat::parse(V1, false);
+        assert_eq!(s.file, 4096);
+        assert_eq!(s.file_mapped, 3072, "mapped_file must not be lost");
+        assert_eq!(s.anon_thp, 2097152, "rss_huge must not be lost");
+        assert_eq!(s.file_dirty, 512);
+        assert_eq!(s.file_writeback, 256);
+        assert_eq!((s.active_anon, s.inactive_anon), (6000, 2192));
+        assert_eq!((s.active_file, s.inactive_file), (3000, 1096));
+        assert_eq!(s.unevictable, 7);
+        assert_eq!(s.shmem, 1024);
+        assert_eq!(s.slab, None);
+    }
+
+    #[test]
+    fn v2_keys() {
+        let s = MemStat::parse(V2, true);
+        assert_eq!(s.file, 4096);
+        assert_eq!(s.file_mapped, 3072);
+        assert_eq!(s.anon_thp, 2097152);
+        assert_eq!(s.slab, Some(300));
+        assert_eq!(s.slab_reclaimable, Some(100));
+        assert_eq!(s.slab_unreclaimable, Some(200));
+        assert_eq!((s.zswap, s.zswapped), (Some(11), Some(22)));
+        // v1 text read as v2 finds only the untotalled keys it knows
+        assert_eq!(MemStat::parse(V1, true).file, 0);
+    }
+
+    #[test]
+    fn hostile_stat() {
+        for t in [&b""[..], b"\n", b"file", b"file x\n", b"file -1\n", b"file 99999999999999999999999\n"] {
+            assert_eq!(MemStat::parse(t, true), MemStat::default(), "{t:?}");
+        }
+    }
+}

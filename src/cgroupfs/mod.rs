@@ -1,0 +1,7 @@
+//! cgroups: where hierarchies are mounted, which cgroup a process is in, and reads of
+//! their files.
+
+pub mod dir;
+pub mod membership;
+pub mod memory;
+pub mod mounts;

@@ -1,0 +1,179 @@
+//! Who is asking: the container of a request's caller, with its cgroups, cached per pid
+//! namespace.
+//!
+//! As in lxcfs, a container is the init (pid 1) of the caller's pid namespace; its cgroups
+//! decide what the caller sees. A caller in the daemon's own pid namespace (or one the
+//! kernel could not name, pid 0) is its own container.
+
+pub mod pidns;
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::Instant;
+
+use crate::cgroupfs::dir::CgroupDir;
+use crate::cgroupfs::membership;
+use crate::cgroupfs::mounts::Hierarchies;
+use crate::kfile::{self, ProcPath};
+
+/// The controllers a view may consult.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Controller {
+    Memory,
+    Cpuacct,
+}
+
+const CONTROLLERS: usize = 2;
+
+impl Controller {
+    fn name(self) -> &'static str {
+        match self {
+            Controller::Memory => "memory",
+            Controller::Cpuacct => "cpuacct",
+        }
+    }
+
+    /// On cgroup v2 the same data lives under another controller's name.
+    fn v2_name(self) -> &'static str {
+        match self {
+            Controller::Memory => "memory",
+            Controller::Cpuacct => "cpu",
+        }
+    }
+}
+
+/// How long a container's cgroup membership is trusted before /proc/<init>/cgroup is read
+/// again (an init moved to another cgroup is seen within this time).
+const RECHECK_MS: u64 = 1000;
+/// Past this many cached namespaces, entries whose init has exited are swept.
+const SWEEP_AT: usize = 256;
+
+/// One container: its init and lazily opened cgroup directories.
+#[derive(Debug)]
+pub struct Container {
+    /// The process whose cgroups are the container's: the init of the caller's pid
+    /// namespace, or the caller itself in the daemon's namespace.
+    pub init: u32,
+    /// Start of the init of the caller's pid namespace, in clock ticks since boot.
+    pub ns_start_ticks: u64,
+    /// The text of /proc/<init>/cgroup when this entry was built.
+    cgroup_text: String,
+    dirs: [OnceLock<Option<CgroupDir>>; CONTROLLERS],
+    pidfd: Option<OwnedFd>,
+    checked_ms: AtomicU64,
+}
+
+impl Container {
+    /// The container's cgroup for `c`, opened on first use; None when the controller is
+    /// not mounted or the cgroup is gone.
+    pub fn cgroup(&self, hier: &Hierarchies, c: Controller) -> Option<&CgroupDir> {
+        self.dirs[c as usize]
+            .get_or_init(|| open_cgroup(hier, &self.cgroup_text, c).ok())
+            .as_ref()
+    }
+}
+
+fn open_cgroup(hier: &Hierarchies, text: &str, c: Controller) -> io::Result<CgroupDir> {
+    let enoent = || io::Error::from_raw_os_error(libc::ENOENT);
+    let h = hier
+        .for_controller(c.name())
+        .or_else(|| hier.for_controller(c.v2_name()))
+        .ok_or_else(enoent)?;
+    let controller = if h.unified { None } else { Some(c.name()) };
+    let path = membership::cgroup_path(text, controller).ok_or_else(enoent)?;
+    CgroupDir::open(h, path)
+}
+
+/// The resolver and its cache, shared by all workers (read-mostly).
+pub struct Containers {
+    pub hier: Hierarchies,
+    own_pidns: u64,
+    own_pid: u32,
+    epoch: Instant,
+    cache: RwLock<HashMap<u64, Arc<Container>>>,
+}
+
+impl Containers {
+    pub fn new(hier: Hierarchies) -> io::Result<Containers> {
+        let own_pid = std::process::id();
+        Ok(Containers {
+            hier,
+            own_pidns: pidns::pidns_inode(own_pid)?,
+            own_pid,
+            epoch: Instant::now(),
+            cache: RwLock::new(HashMap::new()),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// The container of the process `pid` (as the request header gives it).
+    pub fn resolve(&self, pid: u32, scratch: &mut Vec<u8>) -> io::Result<Arc<Container>> {
+        let pid = if pid == 0 { self.own_pid } else { pid };
+        let ns = pidns::pidns_inode(pid)?;
+        if ns == self.own_pidns {
+            // Host processes are their own container; they are not cached by namespace.
+            return self.build(pid, 1, scratch).map(Arc::new);
+        }
+        if let Some(c) = self.cached(ns, scratch) {
+            return Ok(c);
+        }
+        let init = pidns::init_of(pid, scratch)?;
+        let c = Arc::new(self.build(init, init, scratch)?);
+        let mut map = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= SWEEP_AT {
+            map.retain(|_, c| c.pidfd.as_ref().is_none_or(|fd| !pidns::has_exited(fd)));
+        }
+        map.insert(ns, c.clone());
+        Ok(c)
+    }
+
+    /// A cached entry that is still valid: its init alive and, at most RECHECK_MS ago, in
+    /// the cgroups we opened.
+    fn cached(&self, ns: u64, scratch: &mut Vec<u8>) -> Option<Arc<Container>> {
+        let c = self
+            .cache
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&ns)
+            .cloned()?;
+        if c.pidfd.as_ref().is_some_and(pidns::has_exited) {
+            return None;
+        }
+        let now = self.now_ms();
+        if now.saturating_sub(c.checked_ms.load(Ordering::Relaxed)) > RECHECK_MS {
+            kfile::read_path(ProcPath::new(c.init, "cgroup").as_cstr(), scratch).ok()?;
+            if scratch.as_slice() != c.cgroup_text.as_bytes() {
+                return None;
+            }
+            c.checked_ms.store(now, Ordering::Relaxed);
+        }
+        Some(c)
+    }
+
+    /// An entry with the cgroups of `init` and the age of `ns_init`.
+    fn build(&self, init: u32, ns_init: u32, scratch: &mut Vec<u8>) -> io::Result<Container> {
+        let pidfd = pidns::pidfd_open(init).ok();
+        let ns_start_ticks = pidns::start_ticks(ns_init, scratch)?;
+        kfile::read_path(ProcPath::new(init, "cgroup").as_cstr(), scratch)?;
+        let cgroup_text = String::from_utf8_lossy(scratch).into_owned();
+        Ok(Container {
+            init,
+            ns_start_ticks,
+            cgroup_text,
+            dirs: Default::default(),
+            pidfd,
+            checked_ms: AtomicU64::new(self.now_ms()),
+        })
+    }
+
+    /// How many pid namespaces are cached (for stats and tests).
+    pub fn cached_len(&self) -> usize {
+        self.cache.read().map(|m| m.len()).unwrap_or(0)
+    }
+}

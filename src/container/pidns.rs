@@ -1,0 +1,179 @@
+//! Finding the init of a caller's pid namespace without forking.
+//!
+//! lxcfs forks, setns()es and passes credentials over a socket for every new namespace
+//! (~1.2 ms, and fork in a threaded daemon has crashed it). The kernel can answer directly:
+//! since 6.11 the NS_GET_TGID_FROM_PIDNS ioctl translates pid 1 of a namespace into ours;
+//! on older kernels we walk parents through /proc/<pid>/status's NSpid line.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+
+use crate::kfile::{self, ProcPath, parse_u64};
+
+/// `_IOR(0xb7, 0x7, int)` from linux/nsfs.h.
+const NS_GET_TGID_FROM_PIDNS: libc::c_ulong = 0x8004_b707;
+
+/// The inode of `pid`'s pid namespace: the key of a namespace while it lives.
+pub fn pidns_inode(pid: u32) -> io::Result<u64> {
+    let st = nix::sys::stat::stat(ProcPath::new(pid, "ns/pid").as_cstr())?;
+    Ok(st.st_ino)
+}
+
+/// The pid (in our namespace) of the init of `pid`'s pid namespace.
+pub fn init_of(pid: u32, scratch: &mut Vec<u8>) -> io::Result<u32> {
+    match init_by_ioctl(pid) {
+        Ok(p) => Ok(p),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTTY | libc::EINVAL)) => {
+            init_by_walk(pid, scratch)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn init_by_ioctl(pid: u32) -> io::Result<u32> {
+    let ns = nix::fcntl::open(
+        ProcPath::new(pid, "ns/pid").as_cstr(),
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    // SAFETY: NS_GET_TGID_FROM_PIDNS takes an integer argument by value and touches no
+    // memory of ours; `ns` is an open nsfs file for the whole call.
+    let r = unsafe { libc::ioctl(ns.as_raw_fd(), NS_GET_TGID_FROM_PIDNS as _, 1 as libc::c_ulong) };
+    if r <= 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(r as u32)
+}
+
+/// Walk up the parents while they stay in the namespace, until the one that is pid 1 there.
+fn init_by_walk(pid: u32, scratch: &mut Vec<u8>) -> io::Result<u32> {
+    let mut p = pid;
+    let mut depth = None;
+    for _ in 0..4096 {
+        kfile::read_path(ProcPath::new(p, "status").as_cstr(), scratch)?;
+        let st = parse_status(scratch).ok_or_else(|| io::Error::from_raw_os_error(libc::EIO))?;
+        match depth {
+            None => depth = Some(st.nspid_depth),
+            Some(d) if d != st.nspid_depth => break, // left the namespace
+            _ => {}
+        }
+        if st.nspid_last == 1 {
+            return Ok(p);
+        }
+        if st.ppid == 0 {
+            break;
+        }
+        p = st.ppid;
+    }
+    Err(io::Error::from_raw_os_error(libc::ESRCH))
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct Status {
+    ppid: u32,
+    /// How many namespaces deep the process is (entries on the NSpid line).
+    nspid_depth: usize,
+    /// Its pid in its own namespace.
+    nspid_last: u32,
+}
+
+fn parse_status(text: &[u8]) -> Option<Status> {
+    let mut ppid = None;
+    let mut ns = None;
+    for line in text.split(|&c| c == b'\n') {
+        if let Some(v) = line.strip_prefix(b"PPid:") {
+            ppid = parse_u64(v).and_then(|v| u32::try_from(v).ok());
+        } else if let Some(v) = line.strip_prefix(b"NSpid:") {
+            let ids = v.split(|c| c.is_ascii_whitespace()).filter(|s| !s.is_empty());
+            let (n, last) = ids.fold((0, None), |(n, _), s| (n + 1, parse_u64(s)));
+            ns = Some((n, last.and_then(|l| u32::try_from(l).ok())?));
+        }
+    }
+    let (nspid_depth, nspid_last) = ns?;
+    Some(Status {
+        ppid: ppid?,
+        nspid_depth,
+        nspid_last,
+    })
+}
+
+/// Start time of `pid` in clock ticks since boot (field 22 of /proc/<pid>/stat).
+pub fn start_ticks(pid: u32, scratch: &mut Vec<u8>) -> io::Result<u64> {
+    kfile::read_path(ProcPath::new(pid, "stat").as_cstr(), scratch)?;
+    parse_start_ticks(scratch).ok_or_else(|| io::Error::from_raw_os_error(libc::EIO))
+}
+
+/// The comm field may hold spaces and ')': fields are counted after the last ')'.
+fn parse_start_ticks(stat: &[u8]) -> Option<u64> {
+    let close = memchr::memrchr(b')', stat)?;
+    // After ") " come fields 3 (state) onward: starttime is the 20th of them.
+    let rest = stat.get(close + 1..)?;
+    let field = rest.split(|&c| c == b' ').filter(|s| !s.is_empty()).nth(19)?;
+    parse_u64(field)
+}
+
+/// A pidfd: lets us tell, with one poll, whether a cached init has exited (and its pid,
+/// and so its namespace's inode, may have been reused).
+pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes two integers and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_long, 0 as libc::c_long) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this fd to us and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Whether the process behind `pidfd` has exited.
+pub fn has_exited(pidfd: &OwnedFd) -> bool {
+    let mut p = libc::pollfd {
+        fd: pidfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    let r = unsafe { libc::poll(&mut p, 1, 0) };
+    r != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines() {
+        let t = b"Name:\tsh\nPPid:\t77\nNSpid:\t1234\t5\t1\n";
+        assert_eq!(parse_status(t), Some(Status { ppid: 77, nspid_depth: 3, nspid_last: 1 }));
+        assert_eq!(parse_status(b"PPid:\t1\n"), None);
+        assert_eq!(parse_status(b"NSpid:\t1\n"), None);
+        assert_eq!(parse_status(b"PPid:\tx\nNSpid:\t1\n"), None);
+        assert_eq!(parse_status(b""), None);
+    }
+
+    #[test]
+    fn start_time_field() {
+        let mut s = b"42 (a b) c) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 ".to_vec();
+        s.extend_from_slice(b"98765 1000 10\n");
+        assert_eq!(parse_start_ticks(&s), Some(98765));
+        assert_eq!(parse_start_ticks(b"42 (x) S 1"), None);
+        assert_eq!(parse_start_ticks(b"no paren"), None);
+    }
+
+    #[test]
+    fn own_namespace() {
+        let me = std::process::id();
+        let mut scratch = Vec::new();
+        assert!(pidns_inode(me).unwrap() > 0);
+        assert!(start_ticks(me, &mut scratch).unwrap() > 0);
+        // In the host namespace, init is pid 1 both ways.
+        if pidns_inode(1).ok() == pidns_inode(me).ok() {
+            assert_eq!(init_of(me, &mut scratch).unwrap(), 1);
+            assert_eq!(init_by_walk(me, &mut scratch).unwrap(), 1);
+        }
+        let fd = pidfd_open(me).unwrap();
+        assert!(!has_exited(&fd));
+    }
+}

@@ -1,0 +1,55 @@
+//! Kernel CPU lists ("0-3,8,10-11"): cpuset files and /sys/devices/system/cpu/*.
+
+/// The CPUs of a list, ascending. Malformed pieces make the whole list None: a half-read
+/// cpuset must not be mistaken for a smaller one.
+pub fn parse(text: &[u8]) -> Option<Vec<u32>> {
+    let t = text.trim_ascii();
+    let mut cpus = Vec::new();
+    if t.is_empty() {
+        return Some(cpus);
+    }
+    for part in t.split(|&c| c == b',') {
+        let (a, b) = match memchr::memchr(b'-', part) {
+            Some(i) => (num(&part[..i])?, num(&part[i + 1..])?),
+            None => {
+                let n = num(part)?;
+                (n, n)
+            }
+        };
+        // Linux caps NR_CPUS at 8192; anything larger is garbage, not a CPU.
+        if a > b || b >= 8192 {
+            return None;
+        }
+        cpus.extend(a..=b);
+    }
+    cpus.sort_unstable();
+    cpus.dedup();
+    Some(cpus)
+}
+
+fn num(b: &[u8]) -> Option<u32> {
+    crate::kfile::parse_u64(b).and_then(|v| u32::try_from(v).ok())
+}
+
+/// Read a CPU list file such as /sys/devices/system/cpu/online.
+pub fn read(path: &std::ffi::CStr) -> std::io::Result<Vec<u32>> {
+    let mut buf = Vec::new();
+    crate::kfile::read_path(path, &mut buf)?;
+    parse(&buf).ok_or_else(|| std::io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists() {
+        assert_eq!(parse(b"0-3,8,10-11\n"), Some(vec![0, 1, 2, 3, 8, 10, 11]));
+        assert_eq!(parse(b"1"), Some(vec![1]));
+        assert_eq!(parse(b"\n"), Some(vec![]));
+        assert_eq!(parse(b"3,1,1"), Some(vec![1, 3]));
+        for bad in [&b"3-1"[..], b"a", b"1-", b"-1", b"1,,2", b"0-99999", b"4294967296"] {
+            assert_eq!(parse(bad), None, "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! Start-up checks, mounting, signals and shutdown.
+
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::sync::Arc;
+
+use nix::sys::signal::{SigSet, Signal};
+
+use crate::cgroupfs::mounts::Hierarchies;
+use crate::cli::Cli;
+use crate::container::Containers;
+use crate::fs::{Fs, ViewOptions};
+use crate::pidfile::Pidfile;
+use crate::ring::{self, Session, TransportKind};
+use crate::{info, mount, warn};
+
+const ENABLE_URING: &str = "/sys/module/fuse/parameters/enable_uring";
+
+/// Run the daemon. An Err is one sentence for the user: what is wrong, what to do.
+pub fn run(cli: &Cli) -> Result<(), String> {
+    crate::log::set_debug(cli.debug);
+    check_mountpoint(&cli.mountpoint)?;
+    if !nix::unistd::geteuid().is_root() {
+        return Err("lxcfs-uring must run as root: it mounts a filesystem and reads every container's cgroups.".into());
+    }
+    let transport = choose_transport(cli.transport)?;
+    let dev = mount::open_dev().map_err(|e| {
+        format!("cannot open /dev/fuse ({e}): load the fuse module (modprobe fuse) or give the daemon access to the device.")
+    })?;
+
+    let pidfile_path = cli.pidfile();
+    let pidfile = Pidfile::acquire(&pidfile_path).map_err(|e| {
+        if Pidfile::is_held_elsewhere(&e) {
+            format!("another lxcfs-uring holds {}: stop it first, or use another --runtime-dir or --pidfile.", pidfile_path.display())
+        } else {
+            format!("cannot create the pidfile {} ({e}): create the directory or pass --pidfile.", pidfile_path.display())
+        }
+    })?;
+
+    let hier = Hierarchies::discover().map_err(|e| format!("cannot read /proc/self/mountinfo ({e}): is /proc mounted?"))?;
+    if hier.v1.is_empty() && hier.unified.is_none() {
+        warn!("no cgroup hierarchy is mounted: every container will see the host's values");
+    }
+    let containers = Containers::new(hier).map_err(|e| format!("cannot read our own pid namespace ({e}): is /proc mounted?"))?;
+    let opts = ViewOptions { swap: !cli.disable_swap };
+    let threads = cli.threads.map_or_else(online_cpus, usize::from);
+    let session = Arc::new(Session::new(Fs::new(opts, containers), dev, transport, threads));
+
+    // Signals are taken synchronously by this thread; workers inherit the blocked mask.
+    let mut signals = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        signals.add(s);
+    }
+    signals.thread_block().map_err(|e| format!("cannot block signals: {e}"))?;
+
+    mount::mount(session.dev.as_fd(), &cli.mountpoint).map_err(|e| {
+        pidfile_cleanup_hint(&cli.mountpoint, &e)
+    })?;
+    info!("mounted on {} (transport {:?}, pid {})", cli.mountpoint.display(), transport, std::process::id());
+
+    let server = {
+        let s = session.clone();
+        std::thread::Builder::new()
+            .name("serve".into())
+            .spawn(move || ring::serve(s))
+            .map_err(|e| format!("cannot start the server thread: {e}"))?
+    };
+
+    let sig = signals.wait().map_err(|e| format!("waiting for signals: {e}"))?;
+    info!("{sig:?}: unmounting {}", cli.mountpoint.display());
+    if let Err(e) = mount::unmount(&cli.mountpoint) {
+        warn!("unmounting {}: {e}", cli.mountpoint.display());
+    }
+    pidfile.remove();
+    // Workers end when the kernel drops the connection; the process exits regardless.
+    drop(server);
+    Ok(())
+}
+
+fn pidfile_cleanup_hint(mnt: &Path, e: &std::io::Error) -> String {
+    format!("cannot mount on {} ({e}): check that it is a directory and that FUSE mounts are allowed here.", mnt.display())
+}
+
+fn check_mountpoint(p: &Path) -> Result<(), String> {
+    match std::fs::metadata(p) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(format!("mountpoint {} is not a directory: pass a directory, e.g. /var/lib/lxcfs.", p.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(format!("mountpoint {} does not exist: create it with `mkdir -p {}`.", p.display(), p.display()))
+        }
+        Err(e) => Err(format!("cannot use mountpoint {} ({e}).", p.display())),
+    }
+}
+
+/// Decide the transport. `auto` turns the fuse module's enable_uring parameter on: it
+/// only lets servers that ask for FUSE-over-io_uring have it, and changes nothing for
+/// other FUSE filesystems.
+fn choose_transport(wanted: TransportKind) -> Result<TransportKind, String> {
+    if wanted == TransportKind::Classic {
+        return Ok(TransportKind::Classic);
+    }
+    let state = std::fs::read_to_string(ENABLE_URING).ok();
+    let enabled = match state.as_deref().map(str::trim) {
+        Some("Y") => true,
+        Some(_) => match std::fs::write(ENABLE_URING, "Y") {
+            Ok(()) => {
+                info!("turned on {ENABLE_URING}");
+                true
+            }
+            Err(e) => {
+                warn!("cannot turn on {ENABLE_URING}: {e}");
+                false
+            }
+        },
+        None => false,
+    };
+    match (wanted, enabled) {
+        (_, true) => Ok(TransportKind::Uring),
+        (TransportKind::Uring, false) => Err(format!(
+            "this kernel ({}) cannot serve FUSE over io_uring (Linux 6.14+ with {ENABLE_URING}): use --transport classic or auto.",
+            kernel_release()
+        )),
+        _ => {
+            info!("FUSE-over-io_uring is not available on {}; using the classic transport", kernel_release());
+            Ok(TransportKind::Classic)
+        }
+    }
+}
+
+fn kernel_release() -> String {
+    nix::sys::utsname::uname().map_or_else(|_| "unknown".into(), |u| u.release().to_string_lossy().into_owned())
+}
+
+fn online_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}

@@ -1,0 +1,175 @@
+//! Open files and their snapshots.
+//!
+//! Each open file keeps the bytes rendered at its read at offset 0, so a reader reading
+//! in small pieces sees one consistent file. The table is sharded so two workers rarely
+//! meet on a lock, and each lock is held only to move a buffer in or out, or to copy.
+
+use std::sync::Mutex;
+
+const SHARD_BITS: u32 = 4;
+const SHARDS: usize = 1 << SHARD_BITS;
+/// Open files at most, over all shards: past this OPEN fails with ENFILE.
+const MAX_OPEN: usize = 1 << 20;
+/// Snapshot buffers kept for reuse per shard, and the largest one worth keeping.
+const POOL_LEN: usize = 64;
+const POOL_MAX_BYTES: usize = 1 << 20;
+
+#[derive(Debug)]
+pub struct OpenFile {
+    pub node: u64,
+    /// None until the first read renders it.
+    pub snapshot: Option<Vec<u8>>,
+}
+
+#[derive(Default)]
+struct Slot {
+    generation: u32,
+    file: Option<OpenFile>,
+}
+
+#[derive(Default)]
+struct Shard {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    pool: Vec<Vec<u8>>,
+}
+
+pub struct Handles {
+    shards: Vec<Mutex<Shard>>,
+}
+
+impl Default for Handles {
+    fn default() -> Self {
+        Handles {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+        }
+    }
+}
+
+/// (shard, slot, generation) of a file handle; generations make a stale or forged fh
+/// miss instead of reaching another open file.
+fn split(fh: u64) -> (usize, usize, u32) {
+    let low = fh as u32;
+    (
+        (low as usize) & (SHARDS - 1),
+        (low >> SHARD_BITS) as usize,
+        (fh >> 32) as u32,
+    )
+}
+
+impl Handles {
+    fn shard(&self, i: usize) -> std::sync::MutexGuard<'_, Shard> {
+        // A worker that panicked while holding the lock left consistent data: every
+        // mutation below is a single assignment.
+        self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Open `node`; `hint` spreads workers over shards. None when the table is full.
+    pub fn open(&self, node: u64, hint: usize) -> Option<u64> {
+        let si = hint & (SHARDS - 1);
+        let mut s = self.shard(si);
+        let slot = match s.free.pop() {
+            Some(i) => i as usize,
+            None => {
+                if s.slots.len() >= MAX_OPEN / SHARDS {
+                    return None;
+                }
+                s.slots.push(Slot::default());
+                s.slots.len() - 1
+            }
+        };
+        let entry = &mut s.slots[slot];
+        entry.generation = entry.generation.wrapping_add(1);
+        entry.file = Some(OpenFile {
+            node,
+            snapshot: None,
+        });
+        let low = ((slot as u32) << SHARD_BITS) | si as u32;
+        Some(u64::from(entry.generation) << 32 | u64::from(low))
+    }
+
+    /// Run `f` on the open file `fh` under its shard's lock.
+    pub fn with<R>(&self, fh: u64, f: impl FnOnce(&mut OpenFile) -> R) -> Option<R> {
+        let (si, slot, generation) = split(fh);
+        let mut s = self.shard(si);
+        let e = s.slots.get_mut(slot).filter(|e| e.generation == generation)?;
+        e.file.as_mut().map(f)
+    }
+
+    /// A buffer to render a snapshot of `fh` into: its old snapshot or a pooled one.
+    pub fn take_buffer(&self, fh: u64) -> Vec<u8> {
+        let (si, _, _) = split(fh);
+        let old = self.with(fh, |f| f.snapshot.take()).flatten();
+        let mut b = old.or_else(|| self.shard(si).pool.pop()).unwrap_or_default();
+        b.clear();
+        b
+    }
+
+    /// Close `fh`, keeping its buffer for reuse. False when no such file is open.
+    pub fn release(&self, fh: u64) -> bool {
+        let (si, slot, generation) = split(fh);
+        let mut s = self.shard(si);
+        let Some(e) = s.slots.get_mut(slot).filter(|e| e.generation == generation) else {
+            return false;
+        };
+        let Some(file) = e.file.take() else {
+            return false;
+        };
+        s.free.push(slot as u32);
+        if let Some(b) = file.snapshot
+            && s.pool.len() < POOL_LEN
+            && b.capacity() <= POOL_MAX_BYTES
+        {
+            s.pool.push(b);
+        }
+        true
+    }
+
+    /// How many files are open now.
+    pub fn open_count(&self) -> usize {
+        (0..SHARDS)
+            .map(|i| {
+                let s = self.shard(i);
+                s.slots.len() - s.free.len()
+            })
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_read_release_reuses_slots_and_rejects_stale_handles() {
+        let h = Handles::default();
+        let a = h.open(6, 0).unwrap();
+        let b = h.open(8, 0).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(h.with(a, |f| f.node), Some(6));
+        let mut buf = h.take_buffer(a);
+        buf.extend_from_slice(b"hello");
+        h.with(a, |f| f.snapshot = Some(buf));
+        assert!(h.release(a));
+        assert!(!h.release(a), "double release");
+        assert_eq!(h.with(a, |f| f.node), None, "stale fh");
+        let c = h.open(10, 0).unwrap();
+        assert_ne!(c, a, "a reused slot gets a new generation");
+        // the released snapshot's buffer is reused
+        assert!(h.take_buffer(c).capacity() >= 5);
+        assert_eq!(h.open_count(), 2);
+        assert!(h.with(u64::MAX, |_| ()).is_none());
+        assert!(!h.release(12345678));
+    }
+
+    #[test]
+    fn many_open_files() {
+        let h = Handles::default();
+        let fhs: Vec<u64> = (0..10_000).map(|i| h.open(6, i).unwrap()).collect();
+        assert_eq!(h.open_count(), 10_000);
+        for fh in fhs {
+            assert!(h.release(fh));
+        }
+        assert_eq!(h.open_count(), 0);
+    }
+}

@@ -1,0 +1,125 @@
+//! The static tree lxcfs shows. Node ids are fixed, so a successor process (takeover,
+//! crash restart) agrees with the kernel's cached ids without any table.
+
+/// What a regular file shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileId {
+    Cpuinfo,
+    Diskstats,
+    Loadavg,
+    Meminfo,
+    Slabinfo,
+    Stat,
+    Swaps,
+    Uptime,
+    CpuOnline,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Dir,
+    File(FileId),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Node {
+    pub id: u64,
+    pub parent: u64,
+    pub name: &'static [u8],
+    pub kind: Kind,
+    /// Permission bits, as the host counterpart has them.
+    pub perm: u32,
+}
+
+pub const ROOT: u64 = 1;
+
+const fn dir(id: u64, parent: u64, name: &'static [u8], perm: u32) -> Node {
+    Node { id, parent, name, kind: Kind::Dir, perm }
+}
+
+const fn file(id: u64, parent: u64, name: &'static [u8], f: FileId, perm: u32) -> Node {
+    Node { id, parent, name, kind: Kind::File(f), perm }
+}
+
+/// Index i holds node id i + 1.
+pub static NODES: [Node; 16] = [
+    dir(1, 1, b"", 0o755),
+    dir(2, 1, b"proc", 0o555),
+    file(3, 2, b"cpuinfo", FileId::Cpuinfo, 0o444),
+    file(4, 2, b"diskstats", FileId::Diskstats, 0o444),
+    file(5, 2, b"loadavg", FileId::Loadavg, 0o444),
+    file(6, 2, b"meminfo", FileId::Meminfo, 0o444),
+    file(7, 2, b"slabinfo", FileId::Slabinfo, 0o400),
+    file(8, 2, b"stat", FileId::Stat, 0o444),
+    file(9, 2, b"swaps", FileId::Swaps, 0o444),
+    file(10, 2, b"uptime", FileId::Uptime, 0o444),
+    dir(11, 1, b"sys", 0o555),
+    dir(12, 11, b"devices", 0o555),
+    dir(13, 12, b"system", 0o555),
+    dir(14, 13, b"cpu", 0o555),
+    file(15, 14, b"online", FileId::CpuOnline, 0o444),
+    dir(16, 1, b"cgroup", 0o755),
+];
+
+pub fn node(id: u64) -> Option<&'static Node> {
+    id.checked_sub(1).and_then(|i| NODES.get(i as usize))
+}
+
+pub fn lookup(parent: u64, name: &[u8]) -> Option<&'static Node> {
+    children(parent).find(|n| n.name == name)
+}
+
+/// The children of a directory, in a stable order (readdir cookies depend on it).
+pub fn children(parent: u64) -> impl Iterator<Item = &'static Node> {
+    NODES.iter().filter(move |n| n.parent == parent && n.id != ROOT)
+}
+
+/// Directory link count: 2 plus one per subdirectory.
+pub fn nlink(n: &Node) -> u32 {
+    match n.kind {
+        Kind::Dir => 2 + children(n.id).filter(|c| c.kind == Kind::Dir).count() as u32,
+        Kind::File(_) => 1,
+    }
+}
+
+/// Whether a file lives under /sys (sysfs semantics: write-opens refused, size 4096).
+pub fn in_sys(n: &Node) -> bool {
+    let mut id = n.id;
+    while id != ROOT {
+        if id == 11 {
+            return true;
+        }
+        id = node(id).map_or(ROOT, |p| p.parent);
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_match_positions_and_parents_are_dirs() {
+        for (i, n) in NODES.iter().enumerate() {
+            assert_eq!(n.id, i as u64 + 1);
+            assert_eq!(node(n.parent).unwrap().kind, Kind::Dir);
+        }
+        assert!(node(0).is_none());
+        assert!(node(17).is_none());
+        assert!(node(u64::MAX).is_none());
+    }
+
+    #[test]
+    fn lookups() {
+        assert_eq!(lookup(ROOT, b"proc").unwrap().id, 2);
+        assert_eq!(lookup(2, b"meminfo").unwrap().kind, Kind::File(FileId::Meminfo));
+        assert_eq!(lookup(14, b"online").unwrap().id, 15);
+        assert!(lookup(2, b"nope").is_none());
+        assert!(lookup(ROOT, b"").is_none());
+        assert_eq!(children(2).count(), 8);
+        assert_eq!(nlink(node(ROOT).unwrap()), 5);
+        assert!(in_sys(node(15).unwrap()));
+        assert!(!in_sys(node(6).unwrap()));
+        assert_eq!(lookup(2, b"slabinfo").unwrap().perm, 0o400);
+    }
+}

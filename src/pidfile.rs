@@ -1,0 +1,54 @@
+//! The pidfile, locked for as long as we run so a second instance refuses to start.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+pub struct Pidfile {
+    path: PathBuf,
+    file: File,
+}
+
+impl Pidfile {
+    /// Create (or take over a stale) pidfile, lock it with F_SETLK as lxcfs does, and write
+    /// our pid. Fails with EWOULDBLOCK/EAGAIN/EACCES when another instance holds it.
+    pub fn acquire(path: &Path) -> io::Result<Pidfile> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(path)?;
+        let lock = libc::flock {
+            l_type: libc::F_WRLCK as libc::c_short,
+            l_whence: libc::SEEK_SET as libc::c_short,
+            l_start: 0,
+            l_len: 0,
+            l_pid: 0,
+        };
+        // SAFETY: F_SETLK reads one struct flock from a pointer to a live local.
+        if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &lock) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut p = Pidfile {
+            path: path.to_owned(),
+            file,
+        };
+        p.file.set_len(0)?;
+        writeln!(p.file, "{}", std::process::id())?;
+        Ok(p)
+    }
+
+    /// Whether `err` from `acquire` means another instance holds the lock.
+    pub fn is_held_elsewhere(err: &io::Error) -> bool {
+        matches!(err.raw_os_error(), Some(libc::EAGAIN | libc::EACCES))
+    }
+
+    pub fn remove(self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}

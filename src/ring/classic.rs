@@ -1,0 +1,129 @@
+//! The classic transport: blocking read(2) and write(2) on /dev/fuse, one worker thread
+//! per cloned file.
+//!
+//! Measured against io_uring READ/WRITE on /dev/fuse (which the kernel punts to io-wq
+//! threads because /dev/fuse has no FMODE_NOWAIT), plain blocking calls were faster; see
+//! BENCHMARKS.md.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::sync::Arc;
+
+use super::{MAX_PAYLOAD, MAX_WRITE, Session, reply_header};
+use crate::fs::{Reply, Worker};
+use crate::proto::{self, abi};
+use crate::{debug, warn};
+
+/// read(2) on /dev/fuse needs room for the largest request: max(8192, 80 + max_write).
+const IN_BUF: usize = 8192 + MAX_WRITE as usize;
+
+/// What a read of /dev/fuse said.
+enum Next {
+    Request(usize),
+    Retry,
+    Stop,
+}
+
+fn read_request(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Next {
+    match nix::unistd::read(fd, buf) {
+        Ok(n) => Next::Request(n),
+        // Interrupted, or the request was aborted before we read it.
+        Err(nix::errno::Errno::EINTR | nix::errno::Errno::ENOENT | nix::errno::Errno::EAGAIN) => Next::Retry,
+        // Unmounted (ENODEV) or aborted: the connection is over.
+        Err(e) => {
+            if e != nix::errno::Errno::ENODEV {
+                warn!("reading /dev/fuse: {e}");
+            }
+            Next::Stop
+        }
+    }
+}
+
+/// Decode, handle and answer one request read from `fd`. False when the connection ended.
+fn serve_one(s: &Session, w: &mut Worker, fd: BorrowedFd<'_>, input: &[u8], out: &mut [u8]) -> bool {
+    let (hdr, payload) = out.split_at_mut(abi::OUT_HEADER_LEN);
+    let (unique, reply) = match proto::decode(input) {
+        Ok(req) => (req.header.unique, s.handle(w, &req, payload)),
+        Err(e) => match proto::decode_header(input) {
+            Ok(h) => {
+                warn!("malformed request (opcode {}): {e:?}", h.opcode);
+                (h.unique, Reply::Error(libc::EIO))
+            }
+            Err(_) => {
+                warn!("unreadable request of {} bytes dropped", input.len());
+                return true;
+            }
+        },
+    };
+    let Some(len) = reply_header(hdr, unique, reply) else {
+        return true;
+    };
+    match nix::unistd::write(fd, &out[..len]) {
+        Ok(_) => true,
+        // The request was interrupted and is gone; nothing to do.
+        Err(nix::errno::Errno::ENOENT) => true,
+        Err(nix::errno::Errno::ENODEV) => false,
+        Err(e) => {
+            debug!("writing a reply: {e}");
+            true
+        }
+    }
+}
+
+/// A classic worker loop on `fd` until the connection ends.
+fn serve_fd(s: &Session, w: &mut Worker, fd: BorrowedFd<'_>, mut on_request: impl FnMut()) {
+    let mut input = vec![0u8; IN_BUF];
+    let mut out = vec![0u8; abi::OUT_HEADER_LEN + MAX_PAYLOAD];
+    loop {
+        let n = match read_request(fd, &mut input) {
+            Next::Request(n) => n,
+            Next::Retry => continue,
+            Next::Stop => return,
+        };
+        if !serve_one(s, w, fd, &input[..n], &mut out) {
+            return;
+        }
+        on_request();
+    }
+}
+
+/// The reader of the original /dev/fuse file: answers INIT, then calls `after_init` once,
+/// and keeps serving whatever the kernel sends there (FORGET and INTERRUPT on the ring
+/// transport, everything on the classic one).
+pub fn run_main(s: &Arc<Session>, after_init: fn(&Arc<Session>)) {
+    let mut w = Worker::new(0);
+    let mut started = false;
+    serve_fd(s, &mut w, s.dev.as_fd(), || {
+        if !started && s.init().is_some() {
+            started = true;
+            after_init(s);
+        }
+    });
+}
+
+/// Start the other classic workers, each on a clone of the connection. Returns how many
+/// started.
+pub fn start_clones(s: Arc<Session>) -> usize {
+    let mut started = 0;
+    for id in 1..s.threads {
+        let fd = match crate::mount::clone_dev(s.dev.as_fd()) {
+            Ok(fd) => fd,
+            Err(e) => {
+                warn!("cloning /dev/fuse for worker {id}: {e}");
+                break;
+            }
+        };
+        let s = s.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("fuse-{id}"))
+            .spawn(move || {
+                let mut w = Worker::new(id);
+                serve_fd(&s, &mut w, fd.as_fd(), || {});
+                debug!("worker {id} on fd {} stopped", fd.as_raw_fd());
+            });
+        match spawned {
+            Ok(_) => started += 1,
+            Err(e) => warn!("starting worker {id}: {e}"),
+        }
+    }
+    started
+}

@@ -1,0 +1,154 @@
+//! Transports: how requests get from the kernel to `Fs::handle` and replies back.
+//!
+//! Every connection starts on /dev/fuse (INIT, FORGET, INTERRUPT never travel over the
+//! ring). After INIT, either FUSE-over-io_uring workers take over (one pinned thread per
+//! CPU, each serving the kernel's queue of its CPU), or more classic workers are started,
+//! each on its own clone of the /dev/fuse file.
+
+pub mod classic;
+pub mod uring;
+
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, OnceLock};
+
+use crate::fs::{Fs, Reply, Worker};
+use crate::proto::abi::init_flags;
+use crate::proto::{InitIn, InitOut, OutBuf, Request, abi, encode};
+use crate::{info, warn};
+
+/// Which transport to serve with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TransportKind {
+    /// FUSE-over-io_uring where the kernel offers it, else classic.
+    Auto,
+    /// FUSE-over-io_uring (Linux 6.14+); refuse to start without it.
+    Uring,
+    /// read/write on cloned /dev/fuse files.
+    Classic,
+}
+
+/// Largest write the kernel may send us; nothing is writable, so the minimum.
+pub const MAX_WRITE: u32 = 4096;
+/// Largest read reply, in pages (128 KiB).
+pub const MAX_PAGES: u16 = 32;
+/// Largest reply payload we produce.
+pub const MAX_PAYLOAD: usize = MAX_PAGES as usize * 4096;
+
+/// The oldest protocol we serve: 7.31 (Linux 5.9) has everything we rely on.
+const MIN_MINOR: u32 = 31;
+
+/// One mounted connection and its state.
+pub struct Session {
+    pub fs: Fs,
+    /// The original /dev/fuse file: the connection lives while it is open.
+    pub dev: OwnedFd,
+    pub transport: TransportKind,
+    pub threads: usize,
+    init: OnceLock<InitOut>,
+}
+
+impl Session {
+    pub fn new(fs: Fs, dev: OwnedFd, transport: TransportKind, threads: usize) -> Session {
+        Session {
+            fs,
+            dev,
+            transport,
+            threads: threads.max(1),
+            init: OnceLock::new(),
+        }
+    }
+
+    /// Negotiated INIT, once the kernel sent it.
+    pub fn init(&self) -> Option<&InitOut> {
+        self.init.get()
+    }
+
+    fn negotiate(&self, k: &InitIn) -> Result<InitOut, i32> {
+        if k.major != abi::KERNEL_VERSION || k.minor < MIN_MINOR {
+            warn!(
+                "the kernel speaks FUSE {}.{}; lxcfs-uring needs 7.{MIN_MINOR} or newer (Linux 5.9+)",
+                k.major, k.minor
+            );
+            return Err(libc::EPROTO);
+        }
+        let mut want = init_flags::ASYNC_READ
+            | init_flags::PARALLEL_DIROPS
+            | init_flags::MAX_PAGES
+            | init_flags::INIT_EXT;
+        if self.transport != TransportKind::Classic {
+            want |= init_flags::OVER_IO_URING;
+        }
+        Ok(*self
+            .init
+            .get_or_init(|| InitOut::negotiate(k, want, MAX_WRITE, MAX_PAGES)))
+    }
+
+    /// Answer one request: INIT here, everything else by the filesystem.
+    pub fn handle(&self, w: &mut Worker, req: &Request<'_>, out: &mut [u8]) -> Reply {
+        match req.op {
+            crate::proto::Op::Init(k) => match self.negotiate(&k) {
+                Ok(init) => {
+                    let mut o = OutBuf::new(out);
+                    match init.encode(&mut o) {
+                        Ok(()) => Reply::Data(o.len()),
+                        Err(_) => Reply::Error(libc::EIO),
+                    }
+                }
+                Err(e) => Reply::Error(e),
+            },
+            _ => self.fs.handle(w, req, out),
+        }
+    }
+}
+
+/// Encode the 16-byte header of a reply carrying `reply` into `hdr`; the length of the
+/// whole reply (header + payload), or None when no reply is due.
+pub fn reply_header(hdr: &mut [u8], unique: u64, reply: Reply) -> Option<usize> {
+    let (len, error) = match reply {
+        Reply::Data(n) => (abi::OUT_HEADER_LEN + n, 0),
+        Reply::Error(e) => (abi::OUT_HEADER_LEN, -e),
+        Reply::None => return None,
+    };
+    encode::out_header(hdr, len as u32, error, unique).ok()?;
+    Some(len)
+}
+
+/// Serve `session` until the connection ends. Returns when the last worker stops.
+pub fn serve(session: Arc<Session>) {
+    let main = {
+        let s = session.clone();
+        std::thread::Builder::new()
+            .name("fuse-dev".into())
+            .spawn(move || classic::run_main(&s, after_init))
+    };
+    match main {
+        Ok(h) => {
+            let _ = h.join();
+        }
+        Err(e) => warn!("cannot start the /dev/fuse reader: {e}"),
+    }
+}
+
+/// Called on the /dev/fuse reader once INIT is answered: start the workers.
+fn after_init(s: &Arc<Session>) {
+    let Some(init) = s.init() else { return };
+    if init.flags & init_flags::OVER_IO_URING != 0 {
+        match uring::start(s.clone()) {
+            Ok(n) => {
+                info!("serving with FUSE-over-io_uring: {n} pinned workers");
+                return;
+            }
+            // Once INIT enabled the ring, the kernel waits for every queue: there is no
+            // falling back on this connection.
+            Err(e) => {
+                warn!("FUSE-over-io_uring failed to start: {e}; requests will stall. Restart with --transport classic.");
+                return;
+            }
+        }
+    }
+    if s.transport == TransportKind::Uring {
+        warn!("the kernel did not offer FUSE-over-io_uring; serving with the classic transport");
+    }
+    let n = classic::start_clones(s.clone());
+    info!("serving with the classic transport: {} workers", n + 1);
+}
