@@ -48,7 +48,15 @@ mod tests {
         assert_eq!(parse(b"1"), Some(vec![1]));
         assert_eq!(parse(b"\n"), Some(vec![]));
         assert_eq!(parse(b"3,1,1"), Some(vec![1, 3]));
-        for bad in [&b"3-1"[..], b"a", b"1-", b"-1", b"1,,2", b"0-99999", b"4294967296"] {
+        for bad in [
+            &b"3-1"[..],
+            b"a",
+            b"1-",
+            b"-1",
+            b"1,,2",
+            b"0-99999",
+            b"4294967296",
+        ] {
             assert_eq!(parse(bad), None, "{bad:?}");
         }
     }

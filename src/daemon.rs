@@ -37,26 +37,41 @@ pub fn run(cli: &Cli) -> Result<(), String> {
         }
     })?;
 
-    let hier = Hierarchies::discover().map_err(|e| format!("cannot read /proc/self/mountinfo ({e}): is /proc mounted?"))?;
+    let hier = Hierarchies::discover()
+        .map_err(|e| format!("cannot read /proc/self/mountinfo ({e}): is /proc mounted?"))?;
     if hier.v1.is_empty() && hier.unified.is_none() {
         warn!("no cgroup hierarchy is mounted: every container will see the host's values");
     }
-    let containers = Containers::new(hier).map_err(|e| format!("cannot read our own pid namespace ({e}): is /proc mounted?"))?;
-    let opts = ViewOptions { swap: !cli.disable_swap };
+    let containers = Containers::new(hier)
+        .map_err(|e| format!("cannot read our own pid namespace ({e}): is /proc mounted?"))?;
+    let opts = ViewOptions {
+        swap: !cli.disable_swap,
+    };
     let threads = cli.threads.map_or_else(online_cpus, usize::from);
-    let session = Arc::new(Session::new(Fs::new(opts, containers), dev, transport, threads));
+    let session = Arc::new(Session::new(
+        Fs::new(opts, containers),
+        dev,
+        transport,
+        threads,
+    ));
 
     // Signals are taken synchronously by this thread; workers inherit the blocked mask.
     let mut signals = SigSet::empty();
     for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
         signals.add(s);
     }
-    signals.thread_block().map_err(|e| format!("cannot block signals: {e}"))?;
+    signals
+        .thread_block()
+        .map_err(|e| format!("cannot block signals: {e}"))?;
 
-    mount::mount(session.dev.as_fd(), &cli.mountpoint).map_err(|e| {
-        pidfile_cleanup_hint(&cli.mountpoint, &e)
-    })?;
-    info!("mounted on {} (transport {:?}, pid {})", cli.mountpoint.display(), transport, std::process::id());
+    mount::mount(session.dev.as_fd(), &cli.mountpoint)
+        .map_err(|e| pidfile_cleanup_hint(&cli.mountpoint, &e))?;
+    info!(
+        "mounted on {} (transport {:?}, pid {})",
+        cli.mountpoint.display(),
+        transport,
+        std::process::id()
+    );
 
     let server = {
         let s = session.clone();
@@ -66,7 +81,9 @@ pub fn run(cli: &Cli) -> Result<(), String> {
             .map_err(|e| format!("cannot start the server thread: {e}"))?
     };
 
-    let sig = signals.wait().map_err(|e| format!("waiting for signals: {e}"))?;
+    let sig = signals
+        .wait()
+        .map_err(|e| format!("waiting for signals: {e}"))?;
     info!("{sig:?}: unmounting {}", cli.mountpoint.display());
     if let Err(e) = mount::unmount(&cli.mountpoint) {
         warn!("unmounting {}: {e}", cli.mountpoint.display());
@@ -78,16 +95,24 @@ pub fn run(cli: &Cli) -> Result<(), String> {
 }
 
 fn pidfile_cleanup_hint(mnt: &Path, e: &std::io::Error) -> String {
-    format!("cannot mount on {} ({e}): check that it is a directory and that FUSE mounts are allowed here.", mnt.display())
+    format!(
+        "cannot mount on {} ({e}): check that it is a directory and that FUSE mounts are allowed here.",
+        mnt.display()
+    )
 }
 
 fn check_mountpoint(p: &Path) -> Result<(), String> {
     match std::fs::metadata(p) {
         Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err(format!("mountpoint {} is not a directory: pass a directory, e.g. /var/lib/lxcfs.", p.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(format!("mountpoint {} does not exist: create it with `mkdir -p {}`.", p.display(), p.display()))
-        }
+        Ok(_) => Err(format!(
+            "mountpoint {} is not a directory: pass a directory, e.g. /var/lib/lxcfs.",
+            p.display()
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
+            "mountpoint {} does not exist: create it with `mkdir -p {}`.",
+            p.display(),
+            p.display()
+        )),
         Err(e) => Err(format!("cannot use mountpoint {} ({e}).", p.display())),
     }
 }
@@ -121,14 +146,20 @@ fn choose_transport(wanted: TransportKind) -> Result<TransportKind, String> {
             kernel_release()
         )),
         _ => {
-            info!("FUSE-over-io_uring is not available on {}; using the classic transport", kernel_release());
+            info!(
+                "FUSE-over-io_uring is not available on {}; using the classic transport",
+                kernel_release()
+            );
             Ok(TransportKind::Classic)
         }
     }
 }
 
 fn kernel_release() -> String {
-    nix::sys::utsname::uname().map_or_else(|_| "unknown".into(), |u| u.release().to_string_lossy().into_owned())
+    nix::sys::utsname::uname().map_or_else(
+        |_| "unknown".into(),
+        |u| u.release().to_string_lossy().into_owned(),
+    )
 }
 
 fn online_cpus() -> usize {

@@ -123,7 +123,10 @@ mod tests {
     #[test]
     fn proc_paths() {
         assert_eq!(ProcPath::new(42, "cgroup").as_cstr(), c"/proc/42/cgroup");
-        assert_eq!(ProcPath::new(u32::MAX, "ns/pid").as_cstr(), c"/proc/4294967295/ns/pid");
+        assert_eq!(
+            ProcPath::new(u32::MAX, "ns/pid").as_cstr(),
+            c"/proc/4294967295/ns/pid"
+        );
         let long = "x".repeat(200);
         assert_eq!(ProcPath::new(1, &long).as_cstr().to_bytes().len(), 63);
     }

@@ -18,7 +18,11 @@ pub const SOURCE: &str = "lxcfs";
 const FUSE_DEV_IOC_CLONE: libc::c_ulong = 0x8004_e500;
 
 pub fn open_dev() -> io::Result<OwnedFd> {
-    Ok(nix::fcntl::open("/dev/fuse", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())?)
+    Ok(nix::fcntl::open(
+        "/dev/fuse",
+        OFlag::O_RDWR | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?)
 }
 
 /// Mount the connection `dev` on `target`.

@@ -20,7 +20,8 @@ pub struct CgroupDir {
 impl CgroupDir {
     /// Open the cgroup at host path `cg` (as /proc/<pid>/cgroup shows it) in `h`.
     pub fn open(h: &Hierarchy, cg: &str) -> io::Result<CgroupDir> {
-        let rel = relative_to_root(cg, &h.root).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        let rel = relative_to_root(cg, &h.root)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
         let mount = CString::new(h.mountpoint.as_os_str().as_encoded_bytes())?;
         let mut chain = vec![kfile::open_dir(None, &mount)?];
         for part in rel.split('/').filter(|p| !p.is_empty()) {

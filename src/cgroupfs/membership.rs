@@ -44,7 +44,10 @@ mod tests {
 
     #[test]
     fn v1_and_v2_lines() {
-        assert_eq!(cgroup_path(HYBRID, Some("memory")), Some("/process_api/abc"));
+        assert_eq!(
+            cgroup_path(HYBRID, Some("memory")),
+            Some("/process_api/abc")
+        );
         assert_eq!(cgroup_path(HYBRID, Some("cpuacct")), Some("/lxc/c1"));
         assert_eq!(cgroup_path(HYBRID, Some("cpu")), Some("/lxc/c1"));
         assert_eq!(cgroup_path(HYBRID, Some("name=systemd")), Some("/"));

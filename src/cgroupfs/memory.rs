@@ -186,7 +186,14 @@ slab_unreclaimable 200\nslab 300\nzswap 11\nzswapped 22\n";
 
     #[test]
     fn hostile_stat() {
-        for t in [&b""[..], b"\n", b"file", b"file x\n", b"file -1\n", b"file 99999999999999999999999\n"] {
+        for t in [
+            &b""[..],
+            b"\n",
+            b"file",
+            b"file x\n",
+            b"file -1\n",
+            b"file 99999999999999999999999\n",
+        ] {
             assert_eq!(MemStat::parse(t, true), MemStat::default(), "{t:?}");
         }
     }

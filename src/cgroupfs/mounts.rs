@@ -83,9 +83,7 @@ pub fn parse_mountinfo(text: &str) -> Hierarchies {
                     .filter(|o| is_controller_option(o))
                     .map(str::to_owned)
                     .collect();
-                if controllers.is_empty()
-                    || out.v1.iter().any(|h| h.controllers == controllers)
-                {
+                if controllers.is_empty() || out.v1.iter().any(|h| h.controllers == controllers) {
                     continue;
                 }
                 out.v1.push(Hierarchy {
@@ -118,8 +116,13 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            let v = (b[i + 1] - b'0') as u32 * 64 + (b[i + 2] - b'0') as u32 * 8 + (b[i + 3] - b'0') as u32;
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') as u32 * 64
+                + (b[i + 2] - b'0') as u32 * 8
+                + (b[i + 3] - b'0') as u32;
             out.push(v as u8);
             i += 4;
         } else {
@@ -161,8 +164,14 @@ garbage line without separator
             h.for_controller("memory").unwrap().mountpoint,
             PathBuf::from("/sys/fs/cgroup/memory")
         );
-        assert_eq!(h.for_controller("cpuset").unwrap().controllers, vec!["cpuset"]);
-        assert_eq!(h.for_controller("name=systemd").unwrap().controllers.len(), 1);
+        assert_eq!(
+            h.for_controller("cpuset").unwrap().controllers,
+            vec!["cpuset"]
+        );
+        assert_eq!(
+            h.for_controller("name=systemd").unwrap().controllers.len(),
+            1
+        );
         // unified has no controllers on a hybrid host
         assert!(h.for_controller("io").is_none());
     }

@@ -41,7 +41,13 @@ fn init_by_ioctl(pid: u32) -> io::Result<u32> {
     )?;
     // SAFETY: NS_GET_TGID_FROM_PIDNS takes an integer argument by value and touches no
     // memory of ours; `ns` is an open nsfs file for the whole call.
-    let r = unsafe { libc::ioctl(ns.as_raw_fd(), NS_GET_TGID_FROM_PIDNS as _, 1 as libc::c_ulong) };
+    let r = unsafe {
+        libc::ioctl(
+            ns.as_raw_fd(),
+            NS_GET_TGID_FROM_PIDNS as _,
+            1 as libc::c_ulong,
+        )
+    };
     if r <= 0 {
         return Err(io::Error::last_os_error());
     }
@@ -87,7 +93,9 @@ fn parse_status(text: &[u8]) -> Option<Status> {
         if let Some(v) = line.strip_prefix(b"PPid:") {
             ppid = parse_u64(v).and_then(|v| u32::try_from(v).ok());
         } else if let Some(v) = line.strip_prefix(b"NSpid:") {
-            let ids = v.split(|c| c.is_ascii_whitespace()).filter(|s| !s.is_empty());
+            let ids = v
+                .split(|c| c.is_ascii_whitespace())
+                .filter(|s| !s.is_empty());
             let (n, last) = ids.fold((0, None), |(n, _), s| (n + 1, parse_u64(s)));
             ns = Some((n, last.and_then(|l| u32::try_from(l).ok())?));
         }
@@ -111,7 +119,10 @@ fn parse_start_ticks(stat: &[u8]) -> Option<u64> {
     let close = memchr::memrchr(b')', stat)?;
     // After ") " come fields 3 (state) onward: starttime is the 20th of them.
     let rest = stat.get(close + 1..)?;
-    let field = rest.split(|&c| c == b' ').filter(|s| !s.is_empty()).nth(19)?;
+    let field = rest
+        .split(|&c| c == b' ')
+        .filter(|s| !s.is_empty())
+        .nth(19)?;
     parse_u64(field)
 }
 
@@ -146,7 +157,14 @@ mod tests {
     #[test]
     fn status_lines() {
         let t = b"Name:\tsh\nPPid:\t77\nNSpid:\t1234\t5\t1\n";
-        assert_eq!(parse_status(t), Some(Status { ppid: 77, nspid_depth: 3, nspid_last: 1 }));
+        assert_eq!(
+            parse_status(t),
+            Some(Status {
+                ppid: 77,
+                nspid_depth: 3,
+                nspid_last: 1
+            })
+        );
         assert_eq!(parse_status(b"PPid:\t1\n"), None);
         assert_eq!(parse_status(b"NSpid:\t1\n"), None);
         assert_eq!(parse_status(b"PPid:\tx\nNSpid:\t1\n"), None);

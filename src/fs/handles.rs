@@ -92,7 +92,10 @@ impl Handles {
     pub fn with<R>(&self, fh: u64, f: impl FnOnce(&mut OpenFile) -> R) -> Option<R> {
         let (si, slot, generation) = split(fh);
         let mut s = self.shard(si);
-        let e = s.slots.get_mut(slot).filter(|e| e.generation == generation)?;
+        let e = s
+            .slots
+            .get_mut(slot)
+            .filter(|e| e.generation == generation)?;
         e.file.as_mut().map(f)
     }
 
@@ -100,7 +103,9 @@ impl Handles {
     pub fn take_buffer(&self, fh: u64) -> Vec<u8> {
         let (si, _, _) = split(fh);
         let old = self.with(fh, |f| f.snapshot.take()).flatten();
-        let mut b = old.or_else(|| self.shard(si).pool.pop()).unwrap_or_default();
+        let mut b = old
+            .or_else(|| self.shard(si).pool.pop())
+            .unwrap_or_default();
         b.clear();
         b
     }

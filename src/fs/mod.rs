@@ -15,7 +15,10 @@ pub use views::ViewOptions;
 
 /// How long the kernel may cache our (static) entries and attributes. Nothing in the
 /// tree ever changes, and file sizes are not used (every file is direct I/O).
-const STATIC_TTL: Validity = Validity { secs: 3600, nsecs: 0 };
+const STATIC_TTL: Validity = Validity {
+    secs: 3600,
+    nsecs: 0,
+};
 
 const DT_DIR: u32 = 4;
 const DT_REG: u32 = 8;
@@ -81,7 +84,10 @@ impl Fs {
         let (mode, size) = match n.kind {
             Kind::Dir => (libc::S_IFDIR | n.perm, 0),
             // procfs reports size 0, sysfs 4096: keep what the host file says.
-            Kind::File(_) => (libc::S_IFREG | n.perm, if tree::in_sys(n) { 4096 } else { 0 }),
+            Kind::File(_) => (
+                libc::S_IFREG | n.perm,
+                if tree::in_sys(n) { 4096 } else { 0 },
+            ),
         };
         Attr {
             ino: n.id,
@@ -106,7 +112,12 @@ impl Fs {
         }
     }
 
-    fn dispatch(&self, w: &mut Worker, req: &Request<'_>, o: &mut OutBuf<'_>) -> Result<Option<()>, i32> {
+    fn dispatch(
+        &self,
+        w: &mut Worker,
+        req: &Request<'_>,
+        o: &mut OutBuf<'_>,
+    ) -> Result<Option<()>, i32> {
         let h = &req.header;
         let node = || tree::node(h.nodeid).ok_or(libc::ENOENT);
         let overflow = |_: Overflow| libc::EIO;
@@ -169,9 +180,16 @@ impl Fs {
         size: u32,
         o: &mut OutBuf<'_>,
     ) -> Result<(), i32> {
-        let (node, rendered) = self.handles.with(fh, |f| (f.node, f.snapshot.is_some())).ok_or(libc::EBADF)?;
+        let (node, rendered) = self
+            .handles
+            .with(fh, |f| (f.node, f.snapshot.is_some()))
+            .ok_or(libc::EBADF)?;
         if offset == 0 || !rendered {
-            let Some(Node { kind: Kind::File(file), .. }) = tree::node(node) else {
+            let Some(Node {
+                kind: Kind::File(file),
+                ..
+            }) = tree::node(node)
+            else {
                 return Err(libc::EISDIR);
             };
             let mut buf = self.handles.take_buffer(fh);
@@ -184,8 +202,13 @@ impl Fs {
         self.handles
             .with(fh, |f| {
                 let snap = f.snapshot.as_deref().unwrap_or_default();
-                let start = usize::try_from(offset).unwrap_or(usize::MAX).min(snap.len());
-                let end = start.saturating_add(size as usize).min(snap.len()).min(start + o.remaining());
+                let start = usize::try_from(offset)
+                    .unwrap_or(usize::MAX)
+                    .min(snap.len());
+                let end = start
+                    .saturating_add(size as usize)
+                    .min(snap.len())
+                    .min(start + o.remaining());
                 o.bytes(&snap[start..end])
             })
             .ok_or(libc::EBADF)?
@@ -195,11 +218,15 @@ impl Fs {
     fn readdir(&self, dir: &Node, offset: u64, size: u32, o: &mut OutBuf<'_>) {
         let parent = tree::node(dir.parent).unwrap_or(dir);
         let dots = [(dir, &b"."[..]), (parent, &b".."[..])];
-        let entries = dots.into_iter().chain(tree::children(dir.id).map(|n| (n, n.name)));
+        let entries = dots
+            .into_iter()
+            .chain(tree::children(dir.id).map(|n| (n, n.name)));
         let limit = (size as usize).min(o.remaining());
         for (i, (n, name)) in entries.enumerate().skip(offset as usize) {
             let dtype = if n.kind == Kind::Dir { DT_DIR } else { DT_REG };
-            if o.len() + dirent_len(name) > limit || encode::dirent(o, n.id, i as u64 + 1, dtype, name).is_err() {
+            if o.len() + dirent_len(name) > limit
+                || encode::dirent(o, n.id, i as u64 + 1, dtype, name).is_err()
+            {
                 break;
             }
         }

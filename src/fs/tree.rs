@@ -34,11 +34,23 @@ pub struct Node {
 pub const ROOT: u64 = 1;
 
 const fn dir(id: u64, parent: u64, name: &'static [u8], perm: u32) -> Node {
-    Node { id, parent, name, kind: Kind::Dir, perm }
+    Node {
+        id,
+        parent,
+        name,
+        kind: Kind::Dir,
+        perm,
+    }
 }
 
 const fn file(id: u64, parent: u64, name: &'static [u8], f: FileId, perm: u32) -> Node {
-    Node { id, parent, name, kind: Kind::File(f), perm }
+    Node {
+        id,
+        parent,
+        name,
+        kind: Kind::File(f),
+        perm,
+    }
 }
 
 /// Index i holds node id i + 1.
@@ -71,7 +83,9 @@ pub fn lookup(parent: u64, name: &[u8]) -> Option<&'static Node> {
 
 /// The children of a directory, in a stable order (readdir cookies depend on it).
 pub fn children(parent: u64) -> impl Iterator<Item = &'static Node> {
-    NODES.iter().filter(move |n| n.parent == parent && n.id != ROOT)
+    NODES
+        .iter()
+        .filter(move |n| n.parent == parent && n.id != ROOT)
 }
 
 /// Directory link count: 2 plus one per subdirectory.
@@ -112,7 +126,10 @@ mod tests {
     #[test]
     fn lookups() {
         assert_eq!(lookup(ROOT, b"proc").unwrap().id, 2);
-        assert_eq!(lookup(2, b"meminfo").unwrap().kind, Kind::File(FileId::Meminfo));
+        assert_eq!(
+            lookup(2, b"meminfo").unwrap().kind,
+            Kind::File(FileId::Meminfo)
+        );
         assert_eq!(lookup(14, b"online").unwrap().id, 15);
         assert!(lookup(2, b"nope").is_none());
         assert!(lookup(ROOT, b"").is_none());

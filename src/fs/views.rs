@@ -5,7 +5,7 @@ use std::io;
 
 use super::Worker;
 use super::tree::FileId;
-use crate::container::{Container, Controller, Containers};
+use crate::container::{Container, Containers, Controller};
 use crate::kfile::{self, parse_u64};
 use crate::render::{meminfo, swaps, uptime};
 
@@ -109,7 +109,9 @@ fn uptime_view(
 fn cpu_usage_ns(dir: &crate::cgroupfs::dir::CgroupDir, buf: &mut Vec<u8>) -> Option<u64> {
     if dir.unified {
         dir.read(c"cpu.stat", buf).ok()?;
-        let line = buf.split(|&c| c == b'\n').find_map(|l| l.strip_prefix(b"usage_usec "))?;
+        let line = buf
+            .split(|&c| c == b'\n')
+            .find_map(|l| l.strip_prefix(b"usage_usec "))?;
         parse_u64(line)?.checked_mul(1000)
     } else {
         dir.read(c"cpuacct.usage", buf).ok()?;

@@ -45,25 +45,62 @@ pub struct InitIn {
 pub enum Op<'a> {
     Init(InitIn),
     Destroy,
-    Lookup { name: &'a [u8] },
-    Forget { nlookup: u64 },
-    BatchForget { forgets: ForgetList<'a> },
-    Getattr { fh: Option<u64> },
+    Lookup {
+        name: &'a [u8],
+    },
+    Forget {
+        nlookup: u64,
+    },
+    BatchForget {
+        forgets: ForgetList<'a>,
+    },
+    Getattr {
+        fh: Option<u64>,
+    },
     Setattr,
-    Open { flags: u32 },
-    Opendir { flags: u32 },
-    Read { fh: u64, offset: u64, size: u32 },
-    Readdir { fh: u64, offset: u64, size: u32, plus: bool },
-    Write { fh: u64, offset: u64, size: u32 },
-    Release { fh: u64 },
-    Releasedir { fh: u64 },
-    Flush { fh: u64 },
+    Open {
+        flags: u32,
+    },
+    Opendir {
+        flags: u32,
+    },
+    Read {
+        fh: u64,
+        offset: u64,
+        size: u32,
+    },
+    Readdir {
+        fh: u64,
+        offset: u64,
+        size: u32,
+        plus: bool,
+    },
+    Write {
+        fh: u64,
+        offset: u64,
+        size: u32,
+    },
+    Release {
+        fh: u64,
+    },
+    Releasedir {
+        fh: u64,
+    },
+    Flush {
+        fh: u64,
+    },
     Statfs,
-    Access { mask: u32 },
-    Interrupt { unique: u64 },
+    Access {
+        mask: u32,
+    },
+    Interrupt {
+        unique: u64,
+    },
     Readlink,
     /// mknod, mkdir, symlink, link, create, tmpfile: something new would appear.
-    Create { name: &'a [u8] },
+    Create {
+        name: &'a [u8],
+    },
     /// unlink, rmdir, rename, rename2: something would go or move.
     Remove,
     /// Any opcode we do not implement (xattrs, fsync, locks, ioctl, ...).
@@ -287,10 +324,10 @@ fn decode_op<'a>(h: &InHeader, body: Body<'a>) -> Result<Op<'a>, DecodeError> {
 fn decode_init(body: Body<'_>) -> Result<Op<'_>, DecodeError> {
     let f = body.fixed(in_size::INIT_MIN)?.0;
     let mut flags = u64::from(u32_at(f, 12));
-    if flags & abi::init_flags::INIT_EXT != 0 {
-        if let Ok((full, _)) = body.fixed(in_size::INIT_FULL) {
-            flags |= u64::from(u32_at(full, 16)) << 32;
-        }
+    if flags & abi::init_flags::INIT_EXT != 0
+        && let Ok((full, _)) = body.fixed(in_size::INIT_FULL)
+    {
+        flags |= u64::from(u32_at(full, 16)) << 32;
     }
     Ok(Op::Init(InitIn {
         major: u32_at(f, 0),

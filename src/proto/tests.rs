@@ -98,7 +98,10 @@ fn getattr_with_and_without_fh() {
     a.extend_from_slice(&1u32.to_ne_bytes());
     a.extend_from_slice(&0u32.to_ne_bytes());
     a.extend_from_slice(&99u64.to_ne_bytes());
-    assert_eq!(ok(&msg(opcode::GETATTR, &a)).op, Op::Getattr { fh: Some(99) });
+    assert_eq!(
+        ok(&msg(opcode::GETATTR, &a)).op,
+        Op::Getattr { fh: Some(99) }
+    );
     a[0] = 0;
     assert_eq!(ok(&msg(opcode::GETATTR, &a)).op, Op::Getattr { fh: None });
     assert_eq!(ok(&msg(opcode::GETATTR, &[])).op, Op::Getattr { fh: None });
@@ -266,7 +269,12 @@ fn encode_sizes_are_exact() {
         max_readahead: 4096,
         flags: init_flags::ASYNC_READ | init_flags::MAX_PAGES | init_flags::INIT_EXT,
     };
-    let out = InitOut::negotiate(&init, init_flags::MAX_PAGES | init_flags::OVER_IO_URING, 4096, 32);
+    let out = InitOut::negotiate(
+        &init,
+        init_flags::MAX_PAGES | init_flags::OVER_IO_URING,
+        4096,
+        32,
+    );
     assert_eq!(out.minor, abi::KERNEL_MINOR_VERSION);
     assert_eq!(out.flags, init_flags::MAX_PAGES);
     assert_eq!(out.max_pages, 32);

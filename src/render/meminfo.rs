@@ -20,7 +20,9 @@ fn lines(host: &[u8]) -> impl Iterator<Item = (&[u8], Option<u64>, &[u8])> {
 
 /// A value of the host's meminfo, in kB.
 pub fn host_value(host: &[u8], key: &[u8]) -> Option<u64> {
-    lines(host).find(|(k, _, _)| *k == key).and_then(|(_, v, _)| v)
+    lines(host)
+        .find(|(k, _, _)| *k == key)
+        .and_then(|(_, v, _)| v)
 }
 
 /// Render /proc/meminfo: every host line in order, with the container's values where
@@ -168,7 +170,10 @@ mod tests {
         for limit in [None, Some(0), Some(u64::MAX), Some(9223372036854771712)] {
             let mut m = container();
             m.limit = limit;
-            assert_eq!(get(&render_str(&m, &SwapView::default()), "MemTotal"), host_total);
+            assert_eq!(
+                get(&render_str(&m, &SwapView::default()), "MemTotal"),
+                host_total
+            );
         }
     }
 
@@ -193,7 +198,11 @@ mod tests {
     #[test]
     fn swap_lines() {
         let mut m = container();
-        m.swap = Some(SwapInputs { limit: Some(512 << 20), usage: 150 << 20, swappiness: None });
+        m.swap = Some(SwapInputs {
+            limit: Some(512 << 20),
+            usage: 150 << 20,
+            swappiness: None,
+        });
         let v = SwapView::new(&m, get(HOST, "SwapTotal"), true);
         let out = render_str(&m, &v);
         assert_eq!(get(&out, "SwapTotal"), 512 << 10);
@@ -203,12 +212,26 @@ mod tests {
     #[test]
     fn hostile_host_text() {
         let mut out = Vec::new();
-        for host in [&b""[..], b"\n", b"MemTotal", b"MemTotal: x kB\n", b"\xff\xfe:\n"] {
+        for host in [
+            &b""[..],
+            b"\n",
+            b"MemTotal",
+            b"MemTotal: x kB\n",
+            b"\xff\xfe:\n",
+        ] {
             out.clear();
             render(host, &container(), &SwapView::default(), &mut out);
         }
         out.clear();
-        render(b"MemTotal: 1000 kB\nMemFree: 5 kB\n", &container(), &SwapView::default(), &mut out);
-        assert_eq!(out, b"MemTotal:           1000 kB\nMemFree:               0 kB\n");
+        render(
+            b"MemTotal: 1000 kB\nMemFree: 5 kB\n",
+            &container(),
+            &SwapView::default(),
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            b"MemTotal:           1000 kB\nMemFree:               0 kB\n"
+        );
     }
 }

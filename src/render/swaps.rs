@@ -22,7 +22,9 @@ impl SwapView {
         } else {
             (s.limit, s.usage.saturating_sub(m.usage))
         };
-        let mut total_kb = limit.map_or(host_swap_total_kb, |l| l / 1024).min(host_swap_total_kb);
+        let mut total_kb = limit
+            .map_or(host_swap_total_kb, |l| l / 1024)
+            .min(host_swap_total_kb);
         let used_kb = used / 1024;
         if s.swappiness == Some(0) {
             total_kb = used_kb;
@@ -75,7 +77,13 @@ mod tests {
     fn v1_memsw_capped_at_host() {
         let m = v1(256 << 20, Some(512 << 20), 100 << 20, 150 << 20);
         let v = SwapView::new(&m, 1 << 30 >> 10, true);
-        assert_eq!(v, SwapView { total_kb: 512 << 10, used_kb: 50 << 10 });
+        assert_eq!(
+            v,
+            SwapView {
+                total_kb: 512 << 10,
+                used_kb: 50 << 10
+            }
+        );
         let v = SwapView::new(&m, 100 << 10, true);
         assert_eq!(v.total_kb, 100 << 10);
         assert_eq!(v.free_kb(), 50 << 10);
@@ -92,23 +100,43 @@ mod tests {
         assert_eq!(SwapView::new(&m, 1 << 20, true), SwapView::default());
         m.swap.as_mut().unwrap().usage = 110 << 20;
         let v = SwapView::new(&m, 1 << 20, true);
-        assert_eq!(v, SwapView { total_kb: 10 << 10, used_kb: 10 << 10 });
+        assert_eq!(
+            v,
+            SwapView {
+                total_kb: 10 << 10,
+                used_kb: 10 << 10
+            }
+        );
     }
 
     #[test]
     fn v2_and_no_accounting() {
         let m = MemoryInputs {
             unified: true,
-            swap: Some(SwapInputs { limit: Some(64 << 20), usage: 1 << 20, swappiness: None }),
+            swap: Some(SwapInputs {
+                limit: Some(64 << 20),
+                usage: 1 << 20,
+                swappiness: None,
+            }),
             ..Default::default()
         };
-        assert_eq!(SwapView::new(&m, 1 << 20, true), SwapView { total_kb: 64 << 10, used_kb: 1 << 10 });
+        assert_eq!(
+            SwapView::new(&m, 1 << 20, true),
+            SwapView {
+                total_kb: 64 << 10,
+                used_kb: 1 << 10
+            }
+        );
         let none = MemoryInputs::default();
         assert_eq!(SwapView::new(&none, 1 << 20, true), SwapView::default());
         // usage above the limit never makes free negative
         let m = MemoryInputs {
             unified: true,
-            swap: Some(SwapInputs { limit: Some(1 << 20), usage: 9 << 20, swappiness: None }),
+            swap: Some(SwapInputs {
+                limit: Some(1 << 20),
+                usage: 9 << 20,
+                swappiness: None,
+            }),
             ..Default::default()
         };
         assert_eq!(SwapView::new(&m, 1 << 20, true).free_kb(), 0);
@@ -120,7 +148,13 @@ mod tests {
         render(&SwapView::default(), &mut out);
         assert_eq!(out, b"Filename\t\t\t\tType\t\tSize\tUsed\tPriority\n");
         out.clear();
-        render(&SwapView { total_kb: 2048, used_kb: 5 }, &mut out);
+        render(
+            &SwapView {
+                total_kb: 2048,
+                used_kb: 5,
+            },
+            &mut out,
+        );
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text.lines().nth(1).unwrap(),

@@ -37,15 +37,26 @@ mod tests {
     #[test]
     fn age_and_idle() {
         let s = 1_000_000_000u64;
-        let i = UptimeInputs { boottime_ns: 1000 * s + 5 * s / 100, init_start_ns: 400 * s, cpu_usage_ns: Some(100 * s) };
+        let i = UptimeInputs {
+            boottime_ns: 1000 * s + 5 * s / 100,
+            init_start_ns: 400 * s,
+            cpu_usage_ns: Some(100 * s),
+        };
         assert_eq!(r(i), "600.05 500.05\n");
-        let i = UptimeInputs { cpu_usage_ns: None, ..i };
+        let i = UptimeInputs {
+            cpu_usage_ns: None,
+            ..i
+        };
         assert_eq!(r(i), "600.05 600.05\n");
     }
 
     #[test]
     fn clamps() {
-        let i = UptimeInputs { boottime_ns: 5, init_start_ns: 10, cpu_usage_ns: Some(u64::MAX) };
+        let i = UptimeInputs {
+            boottime_ns: 5,
+            init_start_ns: 10,
+            cpu_usage_ns: Some(u64::MAX),
+        };
         assert_eq!(r(i), "0.00 0.00\n");
     }
 }

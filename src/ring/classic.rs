@@ -27,7 +27,9 @@ fn read_request(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Next {
     match nix::unistd::read(fd, buf) {
         Ok(n) => Next::Request(n),
         // Interrupted, or the request was aborted before we read it.
-        Err(nix::errno::Errno::EINTR | nix::errno::Errno::ENOENT | nix::errno::Errno::EAGAIN) => Next::Retry,
+        Err(nix::errno::Errno::EINTR | nix::errno::Errno::ENOENT | nix::errno::Errno::EAGAIN) => {
+            Next::Retry
+        }
         // Unmounted (ENODEV) or aborted: the connection is over.
         Err(e) => {
             if e != nix::errno::Errno::ENODEV {
@@ -39,7 +41,13 @@ fn read_request(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Next {
 }
 
 /// Decode, handle and answer one request read from `fd`. False when the connection ended.
-fn serve_one(s: &Session, w: &mut Worker, fd: BorrowedFd<'_>, input: &[u8], out: &mut [u8]) -> bool {
+fn serve_one(
+    s: &Session,
+    w: &mut Worker,
+    fd: BorrowedFd<'_>,
+    input: &[u8],
+    out: &mut [u8],
+) -> bool {
     let (hdr, payload) = out.split_at_mut(abi::OUT_HEADER_LEN);
     let (unique, reply) = match proto::decode(input) {
         Ok(req) => (req.header.unique, s.handle(w, &req, payload)),

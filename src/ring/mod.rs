@@ -141,7 +141,9 @@ fn after_init(s: &Arc<Session>) {
             // Once INIT enabled the ring, the kernel waits for every queue: there is no
             // falling back on this connection.
             Err(e) => {
-                warn!("FUSE-over-io_uring failed to start: {e}; requests will stall. Restart with --transport classic.");
+                warn!(
+                    "FUSE-over-io_uring failed to start: {e}; requests will stall. Restart with --transport classic."
+                );
                 return;
             }
         }

@@ -145,7 +145,13 @@ fn pin(cpu: u32) {
     }
 }
 
-fn run_worker(s: &Session, id: usize, cpu: u32, qids: &[u16], payload_len: usize) -> io::Result<()> {
+fn run_worker(
+    s: &Session,
+    id: usize,
+    cpu: u32,
+    qids: &[u16],
+    payload_len: usize,
+) -> io::Result<()> {
     pin(cpu);
     let fd = s.dev.as_raw_fd();
     let mut entries: Vec<Entry> = qids
@@ -199,31 +205,50 @@ fn run_worker(s: &Session, id: usize, cpu: u32, qids: &[u16], payload_len: usize
 /// commit id.
 fn serve_entry(s: &Session, w: &mut Worker, e: &mut Entry, request_payload: &mut Vec<u8>) -> u64 {
     let h = &e.header;
-    let commit_id = u64::from_ne_bytes(h[ENT_COMMIT_ID..ENT_COMMIT_ID + 8].try_into().unwrap_or_default());
-    let payload_sz = u32::from_ne_bytes(h[ENT_PAYLOAD_SZ..ENT_PAYLOAD_SZ + 4].try_into().unwrap_or_default());
+    let commit_id = u64::from_ne_bytes(
+        h[ENT_COMMIT_ID..ENT_COMMIT_ID + 8]
+            .try_into()
+            .unwrap_or_default(),
+    );
+    let payload_sz = u32::from_ne_bytes(
+        h[ENT_PAYLOAD_SZ..ENT_PAYLOAD_SZ + 4]
+            .try_into()
+            .unwrap_or_default(),
+    );
     // The request's own payload (a name, write data) is copied out so the reply can be
     // written over the same buffer.
     let n = (payload_sz as usize).min(e.payload.len());
     request_payload.clear();
     request_payload.extend_from_slice(&e.payload[..n]);
-    let (unique, reply) = match proto::decode_ring(&h[..OP_IN], &h[OP_IN..ENT_IN_OUT], request_payload) {
-        Ok(req) => (req.header.unique, s.handle(w, &req, &mut e.payload)),
-        Err(err) => {
-            let unique = proto::decode_header(&h[..OP_IN]).map(|h| h.unique).unwrap_or(0);
-            warn!("malformed ring request: {err:?}");
-            (unique, Reply::Error(libc::EIO))
-        }
-    };
+    let (unique, reply) =
+        match proto::decode_ring(&h[..OP_IN], &h[OP_IN..ENT_IN_OUT], request_payload) {
+            Ok(req) => (req.header.unique, s.handle(w, &req, &mut e.payload)),
+            Err(err) => {
+                let unique = proto::decode_header(&h[..OP_IN])
+                    .map(|h| h.unique)
+                    .unwrap_or(0);
+                warn!("malformed ring request: {err:?}");
+                (unique, Reply::Error(libc::EIO))
+            }
+        };
     // Nothing over the ring goes unanswered: FORGET never travels here, but if it did,
     // the entry must still be committed to be re-armed.
-    let reply = if reply == Reply::None { Reply::Error(libc::ENOSYS) } else { reply };
-    let len = reply_header(&mut e.header[..abi::OUT_HEADER_LEN], unique, reply).unwrap_or(abi::OUT_HEADER_LEN);
+    let reply = if reply == Reply::None {
+        Reply::Error(libc::ENOSYS)
+    } else {
+        reply
+    };
+    let len = reply_header(&mut e.header[..abi::OUT_HEADER_LEN], unique, reply)
+        .unwrap_or(abi::OUT_HEADER_LEN);
     let payload_len = (len - abi::OUT_HEADER_LEN) as u32;
     e.header[ENT_PAYLOAD_SZ..ENT_PAYLOAD_SZ + 4].copy_from_slice(&payload_len.to_ne_bytes());
     commit_id
 }
 
-fn push(ring: &mut IoUring<squeue::Entry128, cqueue::Entry>, sqe: squeue::Entry128) -> io::Result<()> {
+fn push(
+    ring: &mut IoUring<squeue::Entry128, cqueue::Entry>,
+    sqe: squeue::Entry128,
+) -> io::Result<()> {
     loop {
         // SAFETY: every SQE we push points at buffers owned by `entries` in run_worker,
         // which outlive the ring (they are dropped after it returns).

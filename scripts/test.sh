@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole test suite, as root on a fresh Debian 12 machine: installs what the tests
+# need, then checks formatting and lints, and runs every test (unit, fixtures, real
+# mounts with real cgroups and pid namespaces).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+    echo "scripts/test.sh: run as root: the tests mount filesystems and create cgroups." >&2
+    exit 1
+fi
+
+need_pkgs=()
+command -v unshare >/dev/null || need_pkgs+=(util-linux)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}"
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy -D warnings"
+cargo clippy --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --locked --all-targets

@@ -1,0 +1,258 @@
+//! Shared helpers for the integration tests: a daemon on a temporary mountpoint, test
+//! cgroups, and "containers" (a new pid namespace whose init sits in given cgroups).
+//! Every helper cleans up in Drop, so a failing test leaves no mount, cgroup or process.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// True when the tests can run. Without root they are skipped loudly, but never in CI.
+pub fn root_or_skip(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test}: these tests need root, and CI must run them as root");
+    }
+    eprintln!("\n*** SKIPPED {test}: not root; mount and cgroup tests need root ***\n");
+    false
+}
+
+pub fn unique(name: &str) -> String {
+    format!("lxcfs-uring-test-{}-{name}", std::process::id())
+}
+
+/// A running daemon on a fresh mountpoint.
+pub struct Daemon {
+    pub child: Option<Child>,
+    pub dir: PathBuf,
+    pub mnt: PathBuf,
+    pub runtime: PathBuf,
+}
+
+impl Daemon {
+    pub fn start(name: &str, args: &[&str]) -> Daemon {
+        let dir = std::env::temp_dir().join(unique(name));
+        let mnt = dir.join("mnt");
+        let runtime = dir.join("run");
+        std::fs::create_dir_all(&mnt).unwrap();
+        std::fs::create_dir_all(&runtime).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_lxcfs-uring"))
+            .args(args)
+            .arg("--runtime-dir")
+            .arg(&runtime)
+            .arg(&mnt)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start lxcfs-uring");
+        let mut d = Daemon {
+            child: Some(child),
+            dir,
+            mnt,
+            runtime,
+        };
+        d.wait_mounted();
+        d
+    }
+
+    fn wait_mounted(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if is_mounted(&self.mnt) && self.path("proc/meminfo").exists() {
+                return;
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                let log = self.take_stderr();
+                panic!("daemon exited early ({status}): {log}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("daemon did not mount {} in 10 s", self.mnt.display());
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.mnt.join(rel)
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map_or(0, |c| c.id() as i32)
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig);
+    }
+
+    /// Wait for the daemon to exit; its status and stderr.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<(std::process::ExitStatus, String)> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(st) = self.child.as_mut()?.try_wait().ok().flatten() {
+                let log = self.take_stderr();
+                self.child = None;
+                return Some((st, log));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    fn take_stderr(&mut self) -> String {
+        let mut s = String::new();
+        if let Some(e) = self.child.as_mut().and_then(|c| c.stderr.as_mut()) {
+            let _ = e.read_to_string(&mut s);
+        }
+        s
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline && c.try_wait().ok().flatten().is_none() {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if is_mounted(&self.mnt) {
+            let _ = nix::mount::umount2(&self.mnt, nix::mount::MntFlags::MNT_DETACH);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn is_mounted(p: &Path) -> bool {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let want = p.to_string_lossy();
+    info.lines()
+        .any(|l| l.split(' ').nth(4) == Some(want.as_ref()))
+}
+
+/// A test cgroup, removed (with any process left in it killed) on drop.
+pub struct Cgroup {
+    pub path: PathBuf,
+}
+
+impl Cgroup {
+    /// A child of this process's own cgroup in the hierarchy carrying `controller`
+    /// (on v1 hosts the process's memory cgroup may be delegated, the others are the root).
+    pub fn new(controller: &str, name: &str) -> Cgroup {
+        let (mount, own) =
+            own_cgroup(controller).unwrap_or_else(|| panic!("no {controller} cgroup"));
+        let path = mount.join(own.trim_start_matches('/')).join(unique(name));
+        std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
+        Cgroup { path }
+    }
+
+    pub fn set(&self, file: &str, value: &str) {
+        std::fs::write(self.path.join(file), value)
+            .unwrap_or_else(|e| panic!("write {value} to {file}: {e}"));
+    }
+
+    pub fn get(&self, file: &str) -> String {
+        std::fs::read_to_string(self.path.join(file)).unwrap_or_default()
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        for _ in 0..100 {
+            let procs = std::fs::read_to_string(self.path.join("cgroup.procs")).unwrap_or_default();
+            for p in procs
+                .split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok())
+            {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(p),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            if std::fs::remove_dir(&self.path).is_ok() || !self.path.exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!("warning: could not remove {}", self.path.display());
+    }
+}
+
+/// (mountpoint, our cgroup path) of the hierarchy with `controller` (v1) or, failing
+/// that, the unified one.
+pub fn own_cgroup(controller: &str) -> Option<(PathBuf, String)> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    for line in info.lines() {
+        let (left, right) = line.split_once(" - ")?;
+        let mnt = left.split(' ').nth(4)?;
+        let mut r = right.split(' ');
+        let (fstype, opts) = (r.next()?, r.nth(1)?);
+        if fstype == "cgroup" && opts.split(',').any(|o| o == controller) {
+            let path = own.lines().find_map(|l| {
+                let mut f = l.splitn(3, ':');
+                let (_, list, path) = (f.next()?, f.next()?, f.next()?);
+                list.split(',')
+                    .any(|c| c == controller)
+                    .then(|| path.to_owned())
+            })?;
+            return Some((PathBuf::from(mnt), path));
+        }
+    }
+    for line in info.lines() {
+        let (left, right) = line.split_once(" - ")?;
+        if right.starts_with("cgroup2 ") {
+            let mnt = left.split(' ').nth(4)?;
+            let path = own.lines().find_map(|l| l.strip_prefix("0::"))?.to_owned();
+            return Some((PathBuf::from(mnt), path));
+        }
+    }
+    None
+}
+
+/// Run `script` with sh as the init of a new pid namespace whose cgroups are `cgroups`
+/// (it is moved into them before the namespace is created, so its init starts there).
+pub fn in_container(cgroups: &[&Cgroup], script: &str) -> Output {
+    let mut setup = String::new();
+    for cg in cgroups {
+        setup.push_str(&format!(
+            "echo $$ > '{}/cgroup.procs' || exit 97; ",
+            cg.path.display()
+        ));
+    }
+    setup.push_str("exec unshare --pid --fork --mount-proc sh -c \"$0\"");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(setup)
+        .arg(script)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sh");
+    assert!(
+        out.status.success(),
+        "container script failed ({}): {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The value in kB of `key` in meminfo-formatted text.
+pub fn meminfo_kb(text: &str, key: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in:\n{text}"))
+}
