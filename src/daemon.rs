@@ -24,6 +24,7 @@ pub fn run(cli: &Cli) -> Result<(), String> {
         return Err("lxcfs-uring must run as root: it mounts a filesystem and reads every container's cgroups.".into());
     }
     let transport = choose_transport(cli.transport)?;
+    raise_fd_limit();
     let dev = mount::open_dev().map_err(|e| {
         format!("cannot open /dev/fuse ({e}): load the fuse module (modprobe fuse) or give the daemon access to the device.")
     })?;
@@ -152,6 +153,22 @@ fn choose_transport(wanted: TransportKind) -> Result<TransportKind, String> {
             );
             Ok(TransportKind::Classic)
         }
+    }
+}
+
+/// Each container keeps a few cgroup files open: allow as many fds as the kernel does.
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(1 << 20);
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    let want = hard.max(nr_open);
+    if setrlimit(Resource::RLIMIT_NOFILE, want, want).is_err() && soft < hard {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
     }
 }
 

@@ -16,14 +16,12 @@ pub const MAX_FILE: usize = 16 << 20;
 
 /// Replace `buf`'s contents with the whole of `name` opened relative to `dir`.
 pub fn read_at(dir: BorrowedFd<'_>, name: &CStr, buf: &mut Vec<u8>) -> io::Result<()> {
-    let fd = openat(dir, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())?;
-    read_all(fd, buf)
+    read_all(open_at(dir, name)?, buf)
 }
 
 /// Replace `buf`'s contents with the whole of the file at the absolute `path`.
 pub fn read_path(path: &CStr, buf: &mut Vec<u8>) -> io::Result<()> {
-    let fd = nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())?;
-    read_all(fd, buf)
+    read_all(open_path(path)?, buf)
 }
 
 /// Open a directory for use as an `openat` base.
@@ -37,17 +35,57 @@ pub fn open_dir(dir: Option<BorrowedFd<'_>>, name: &CStr) -> io::Result<OwnedFd>
 
 fn read_all(fd: OwnedFd, buf: &mut Vec<u8>) -> io::Result<()> {
     buf.clear();
+    let mut at = 0;
     loop {
-        if buf.len() == buf.capacity() {
-            if buf.len() >= MAX_FILE {
-                return Err(io::Error::from_raw_os_error(libc::EFBIG));
-            }
-            buf.reserve(buf.capacity().max(4096));
+        let n = pread_into(fd.as_fd(), buf, at)?;
+        if n == 0 {
+            return Ok(());
         }
+        at += n;
+    }
+}
+
+/// Replace `buf`'s contents with the file behind `fd`, read again from offset 0: a
+/// kept-open procfs or cgroupfs file is generated afresh by a read at offset 0, which
+/// saves the open and close of every later read.
+///
+/// Only for files the kernel produces as one record (cgroup files, /proc/meminfo,
+/// /proc/stat, /proc/<pid>/stat): their first read returns all of it when the buffer is
+/// large enough, so a read that leaves room is the whole file.
+pub fn reread(fd: BorrowedFd<'_>, buf: &mut Vec<u8>) -> io::Result<()> {
+    loop {
+        buf.clear();
+        let n = pread_into(fd, buf, 0)?;
+        if n < buf.capacity() || n == 0 {
+            return Ok(());
+        }
+        if buf.capacity() >= MAX_FILE {
+            return Err(io::Error::from_raw_os_error(libc::EFBIG));
+        }
+        buf.reserve(buf.capacity() * 2);
+    }
+}
+
+/// One pread(2) at `offset` into `buf`'s spare capacity (grown to at least 4 KiB), appended.
+fn pread_into(fd: BorrowedFd<'_>, buf: &mut Vec<u8>, offset: usize) -> io::Result<usize> {
+    if buf.capacity() - buf.len() < 4096 {
+        if buf.len() >= MAX_FILE {
+            return Err(io::Error::from_raw_os_error(libc::EFBIG));
+        }
+        buf.reserve(buf.capacity().max(4096));
+    }
+    loop {
         let spare = buf.spare_capacity_mut();
-        // SAFETY: read(2) writes at most `spare.len()` bytes into the vector's unused
-        // capacity, which is valid for writes; the fd is open for the whole call.
-        let n = unsafe { libc::read(fd.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
+        // SAFETY: pread(2) writes at most `spare.len()` bytes into the vector's unused
+        // capacity, which is valid for writes; the fd is borrowed for the whole call.
+        let n = unsafe {
+            libc::pread(
+                fd.as_raw_fd(),
+                spare.as_mut_ptr().cast(),
+                spare.len(),
+                offset as libc::off_t,
+            )
+        };
         if n < 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {
@@ -55,12 +93,29 @@ fn read_all(fd: OwnedFd, buf: &mut Vec<u8>) -> io::Result<()> {
             }
             return Err(e);
         }
-        if n == 0 {
-            return Ok(());
-        }
         // SAFETY: the kernel initialised the `n` bytes after the old length.
         unsafe { buf.set_len(buf.len() + n as usize) };
+        return Ok(n as usize);
     }
+}
+
+/// Open a file for repeated `reread`s.
+pub fn open_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
+    Ok(openat(
+        dir,
+        name,
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+/// Open an absolute path for repeated `reread`s.
+pub fn open_path(path: &CStr) -> io::Result<OwnedFd> {
+    Ok(nix::fcntl::open(
+        path,
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?)
 }
 
 /// `/proc/<pid>/<tail>` formatted on the stack.
@@ -89,6 +144,29 @@ impl ProcPath {
     }
 }
 
+/// The lines of kernel text, each with its newline (the last may lack one); found with
+/// memchr, which matters for files read on every request.
+pub fn lines(text: &[u8]) -> Lines<'_> {
+    Lines { rest: text }
+}
+
+pub struct Lines<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = &'a [u8];
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let end = memchr::memchr(b'\n', self.rest).map_or(self.rest.len(), |i| i + 1);
+        let (line, rest) = self.rest.split_at(end);
+        self.rest = rest;
+        Some(line)
+    }
+}
+
 /// Parse a decimal u64 from kernel text, ignoring surrounding whitespace.
 pub fn parse_u64(b: &[u8]) -> Option<u64> {
     let t = b.trim_ascii();
@@ -105,13 +183,12 @@ pub fn parse_u64(b: &[u8]) -> Option<u64> {
     Some(v)
 }
 
-/// Read a directory fd's file holding one number (or "max", returned as None).
-pub fn read_limit(dir: impl AsFd, name: &CStr, buf: &mut Vec<u8>) -> io::Result<Option<u64>> {
-    read_at(dir.as_fd(), name, buf)?;
-    if buf.trim_ascii() == b"max" {
+/// A file holding one number, or "max" (returned as None).
+pub fn parse_limit(text: &[u8]) -> io::Result<Option<u64>> {
+    if text.trim_ascii() == b"max" {
         return Ok(None);
     }
-    parse_u64(buf)
+    parse_u64(text)
         .map(Some)
         .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))
 }
@@ -129,6 +206,13 @@ mod tests {
         );
         let long = "x".repeat(200);
         assert_eq!(ProcPath::new(1, &long).as_cstr().to_bytes().len(), 63);
+    }
+
+    #[test]
+    fn line_splitting() {
+        let v: Vec<&[u8]> = lines(b"a\nbc\n\nd").collect();
+        assert_eq!(v, vec![&b"a\n"[..], b"bc\n", b"\n", b"d"]);
+        assert_eq!(lines(b"").count(), 0);
     }
 
     #[test]
@@ -151,5 +235,27 @@ mod tests {
         read_path(c"/proc/self/stat", &mut buf).unwrap();
         assert_eq!(buf.capacity(), cap);
         assert!(read_path(c"/nonexistent", &mut buf).is_err());
+    }
+
+    #[test]
+    fn rereads_a_kept_open_file() {
+        let fd = open_path(c"/proc/self/stat").unwrap();
+        let mut buf = Vec::new();
+        reread(fd.as_fd(), &mut buf).unwrap();
+        let first = buf.clone();
+        reread(fd.as_fd(), &mut buf).unwrap();
+        assert_eq!(
+            first.split(|&c| c == b' ').next(),
+            buf.split(|&c| c == b' ').next()
+        );
+        // a buffer smaller than the file is grown, and the file comes back whole
+        let fd = open_path(c"/proc/meminfo").unwrap();
+        let mut small = Vec::with_capacity(16);
+        reread(fd.as_fd(), &mut small).unwrap();
+        assert!(small.starts_with(b"MemTotal:") && small.ends_with(b" kB\n"));
+        assert!(small.windows(9).any(|w| w == b"SwapFree:"));
+        assert_eq!(parse_limit(b"max\n").unwrap(), None);
+        assert_eq!(parse_limit(b"42\n").unwrap(), Some(42));
+        assert!(parse_limit(b"x").is_err());
     }
 }

@@ -1,20 +1,102 @@
-//! An opened cgroup directory and its ancestors, for reads with openat(2).
+//! An opened cgroup directory and its ancestors, with the files the views read kept open.
+//!
+//! A kept-open cgroup file is generated afresh by each read at offset 0, so after the
+//! first read of a container, reading one of its files is a single pread(2): no path
+//! walk, no open, no close, no allocation.
 
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::OnceLock;
 
 use super::membership::relative_to_root;
 use super::mounts::Hierarchy;
 use crate::kfile;
 
-/// A cgroup, held as directory fds: reading a file costs openat + read + close, with no
-/// path walk from / and no allocation.
+/// The cgroup files the views read, by meaning; `name` gives the file on v1 or v2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Knob {
+    MemoryStat,
+    /// v1 memory.usage_in_bytes, v2 memory.current
+    MemoryUsage,
+    /// v1 memory.limit_in_bytes, v2 memory.max
+    MemoryLimit,
+    /// v2 memory.swap.current (v1 keeps swap in memory.stat)
+    SwapUsage,
+    /// v2 memory.swap.max (v1 keeps the RAM+swap limit in memory.stat)
+    SwapLimit,
+    /// v1 memory.swappiness
+    Swappiness,
+    /// v1 cpuacct.usage (ns)
+    CpuacctUsage,
+    /// v2 cpu.stat
+    CpuStat,
+}
+
+const KNOBS: usize = 8;
+
+impl Knob {
+    pub fn name(self, unified: bool) -> &'static CStr {
+        match (self, unified) {
+            (Knob::MemoryStat, _) => c"memory.stat",
+            (Knob::MemoryUsage, false) => c"memory.usage_in_bytes",
+            (Knob::MemoryUsage, true) => c"memory.current",
+            (Knob::MemoryLimit, false) => c"memory.limit_in_bytes",
+            (Knob::MemoryLimit, true) => c"memory.max",
+            (Knob::SwapUsage, _) => c"memory.swap.current",
+            (Knob::SwapLimit, _) => c"memory.swap.max",
+            (Knob::Swappiness, _) => c"memory.swappiness",
+            (Knob::CpuacctUsage, _) => c"cpuacct.usage",
+            (Knob::CpuStat, _) => c"cpu.stat",
+        }
+    }
+}
+
+/// One directory of the chain, with its files opened on first use. `None` in a slot
+/// means the file does not exist there (a missing controller file is not an error).
+#[derive(Debug)]
+struct Level {
+    dir: OwnedFd,
+    files: [OnceLock<Option<OwnedFd>>; KNOBS],
+}
+
+impl Level {
+    fn new(dir: OwnedFd) -> Level {
+        Level {
+            dir,
+            files: Default::default(),
+        }
+    }
+
+    fn file(&self, k: Knob, unified: bool) -> io::Result<Option<&OwnedFd>> {
+        let slot = &self.files[k as usize];
+        if let Some(f) = slot.get() {
+            return Ok(f.as_ref());
+        }
+        let opened = match kfile::open_at(self.dir.as_fd(), k.name(unified)) {
+            Ok(fd) => Some(fd),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => None,
+            Err(e) => return Err(e),
+        };
+        // Two workers may race here; the loser's fd is dropped.
+        Ok(slot.get_or_init(|| opened).as_ref())
+    }
+
+    /// Read `k` into `buf`; Ok(false) when the file does not exist.
+    fn read(&self, k: Knob, unified: bool, buf: &mut Vec<u8>) -> io::Result<bool> {
+        match self.file(k, unified)? {
+            Some(fd) => kfile::reread(fd.as_fd(), buf).map(|()| true),
+            None => Ok(false),
+        }
+    }
+}
+
+/// A cgroup, held as directory fds from the cgroup up to its hierarchy's root.
 #[derive(Debug)]
 pub struct CgroupDir {
     pub unified: bool,
     /// The cgroup's own directory first, then each parent up to the hierarchy's root.
-    chain: Vec<OwnedFd>,
+    chain: Vec<Level>,
 }
 
 impl CgroupDir {
@@ -23,43 +105,51 @@ impl CgroupDir {
         let rel = relative_to_root(cg, &h.root)
             .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
         let mount = CString::new(h.mountpoint.as_os_str().as_encoded_bytes())?;
-        let mut chain = vec![kfile::open_dir(None, &mount)?];
+        let mut dirs = vec![kfile::open_dir(None, &mount)?];
         for part in rel.split('/').filter(|p| !p.is_empty()) {
             if part == ".." || part == "." {
                 return Err(io::Error::from_raw_os_error(libc::EINVAL));
             }
             let name = CString::new(part)?;
-            let parent = chain.last().map(|f| f.as_fd());
+            let parent = dirs.last().map(|f| f.as_fd());
             let next = kfile::open_dir(parent, &name)?;
-            chain.push(next);
+            dirs.push(next);
         }
-        chain.reverse();
         Ok(CgroupDir {
             unified: h.unified,
-            chain,
+            chain: dirs.into_iter().rev().map(Level::new).collect(),
         })
     }
 
-    pub fn fd(&self) -> BorrowedFd<'_> {
+    /// Read the cgroup's own `k` into `buf`. ENOENT when the file does not exist.
+    pub fn read(&self, k: Knob, buf: &mut Vec<u8>) -> io::Result<()> {
         // `open` always pushes the mount's directory, so the chain is never empty.
-        self.chain[0].as_fd()
+        match self.chain[0].read(k, self.unified, buf)? {
+            true => Ok(()),
+            false => Err(io::Error::from_raw_os_error(libc::ENOENT)),
+        }
     }
 
-    /// Read one of the cgroup's files into `buf`.
-    pub fn read(&self, name: &CStr, buf: &mut Vec<u8>) -> io::Result<()> {
-        kfile::read_at(self.fd(), name, buf)
+    /// Whether the cgroup has the file `k`.
+    pub fn has(&self, k: Knob) -> bool {
+        matches!(self.chain[0].file(k, self.unified), Ok(Some(_)))
     }
 
-    /// The smallest limit in `name` over this cgroup and every ancestor; None when all are
+    /// A one-number file of the cgroup; "max" is None.
+    pub fn read_limit(&self, k: Knob, buf: &mut Vec<u8>) -> io::Result<Option<u64>> {
+        self.read(k, buf)?;
+        kfile::parse_limit(buf)
+    }
+
+    /// The smallest limit in `k` over this cgroup and every ancestor; None when all are
     /// unlimited. A level without the file (the v2 root has no memory.max) is skipped.
-    pub fn min_limit(&self, name: &CStr, buf: &mut Vec<u8>) -> io::Result<Option<u64>> {
+    pub fn min_limit(&self, k: Knob, buf: &mut Vec<u8>) -> io::Result<Option<u64>> {
         let mut min: Option<u64> = None;
-        for (i, dir) in self.chain.iter().enumerate() {
-            match kfile::read_limit(dir, name, buf) {
-                Ok(Some(v)) => min = Some(min.map_or(v, |m| m.min(v))),
-                Ok(None) => {}
-                Err(e) if i > 0 && e.raw_os_error() == Some(libc::ENOENT) => {}
-                Err(e) => return Err(e),
+        for level in &self.chain {
+            if level.read(k, self.unified, buf)?
+                && let Some(v) = kfile::parse_limit(buf)?
+            {
+                min = Some(min.map_or(v, |m| m.min(v)));
             }
         }
         Ok(min)

@@ -1,9 +1,11 @@
 //! The memory controller: memory.stat parsing and gathering what meminfo and swaps need.
 
 use std::io;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use super::dir::CgroupDir;
-use crate::kfile::{self, parse_u64};
+use super::dir::{CgroupDir, Knob};
+use crate::kfile::parse_u64;
 
 /// The memory.stat counters the views use, in bytes, under v2 names. On v1 they come
 /// from the hierarchical `total_*` keys. Keys are matched whole (upstream's prefix
@@ -28,17 +30,28 @@ pub struct MemStat {
     /// v2 with zswap only.
     pub zswap: Option<u64>,
     pub zswapped: Option<u64>,
+    /// v1: the limits in force over the cgroup and its ancestors, which the kernel
+    /// computes for us (`hierarchical_*`); the memsw one only with swap accounting.
+    pub hierarchical_limit: Option<u64>,
+    pub hierarchical_memsw_limit: Option<u64>,
+    /// v1: swap in use (`total_swap`).
+    pub swap: u64,
 }
 
 impl MemStat {
     pub fn parse(text: &[u8], unified: bool) -> MemStat {
         let mut s = MemStat::default();
-        for line in text.split(|&c| c == b'\n') {
+        for line in crate::kfile::lines(text) {
             let Some(sp) = memchr::memchr(b' ', line) else {
                 continue;
             };
-            let (key, val) = (&line[..sp], &line[sp + 1..]);
+            let (key, val) = (&line[..sp], line[sp + 1..].trim_ascii_end());
             let Some(v) = parse_u64(val) else { continue };
+            match (unified, key) {
+                (false, b"hierarchical_memory_limit") => s.hierarchical_limit = Some(v),
+                (false, b"hierarchical_memsw_limit") => s.hierarchical_memsw_limit = Some(v),
+                _ => {}
+            }
             let key = if unified {
                 key
             } else {
@@ -64,6 +77,7 @@ impl MemStat {
                 (true, b"slab_unreclaimable") => s.slab_unreclaimable.insert(0),
                 (true, b"zswap") => s.zswap.insert(0),
                 (true, b"zswapped") => s.zswapped.insert(0),
+                (false, b"swap") => &mut s.swap,
                 _ => continue,
             };
             *slot = v;
@@ -76,9 +90,9 @@ impl MemStat {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SwapInputs {
     /// v2: min over ancestors of memory.swap.max (swap alone).
-    /// v1: min over ancestors of memory.memsw.limit_in_bytes (RAM + swap).
+    /// v1: min over ancestors of memory.memsw.limit_in_bytes (RAM + swap), as lxcfs shows it.
     pub limit: Option<u64>,
-    /// v2: memory.swap.current; v1: memory.memsw.usage_in_bytes (RAM + swap).
+    /// Swap in use: v2 memory.swap.current, v1 memory.stat's total_swap.
     pub usage: u64,
     /// v1 memory.swappiness (v2 has none).
     pub swappiness: Option<u64>,
@@ -96,39 +110,69 @@ pub struct MemoryInputs {
     pub swap: Option<SwapInputs>,
 }
 
+/// memory.stat parsed at most `ttl` ago, shared by the workers serving one container.
+///
+/// The kernel itself folds memcg statistics lazily (per-CPU batches, a periodic flush),
+/// so a read a few milliseconds old shows nothing a fresh one would not; memory.stat is
+/// the costliest file a meminfo read needs.
+#[derive(Debug, Default)]
+pub struct StatCache {
+    slot: Mutex<Option<(Instant, MemStat)>>,
+}
+
+impl StatCache {
+    fn get(&self, ttl: Duration) -> Option<MemStat> {
+        let slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        slot.filter(|(at, _)| at.elapsed() < ttl).map(|(_, s)| s)
+    }
+
+    fn put(&self, s: MemStat) {
+        *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), s));
+    }
+}
+
 impl MemoryInputs {
-    /// Read them from the container's memory cgroup. `buf` is scratch.
-    pub fn gather(dir: &CgroupDir, buf: &mut Vec<u8>) -> io::Result<MemoryInputs> {
+    /// Read them from the container's memory cgroup: usage and limits afresh, memory.stat
+    /// through `cache`. `buf` is scratch.
+    pub fn gather(
+        dir: &CgroupDir,
+        cache: &StatCache,
+        ttl: Duration,
+        buf: &mut Vec<u8>,
+    ) -> io::Result<MemoryInputs> {
         let unified = dir.unified;
-        let (limit_file, usage_file) = if unified {
-            (c"memory.max", c"memory.current")
-        } else {
-            (c"memory.limit_in_bytes", c"memory.usage_in_bytes")
+        let usage = dir.read_limit(Knob::MemoryUsage, buf)?.unwrap_or(0);
+        let stat = match cache.get(ttl) {
+            Some(s) => s,
+            None => {
+                dir.read(Knob::MemoryStat, buf)?;
+                let s = MemStat::parse(buf, unified);
+                cache.put(s);
+                s
+            }
         };
-        let usage = kfile::read_limit(dir.fd(), usage_file, buf)?.unwrap_or(0);
-        let limit = dir.min_limit(limit_file, buf)?;
-        dir.read(c"memory.stat", buf)?;
-        let stat = MemStat::parse(buf, unified);
-        let swap = if unified {
-            match kfile::read_limit(dir.fd(), c"memory.swap.current", buf) {
-                Ok(u) => Some(SwapInputs {
-                    limit: dir.min_limit(c"memory.swap.max", buf)?,
-                    usage: u.unwrap_or(0),
+        let (limit, swap) = if unified {
+            let swap = match dir.read_limit(Knob::SwapUsage, buf) {
+                Ok(used) => Some(SwapInputs {
+                    limit: dir.min_limit(Knob::SwapLimit, buf)?,
+                    usage: used.unwrap_or(0),
                     swappiness: None,
                 }),
-                Err(_) => None,
-            }
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => None,
+                Err(e) => return Err(e),
+            };
+            (dir.min_limit(Knob::MemoryLimit, buf)?, swap)
         } else {
-            match kfile::read_limit(dir.fd(), c"memory.memsw.usage_in_bytes", buf) {
-                Ok(u) => Some(SwapInputs {
-                    limit: dir.min_limit(c"memory.memsw.limit_in_bytes", buf)?,
-                    usage: u.unwrap_or(0),
-                    swappiness: kfile::read_limit(dir.fd(), c"memory.swappiness", buf)
-                        .ok()
-                        .flatten(),
-                }),
-                Err(_) => None,
-            }
+            let limit = match stat.hierarchical_limit {
+                Some(l) => Some(l),
+                None => dir.min_limit(Knob::MemoryLimit, buf)?,
+            };
+            let swap = stat.hierarchical_memsw_limit.map(|memsw| SwapInputs {
+                limit: Some(memsw),
+                usage: stat.swap,
+                swappiness: dir.read_limit(Knob::Swappiness, buf).ok().flatten(),
+            });
+            (limit, swap)
         };
         Ok(MemoryInputs {
             unified,
@@ -148,7 +192,7 @@ mod tests {
 total_rss_huge 2097152\ntotal_shmem 1024\ntotal_mapped_file 3072\ntotal_dirty 512\n\
 total_writeback 256\ntotal_active_anon 6000\ntotal_inactive_anon 2192\n\
 total_active_file 3000\ntotal_inactive_file 1096\ntotal_unevictable 7\n\
-hierarchical_memory_limit 268435456\n";
+hierarchical_memory_limit 268435456\nhierarchical_memsw_limit 536870912\ntotal_swap 4096\n";
 
     const V2: &[u8] = b"anon 8192\nfile 4096\nkernel_stack 16384\nshmem 1024\nfile_mapped 3072\n\
 file_dirty 512\nfile_writeback 256\nanon_thp 2097152\nactive_anon 6000\ninactive_anon 2192\n\
@@ -168,6 +212,9 @@ slab_unreclaimable 200\nslab 300\nzswap 11\nzswapped 22\n";
         assert_eq!(s.unevictable, 7);
         assert_eq!(s.shmem, 1024);
         assert_eq!(s.slab, None);
+        assert_eq!(s.hierarchical_limit, Some(268435456));
+        assert_eq!(s.hierarchical_memsw_limit, Some(536870912));
+        assert_eq!(s.swap, 4096);
     }
 
     #[test]

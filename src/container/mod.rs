@@ -10,12 +10,13 @@ pub mod pidns;
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Instant;
 
 use crate::cgroupfs::dir::CgroupDir;
 use crate::cgroupfs::membership;
+use crate::cgroupfs::memory::StatCache;
 use crate::cgroupfs::mounts::Hierarchies;
 use crate::kfile::{self, ProcPath};
 
@@ -54,6 +55,8 @@ const SWEEP_AT: usize = 256;
 /// One container: its init and lazily opened cgroup directories.
 #[derive(Debug)]
 pub struct Container {
+    /// The pid namespace it is cached under (0: not cached).
+    ns: u64,
     /// The process whose cgroups are the container's: the init of the caller's pid
     /// namespace, or the caller itself in the daemon's namespace.
     pub init: u32,
@@ -62,8 +65,12 @@ pub struct Container {
     /// The text of /proc/<init>/cgroup when this entry was built.
     cgroup_text: String,
     dirs: [OnceLock<Option<CgroupDir>>; CONTROLLERS],
+    /// The memory cgroup's memory.stat, briefly reused across requests.
+    pub memory_stat: StatCache,
     pidfd: Option<OwnedFd>,
     checked_ms: AtomicU64,
+    /// Set when its cgroups went away under it: callers caching it must resolve again.
+    forgotten: AtomicBool,
 }
 
 impl Container {
@@ -118,13 +125,13 @@ impl Containers {
         let ns = pidns::pidns_inode(pid)?;
         if ns == self.own_pidns {
             // Host processes are their own container; they are not cached by namespace.
-            return self.build(pid, 1, scratch).map(Arc::new);
+            return self.build(0, pid, 1, scratch).map(Arc::new);
         }
         if let Some(c) = self.cached(ns, scratch) {
             return Ok(c);
         }
         let init = pidns::init_of(pid, scratch)?;
-        let c = Arc::new(self.build(init, init, scratch)?);
+        let c = Arc::new(self.build(ns, init, init, scratch)?);
         let mut map = self.cache.write().unwrap_or_else(|e| e.into_inner());
         if map.len() >= SWEEP_AT {
             map.retain(|_, c| c.pidfd.as_ref().is_none_or(|fd| !pidns::has_exited(fd)));
@@ -133,8 +140,7 @@ impl Containers {
         Ok(c)
     }
 
-    /// A cached entry that is still valid: its init alive and, at most RECHECK_MS ago, in
-    /// the cgroups we opened.
+    /// A cached entry that is still valid.
     fn cached(&self, ns: u64, scratch: &mut Vec<u8>) -> Option<Arc<Container>> {
         let c = self
             .cache
@@ -142,38 +148,122 @@ impl Containers {
             .unwrap_or_else(|e| e.into_inner())
             .get(&ns)
             .cloned()?;
-        if c.pidfd.as_ref().is_some_and(pidns::has_exited) {
-            return None;
+        self.still_valid(&c, scratch).then_some(c)
+    }
+
+    /// Whether `c` may still be used: not forgotten, its init alive and, at most
+    /// RECHECK_MS ago, still in the cgroups we opened.
+    fn still_valid(&self, c: &Container, scratch: &mut Vec<u8>) -> bool {
+        if c.forgotten.load(Ordering::Relaxed) || c.pidfd.as_ref().is_some_and(pidns::has_exited) {
+            return false;
         }
         let now = self.now_ms();
         if now.saturating_sub(c.checked_ms.load(Ordering::Relaxed)) > RECHECK_MS {
-            kfile::read_path(ProcPath::new(c.init, "cgroup").as_cstr(), scratch).ok()?;
-            if scratch.as_slice() != c.cgroup_text.as_bytes() {
-                return None;
+            let path = ProcPath::new(c.init, "cgroup");
+            if kfile::read_path(path.as_cstr(), scratch).is_err()
+                || scratch.as_slice() != c.cgroup_text.as_bytes()
+            {
+                return false;
             }
             c.checked_ms.store(now, Ordering::Relaxed);
         }
-        Some(c)
+        true
+    }
+
+    /// `resolve`, remembering the answer per caller in the worker's `callers`: a process
+    /// reading again costs one poll instead of a path walk through /proc.
+    pub fn resolve_for(
+        &self,
+        callers: &mut Callers,
+        pid: u32,
+        scratch: &mut Vec<u8>,
+    ) -> io::Result<Arc<Container>> {
+        if let Some(i) = callers.slots.iter().position(|c| c.pid == pid) {
+            let slot = &callers.slots[i];
+            if !pidns::has_exited(&slot.pidfd) && self.still_valid(&slot.container, scratch) {
+                return Ok(slot.container.clone());
+            }
+            callers.slots.swap_remove(i);
+        }
+        let c = self.resolve(pid, scratch)?;
+        // The request names a thread; without PIDFD_THREAD (Linux < 6.9) nothing is kept.
+        if pid != 0
+            && let Ok(pidfd) = pidns::pidfd_open_thread(pid)
+        {
+            callers.remember(Caller {
+                pid,
+                pidfd,
+                container: c.clone(),
+            });
+        }
+        Ok(c)
     }
 
     /// An entry with the cgroups of `init` and the age of `ns_init`.
-    fn build(&self, init: u32, ns_init: u32, scratch: &mut Vec<u8>) -> io::Result<Container> {
+    fn build(
+        &self,
+        ns: u64,
+        init: u32,
+        ns_init: u32,
+        scratch: &mut Vec<u8>,
+    ) -> io::Result<Container> {
         let pidfd = pidns::pidfd_open(init).ok();
         let ns_start_ticks = pidns::start_ticks(ns_init, scratch)?;
         kfile::read_path(ProcPath::new(init, "cgroup").as_cstr(), scratch)?;
         let cgroup_text = String::from_utf8_lossy(scratch).into_owned();
         Ok(Container {
+            ns,
             init,
             ns_start_ticks,
             cgroup_text,
             dirs: Default::default(),
+            memory_stat: StatCache::default(),
             pidfd,
             checked_ms: AtomicU64::new(self.now_ms()),
+            forgotten: AtomicBool::new(false),
         })
+    }
+
+    /// Drop `c` from the cache (its cgroup went away under it), so the next request
+    /// resolves the container afresh.
+    pub fn forget(&self, c: &Arc<Container>) {
+        c.forgotten.store(true, Ordering::Relaxed);
+        let mut map = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        if map.get(&c.ns).is_some_and(|cached| Arc::ptr_eq(cached, c)) {
+            map.remove(&c.ns);
+        }
     }
 
     /// How many pid namespaces are cached (for stats and tests).
     pub fn cached_len(&self) -> usize {
         self.cache.read().map(|m| m.len()).unwrap_or(0)
+    }
+}
+
+/// How many callers a worker remembers.
+const CALLERS: usize = 64;
+
+struct Caller {
+    pid: u32,
+    /// Tells whether the thread exited (and its pid may now name another).
+    pidfd: OwnedFd,
+    container: Arc<Container>,
+}
+
+/// Per worker: the containers of recent callers, by thread id.
+#[derive(Default)]
+pub struct Callers {
+    slots: Vec<Caller>,
+    next: usize,
+}
+
+impl Callers {
+    fn remember(&mut self, c: Caller) {
+        if self.slots.len() < CALLERS {
+            self.slots.push(c);
+        } else {
+            self.next = (self.next + 1) % CALLERS;
+            self.slots[self.next] = c;
+        }
     }
 }

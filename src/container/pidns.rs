@@ -89,7 +89,8 @@ struct Status {
 fn parse_status(text: &[u8]) -> Option<Status> {
     let mut ppid = None;
     let mut ns = None;
-    for line in text.split(|&c| c == b'\n') {
+    for line in kfile::lines(text) {
+        let line = line.trim_ascii_end();
         if let Some(v) = line.strip_prefix(b"PPid:") {
             ppid = parse_u64(v).and_then(|v| u32::try_from(v).ok());
         } else if let Some(v) = line.strip_prefix(b"NSpid:") {
@@ -129,8 +130,17 @@ fn parse_start_ticks(stat: &[u8]) -> Option<u64> {
 /// A pidfd: lets us tell, with one poll, whether a cached init has exited (and its pid,
 /// and so its namespace's inode, may have been reused).
 pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    pidfd_open_flags(pid, 0)
+}
+
+/// A pidfd for one thread (PIDFD_THREAD, Linux 6.9+): request headers name threads.
+pub fn pidfd_open_thread(tid: u32) -> io::Result<OwnedFd> {
+    pidfd_open_flags(tid, libc::O_EXCL as libc::c_long)
+}
+
+fn pidfd_open_flags(pid: u32, flags: libc::c_long) -> io::Result<OwnedFd> {
     // SAFETY: pidfd_open takes two integers and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_long, 0 as libc::c_long) };
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_long, flags) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }

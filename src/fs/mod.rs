@@ -40,6 +40,8 @@ pub struct Worker {
     pub scratch: Vec<u8>,
     /// The host file a view is based on (e.g. /proc/meminfo).
     pub host: Vec<u8>,
+    pub files: views::HostFiles,
+    pub callers: crate::container::Callers,
     pub clk_tck: u64,
 }
 
@@ -54,6 +56,8 @@ impl Worker {
             id,
             scratch: Vec::with_capacity(8192),
             host: Vec::with_capacity(8192),
+            files: views::HostFiles::open(),
+            callers: Default::default(),
             clk_tck,
         }
     }

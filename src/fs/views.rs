@@ -2,9 +2,13 @@
 //! then call the pure renderer.
 
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
 
 use super::Worker;
 use super::tree::FileId;
+use crate::cgroupfs::dir::{CgroupDir, Knob};
+use crate::cgroupfs::memory::MemoryInputs;
 use crate::container::{Container, Containers, Controller};
 use crate::kfile::{self, parse_u64};
 use crate::render::{meminfo, swaps, uptime};
@@ -32,14 +36,12 @@ pub fn render(
     out: &mut Vec<u8>,
 ) -> io::Result<()> {
     match file {
-        FileId::Meminfo | FileId::Swaps => {
-            let c = containers.resolve(pid, &mut w.scratch)?;
-            memory_view(containers, opts, w, &c, file, out)
-        }
-        FileId::Uptime => {
-            let c = containers.resolve(pid, &mut w.scratch)?;
-            uptime_view(containers, w, &c, out)
-        }
+        FileId::Meminfo | FileId::Swaps => in_container(containers, w, pid, out, |w, c, out| {
+            memory_view(containers, opts, w, c, file, out)
+        }),
+        FileId::Uptime => in_container(containers, w, pid, out, |w, c, out| {
+            uptime_view(containers, w, c, out)
+        }),
         FileId::Cpuinfo => host_file(c"/proc/cpuinfo", out),
         FileId::Diskstats => host_file(c"/proc/diskstats", out),
         FileId::Loadavg => host_file(c"/proc/loadavg", out),
@@ -49,8 +51,65 @@ pub fn render(
     }
 }
 
+/// Resolve the caller's container and run `view` for it. When the container's cgroups
+/// went away under a cached entry (ENODEV, ENOENT), resolve again once.
+fn in_container(
+    containers: &Containers,
+    w: &mut Worker,
+    pid: u32,
+    out: &mut Vec<u8>,
+    view: impl Fn(&mut Worker, &Container, &mut Vec<u8>) -> io::Result<()>,
+) -> io::Result<()> {
+    let c = containers.resolve_for(&mut w.callers, pid, &mut w.scratch)?;
+    match view(w, &c, out) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENODEV | libc::ENOENT)) => {
+            containers.forget(&c);
+            out.clear();
+            let c = containers.resolve_for(&mut w.callers, pid, &mut w.scratch)?;
+            view(w, &c, out)
+        }
+        r => r,
+    }
+}
+
 fn host_file(path: &std::ffi::CStr, out: &mut Vec<u8>) -> io::Result<()> {
     kfile::read_path(path, out)
+}
+
+/// How long a read of an input that the kernel itself refreshes lazily (host meminfo,
+/// memcg statistics: per-CPU counters folded in batches) may be reused. Nothing a reader
+/// could observe changes within it; at tens of thousands of reads a second it saves most
+/// of the kernel's formatting work.
+pub const INPUT_TTL: Duration = Duration::from_millis(5);
+
+/// The host files a view starts from, kept open per worker (no contention on the
+/// kernel's per-file lock) and re-read at offset 0.
+pub struct HostFiles {
+    meminfo: Option<OwnedFd>,
+    /// When `Worker::host` last got /proc/meminfo.
+    meminfo_at: Option<Instant>,
+}
+
+impl HostFiles {
+    pub fn open() -> HostFiles {
+        HostFiles {
+            meminfo: kfile::open_path(c"/proc/meminfo").ok(),
+            meminfo_at: None,
+        }
+    }
+}
+
+fn host_meminfo(w: &mut Worker) -> io::Result<()> {
+    if w.files.meminfo_at.is_some_and(|t| t.elapsed() < INPUT_TTL) {
+        return Ok(());
+    }
+    w.files.meminfo_at = None;
+    match &w.files.meminfo {
+        Some(fd) => kfile::reread(fd.as_fd(), &mut w.host)?,
+        None => kfile::read_path(c"/proc/meminfo", &mut w.host)?,
+    }
+    w.files.meminfo_at = Some(Instant::now());
+    Ok(())
 }
 
 fn memory_view(
@@ -61,7 +120,7 @@ fn memory_view(
     file: FileId,
     out: &mut Vec<u8>,
 ) -> io::Result<()> {
-    kfile::read_path(c"/proc/meminfo", &mut w.host)?;
+    host_meminfo(w)?;
     let Some(dir) = c.cgroup(&containers.hier, Controller::Memory) else {
         // No memory controller: nothing limits the container, so the host's values hold.
         return match file {
@@ -72,7 +131,7 @@ fn memory_view(
             _ => host_file(c"/proc/swaps", out),
         };
     };
-    let m = crate::cgroupfs::memory::MemoryInputs::gather(dir, &mut w.scratch)?;
+    let m = MemoryInputs::gather(dir, &c.memory_stat, INPUT_TTL, &mut w.scratch)?;
     let host_swap = meminfo::host_value(&w.host, b"SwapTotal").unwrap_or(0);
     let swap = swaps::SwapView::new(&m, host_swap, opts.swap);
     match file {
@@ -106,15 +165,13 @@ fn uptime_view(
 }
 
 /// CPU time a cgroup used: cpuacct.usage (v1, ns) or cpu.stat's usage_usec (v2).
-fn cpu_usage_ns(dir: &crate::cgroupfs::dir::CgroupDir, buf: &mut Vec<u8>) -> Option<u64> {
+fn cpu_usage_ns(dir: &CgroupDir, buf: &mut Vec<u8>) -> Option<u64> {
     if dir.unified {
-        dir.read(c"cpu.stat", buf).ok()?;
-        let line = buf
-            .split(|&c| c == b'\n')
-            .find_map(|l| l.strip_prefix(b"usage_usec "))?;
+        dir.read(Knob::CpuStat, buf).ok()?;
+        let line = kfile::lines(buf).find_map(|l| l.strip_prefix(b"usage_usec "))?;
         parse_u64(line)?.checked_mul(1000)
     } else {
-        dir.read(c"cpuacct.usage", buf).ok()?;
+        dir.read(Knob::CpuacctUsage, buf).ok()?;
         parse_u64(buf)
     }
 }

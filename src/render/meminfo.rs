@@ -5,24 +5,26 @@ use super::swaps::SwapView;
 use crate::cgroupfs::memory::MemoryInputs;
 use crate::kfile::parse_u64;
 
-/// The host's meminfo, walked line by line: (key, value in kB, whole line).
-fn lines(host: &[u8]) -> impl Iterator<Item = (&[u8], Option<u64>, &[u8])> {
-    host.split_inclusive(|&c| c == b'\n').map(|line| {
-        let colon = memchr::memchr(b':', line);
-        let key = colon.map_or(&line[..0], |c| &line[..c]);
-        let val = colon.and_then(|c| {
-            let rest = line[c + 1..].trim_ascii();
-            parse_u64(rest.strip_suffix(b"kB").unwrap_or(rest))
-        });
-        (key, val, line)
+/// The host's meminfo, walked line by line: (key, whole line).
+fn lines(host: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    crate::kfile::lines(host).map(|line| {
+        let key = memchr::memchr(b':', line).map_or(&line[..0], |c| &line[..c]);
+        (key, line)
     })
+}
+
+/// The kB value of a meminfo line.
+fn line_value(line: &[u8]) -> Option<u64> {
+    let c = memchr::memchr(b':', line)?;
+    let rest = line[c + 1..].trim_ascii();
+    parse_u64(rest.strip_suffix(b"kB").unwrap_or(rest).trim_ascii())
 }
 
 /// A value of the host's meminfo, in kB.
 pub fn host_value(host: &[u8], key: &[u8]) -> Option<u64> {
     lines(host)
-        .find(|(k, _, _)| *k == key)
-        .and_then(|(_, v, _)| v)
+        .find(|(k, _)| *k == key)
+        .and_then(|(_, l)| line_value(l))
 }
 
 /// Render /proc/meminfo: every host line in order, with the container's values where
@@ -38,7 +40,7 @@ pub fn render(host: &[u8], m: &MemoryInputs, swap: &SwapView, out: &mut Vec<u8>)
     let free = total.saturating_sub(kb(m.usage));
     let reclaimable = s.active_file + s.inactive_file + s.slab_reclaimable.unwrap_or(0);
     let available = (free + kb(reclaimable)).min(total);
-    for (key, _, line) in lines(host) {
+    for (key, line) in lines(host) {
         let v = match key {
             b"MemTotal" => total,
             b"MemFree" => free,
@@ -141,7 +143,7 @@ mod tests {
         assert_eq!(get(&out, "SwapTotal"), 0);
         // host lines kept byte for byte, in order, with the same keys
         assert_eq!(get(&out, "PageTables"), get(HOST, "PageTables"));
-        let keys = |t: &[u8]| lines(t).map(|(k, _, _)| k.to_vec()).collect::<Vec<_>>();
+        let keys = |t: &[u8]| lines(t).map(|(k, _)| k.to_vec()).collect::<Vec<_>>();
         assert_eq!(keys(&out), keys(HOST));
         // every line keeps the kernel's column layout
         let text = String::from_utf8(out).unwrap();
@@ -200,7 +202,7 @@ mod tests {
         let mut m = container();
         m.swap = Some(SwapInputs {
             limit: Some(512 << 20),
-            usage: 150 << 20,
+            usage: 50 << 20,
             swappiness: None,
         });
         let v = SwapView::new(&m, get(HOST, "SwapTotal"), true);

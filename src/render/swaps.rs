@@ -17,15 +17,11 @@ impl SwapView {
         let Some(s) = m.swap.filter(|_| enabled) else {
             return SwapView::default();
         };
-        let (limit, used) = if m.unified {
-            (s.limit, s.usage)
-        } else {
-            (s.limit, s.usage.saturating_sub(m.usage))
-        };
-        let mut total_kb = limit
+        let mut total_kb = s
+            .limit
             .map_or(host_swap_total_kb, |l| l / 1024)
             .min(host_swap_total_kb);
-        let used_kb = used / 1024;
+        let used_kb = s.usage / 1024;
         if s.swappiness == Some(0) {
             total_kb = used_kb;
         }
@@ -59,14 +55,14 @@ mod tests {
     use super::*;
     use crate::cgroupfs::memory::SwapInputs;
 
-    fn v1(limit: u64, memsw_limit: Option<u64>, usage: u64, memsw_usage: u64) -> MemoryInputs {
+    fn v1(limit: u64, memsw_limit: Option<u64>, usage: u64, swapped: u64) -> MemoryInputs {
         MemoryInputs {
             unified: false,
             limit: Some(limit),
             usage,
             swap: Some(SwapInputs {
                 limit: memsw_limit,
-                usage: memsw_usage,
+                usage: swapped,
                 swappiness: Some(60),
             }),
             ..Default::default()
@@ -75,7 +71,7 @@ mod tests {
 
     #[test]
     fn v1_memsw_capped_at_host() {
-        let m = v1(256 << 20, Some(512 << 20), 100 << 20, 150 << 20);
+        let m = v1(256 << 20, Some(512 << 20), 100 << 20, 50 << 20);
         let v = SwapView::new(&m, 1 << 30 >> 10, true);
         assert_eq!(
             v,
@@ -95,10 +91,10 @@ mod tests {
 
     #[test]
     fn swappiness_zero_shows_only_used() {
-        let mut m = v1(256 << 20, None, 100 << 20, 100 << 20);
+        let mut m = v1(256 << 20, None, 100 << 20, 0);
         m.swap.as_mut().unwrap().swappiness = Some(0);
         assert_eq!(SwapView::new(&m, 1 << 20, true), SwapView::default());
-        m.swap.as_mut().unwrap().usage = 110 << 20;
+        m.swap.as_mut().unwrap().usage = 10 << 20;
         let v = SwapView::new(&m, 1 << 20, true);
         assert_eq!(
             v,

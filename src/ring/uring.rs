@@ -160,8 +160,11 @@ fn run_worker(
         .map(|q| Entry::new(q, payload_len))
         .collect();
     let size = entries.len().next_power_of_two() as u32;
-    let mut ring: IoUring<squeue::Entry128, cqueue::Entry> =
-        IoUring::builder().setup_single_issuer().build(size)?;
+    let mut ring: IoUring<squeue::Entry128, cqueue::Entry> = IoUring::builder()
+        .setup_single_issuer()
+        .setup_coop_taskrun()
+        .setup_defer_taskrun()
+        .build(size)?;
     for (i, e) in entries.iter().enumerate() {
         push(&mut ring, register_sqe(fd, e, i as u64))?;
     }

@@ -1,0 +1,269 @@
+//! End-to-end, side by side: open + read to EOF + close loops on the files of
+//! lxcfs-uring (each transport), Debian's lxcfs 5.0.3 and the host's own /proc, with the
+//! readers inside a container (a memory cgroup and a new pid namespace).
+//!
+//!     cargo bench --bench e2e            # as root; lxcfs must be installed (apt-get install lxcfs)
+//!     E2E_SECS=2 E2E_FILES=meminfo,uptime E2E_READERS=1,2,4 cargo bench --bench e2e
+//!
+//! Prints a Markdown table: files/s, p50 and p99 latency per cell, the ratio to lxcfs and
+//! to the host's procfs, and the daemon's CPU time per file.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("--reader") => reader(&args[2..]),
+        // `cargo test --all-targets` runs benches without --bench: nothing to measure then.
+        _ if args.iter().any(|a| a == "--bench") => orchestrate(),
+        _ => {}
+    }
+}
+
+/// Inside the container: `--reader THREADS PATH SECS`; prints `count p50_ns p99_ns`.
+fn reader(args: &[String]) {
+    let threads: usize = args[0].parse().unwrap();
+    let path = PathBuf::from(&args[1]);
+    let secs: f64 = args[2].parse().unwrap();
+    let end = Instant::now() + Duration::from_secs_f64(secs);
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 256 * 1024];
+                let mut lat = Vec::with_capacity(1 << 20);
+                while Instant::now() < end {
+                    let t = Instant::now();
+                    let mut f = File::open(&path).expect("open");
+                    while f.read(&mut buf).expect("read") > 0 {}
+                    drop(f);
+                    lat.push(t.elapsed().as_nanos() as u64);
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut all: Vec<u64> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    all.sort_unstable();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    println!("{} {} {}", all.len(), pct(0.5), pct(0.99));
+}
+
+struct Server {
+    name: &'static str,
+    child: Option<Child>,
+    mnt: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            std::thread::sleep(Duration::from_millis(300));
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = nix::mount::umount2(&self.mnt, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+fn start(name: &'static str, dir: &Path, cmd: &mut Command) -> Server {
+    let mnt = dir.join(name);
+    std::fs::create_dir_all(&mnt).unwrap();
+    let child = cmd
+        .arg(&mnt)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start server");
+    let s = Server {
+        name,
+        child: Some(child),
+        mnt,
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !s.mnt.join("proc/meminfo").exists() {
+        assert!(Instant::now() < deadline, "{name} did not mount");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    s
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = s.rsplit_once(')').map_or("", |x| x.1);
+    let f: Vec<&str> = after.split_whitespace().collect();
+    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+}
+
+struct Cell {
+    files_per_s: f64,
+    p50_us: f64,
+    p99_us: f64,
+    cpu_us_per_file: Option<f64>,
+}
+
+fn run_cell(
+    cgroup: &Path,
+    path: &Path,
+    readers: usize,
+    secs: f64,
+    server_pid: Option<u32>,
+) -> Cell {
+    let exe = std::env::current_exe().unwrap();
+    let before = server_pid.map(cpu_ticks);
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && exec unshare --pid --fork --mount-proc {} --reader {readers} {} {secs}",
+        cgroup.display(),
+        exe.display(),
+        path.display()
+    );
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .expect("reader");
+    assert!(
+        out.status.success(),
+        "reader failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let v: Vec<f64> = text
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    let cpu = match (server_pid, before) {
+        (Some(p), Some(b)) => Some((cpu_ticks(p) - b) as f64 * 10_000.0 / v[0].max(1.0)),
+        _ => None,
+    };
+    Cell {
+        files_per_s: v[0] / secs,
+        p50_us: v[1] / 1000.0,
+        p99_us: v[2] / 1000.0,
+        cpu_us_per_file: cpu,
+    }
+}
+
+fn orchestrate() {
+    let secs: f64 = std::env::var("E2E_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2.0);
+    let files: Vec<String> = std::env::var("E2E_FILES")
+        .unwrap_or_else(|_| "meminfo,uptime".into())
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    let readers: Vec<usize> = std::env::var("E2E_READERS")
+        .unwrap_or_else(|_| "1,2,4".into())
+        .split(',')
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let dir = std::env::temp_dir().join(format!("lxcfs-uring-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let mem = own
+        .lines()
+        .find_map(|l| l.split_once(":memory:").map(|x| x.1.to_owned()))
+        .expect("a v1 memory cgroup (run on the hybrid dev host)");
+    let cgroup = PathBuf::from("/sys/fs/cgroup/memory")
+        .join(mem.trim_start_matches('/'))
+        .join(format!("e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&cgroup).unwrap();
+    std::fs::write(cgroup.join("memory.limit_in_bytes"), "268435456").unwrap();
+
+    let ours = env!("CARGO_BIN_EXE_lxcfs-uring");
+    let mut servers = vec![
+        start(
+            "uring",
+            &dir,
+            Command::new(ours)
+                .args(["--transport", "uring", "--runtime-dir"])
+                .arg(&dir)
+                .arg("-p")
+                .arg(dir.join("u.pid")),
+        ),
+        start(
+            "classic",
+            &dir,
+            Command::new(ours)
+                .args(["--transport", "classic", "--runtime-dir"])
+                .arg(&dir)
+                .arg("-p")
+                .arg(dir.join("c.pid")),
+        ),
+    ];
+    if Path::new("/usr/bin/lxcfs").exists() {
+        servers.push(start(
+            "lxcfs",
+            &dir,
+            Command::new("/usr/bin/lxcfs")
+                .arg("-p")
+                .arg(dir.join("l.pid")),
+        ));
+    } else {
+        eprintln!("*** /usr/bin/lxcfs missing: no lxcfs column (apt-get install lxcfs) ***");
+    }
+    println!(
+        "| file | readers | server | files/s | p50 us | p99 us | x lxcfs | x host | daemon CPU us/file |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for file in &files {
+        for &r in &readers {
+            let host = run_cell(&cgroup, &Path::new("/proc").join(file), r, secs, None);
+            let cells: Vec<(&str, Cell)> = servers
+                .iter()
+                .map(|s| {
+                    (
+                        s.name,
+                        run_cell(
+                            &cgroup,
+                            &s.mnt.join("proc").join(file),
+                            r,
+                            secs,
+                            s.child.as_ref().map(|c| c.id()),
+                        ),
+                    )
+                })
+                .collect();
+            let lx = cells
+                .iter()
+                .find(|c| c.0 == "lxcfs")
+                .map(|c| c.1.files_per_s);
+            for (name, c) in cells
+                .iter()
+                .map(|(n, c)| (*n, c))
+                .chain([("host /proc", &host)])
+            {
+                let vs_lx = lx.map_or("-".into(), |l| format!("{:.1}", c.files_per_s / l));
+                let cpu = c.cpu_us_per_file.map_or("-".into(), |v| format!("{v:.1}"));
+                println!(
+                    "| {file} | {r} | {name} | {:.0} | {:.1} | {:.1} | {vs_lx} | {:.2} | {cpu} |",
+                    c.files_per_s,
+                    c.p50_us,
+                    c.p99_us,
+                    c.files_per_s / host.files_per_s
+                );
+            }
+        }
+    }
+    drop(servers);
+    let _ = std::fs::remove_dir(&cgroup);
+    let _ = std::fs::remove_dir_all(&dir);
+}
