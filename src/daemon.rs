@@ -23,12 +23,6 @@ pub fn run(cli: &Cli) -> Result<(), String> {
     if !nix::unistd::geteuid().is_root() {
         return Err("lxcfs-uring must run as root: it mounts a filesystem and reads every container's cgroups.".into());
     }
-    let transport = choose_transport(cli.transport)?;
-    raise_fd_limit();
-    let dev = mount::open_dev().map_err(|e| {
-        format!("cannot open /dev/fuse ({e}): load the fuse module (modprobe fuse) or give the daemon access to the device.")
-    })?;
-
     let pidfile_path = cli.pidfile();
     let pidfile = Pidfile::acquire(&pidfile_path).map_err(|e| {
         if Pidfile::is_held_elsewhere(&e) {
@@ -36,6 +30,18 @@ pub fn run(cli: &Cli) -> Result<(), String> {
         } else {
             format!("cannot create the pidfile {} ({e}): create the directory or pass --pidfile.", pidfile_path.display())
         }
+    })?;
+    let result = run_locked(cli);
+    pidfile.remove();
+    result
+}
+
+/// Everything after the pidfile is ours.
+fn run_locked(cli: &Cli) -> Result<(), String> {
+    let transport = choose_transport(cli.transport)?;
+    raise_fd_limit();
+    let dev = mount::open_dev().map_err(|e| {
+        format!("cannot open /dev/fuse ({e}): load the fuse module (modprobe fuse) or give the daemon access to the device.")
     })?;
 
     let hier = Hierarchies::discover()
@@ -66,7 +72,7 @@ pub fn run(cli: &Cli) -> Result<(), String> {
         .map_err(|e| format!("cannot block signals: {e}"))?;
 
     mount::mount(session.dev.as_fd(), &cli.mountpoint)
-        .map_err(|e| pidfile_cleanup_hint(&cli.mountpoint, &e))?;
+        .map_err(|e| mount_error(&cli.mountpoint, &e))?;
     info!(
         "mounted on {} (transport {:?}, pid {})",
         cli.mountpoint.display(),
@@ -89,13 +95,12 @@ pub fn run(cli: &Cli) -> Result<(), String> {
     if let Err(e) = mount::unmount(&cli.mountpoint) {
         warn!("unmounting {}: {e}", cli.mountpoint.display());
     }
-    pidfile.remove();
     // Workers end when the kernel drops the connection; the process exits regardless.
     drop(server);
     Ok(())
 }
 
-fn pidfile_cleanup_hint(mnt: &Path, e: &std::io::Error) -> String {
+fn mount_error(mnt: &Path, e: &std::io::Error) -> String {
     format!(
         "cannot mount on {} ({e}): check that it is a directory and that FUSE mounts are allowed here.",
         mnt.display()
