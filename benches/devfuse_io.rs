@@ -29,7 +29,11 @@ fn main() {
     for uring in [false, true] {
         for same_cpu in [true, false] {
             let (p50, p99, rate) = run(uring, same_cpu);
-            let io = if uring { "io_uring READ/WRITE" } else { "read(2)/write(2)" };
+            let io = if uring {
+                "io_uring READ/WRITE"
+            } else {
+                "read(2)/write(2)"
+            };
             let cpus = if same_cpu { "same" } else { "different" };
             println!("| {io} | {cpus} | {p50:.1} | {p99:.1} | {rate:.0} |");
         }
@@ -43,28 +47,53 @@ fn pin(cpu: usize) {
 }
 
 fn run(uring: bool, same_cpu: bool) -> (f64, f64, f64) {
-    let dir = std::env::temp_dir().join(format!("lxcfs-uring-devfuse-{}-{uring}-{same_cpu}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "lxcfs-uring-devfuse-{}-{uring}-{same_cpu}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let containers = Containers::new(Hierarchies::discover().unwrap()).unwrap();
     let dev = lxcfs_uring::mount::open_dev().unwrap();
-    let s = Arc::new(Session::new(Fs::new(ViewOptions::default(), containers), dev, TransportKind::Classic, 1));
+    let s = Arc::new(Session::new(
+        Fs::new(ViewOptions::default(), containers),
+        dev,
+        TransportKind::Classic,
+        1,
+    ));
     lxcfs_uring::mount::mount(s.dev.as_fd(), &dir).unwrap();
     let server = {
         let s = s.clone();
         std::thread::spawn(move || {
             pin(0);
-            if uring { serve_uring(&s) } else { serve_blocking(&s) }
+            if uring {
+                serve_uring(&s)
+            } else {
+                serve_blocking(&s)
+            }
         })
     };
     pin(if same_cpu { 0 } else { 1 });
-    let target = std::ffi::CString::new(dir.join("proc/meminfo").into_os_string().into_encoded_bytes()).unwrap();
+    let target = std::ffi::CString::new(
+        dir.join("proc/meminfo")
+            .into_os_string()
+            .into_encoded_bytes(),
+    )
+    .unwrap();
     let mut lat = Vec::with_capacity(ROUNDS);
     let start = Instant::now();
     for _ in 0..ROUNDS {
         let t = Instant::now();
         // SAFETY (bench): a valid path and a zeroed statx buffer.
         let mut stx: libc::statx = unsafe { std::mem::zeroed() };
-        let r = unsafe { libc::statx(libc::AT_FDCWD, target.as_ptr(), libc::AT_STATX_FORCE_SYNC, libc::STATX_BASIC_STATS, &mut stx) };
+        let r = unsafe {
+            libc::statx(
+                libc::AT_FDCWD,
+                target.as_ptr(),
+                libc::AT_STATX_FORCE_SYNC,
+                libc::STATX_BASIC_STATS,
+                &mut stx,
+            )
+        };
         assert_eq!(r, 0);
         lat.push(t.elapsed().as_nanos() as f64 / 1000.0);
     }

@@ -32,6 +32,15 @@ pub struct Cli {
     #[arg(short = 'u', long)]
     pub disable_swap: bool,
 
+    /// Show a container only ceil(quota / period) CPUs of its CFS quota, in cpuinfo, stat
+    /// and sys/devices/system/cpu.
+    #[arg(long)]
+    pub enable_cfs: bool,
+
+    /// Accepted for lxcfs compatibility: pidfds are always used where the kernel has them.
+    #[arg(long)]
+    pub enable_pidfd: bool,
+
     /// Pidfile, locked while we run [default: <runtime-dir>/lxcfs.pid].
     #[arg(short = 'p', long)]
     pub pidfile: Option<PathBuf>,

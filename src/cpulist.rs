@@ -31,6 +31,31 @@ fn num(b: &[u8]) -> Option<u32> {
     crate::kfile::parse_u64(b).and_then(|v| u32::try_from(v).ok())
 }
 
+/// Write `cpus` (ascending) in the kernel's list format: `0-3,8,10-11` and a newline.
+pub fn format(cpus: &[u32], out: &mut Vec<u8>) {
+    let mut i = 0;
+    let mut first = true;
+    while i < cpus.len() {
+        let start = cpus[i];
+        let mut end = start;
+        while i + 1 < cpus.len() && cpus[i + 1] == end + 1 {
+            i += 1;
+            end = cpus[i];
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        crate::render::num(out, u64::from(start));
+        if end != start {
+            out.push(b'-');
+            crate::render::num(out, u64::from(end));
+        }
+        i += 1;
+    }
+    out.push(b'\n');
+}
+
 /// Read a CPU list file such as /sys/devices/system/cpu/online.
 pub fn read(path: &std::ffi::CStr) -> std::io::Result<Vec<u32>> {
     let mut buf = Vec::new();
@@ -41,6 +66,16 @@ pub fn read(path: &std::ffi::CStr) -> std::io::Result<Vec<u32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formatting_round_trips() {
+        for text in ["0-3,8,10-11\n", "1\n", "\n", "0,2,4\n", "5-6\n"] {
+            let cpus = parse(text.as_bytes()).unwrap();
+            let mut out = Vec::new();
+            format(&cpus, &mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), text);
+        }
+    }
 
     #[test]
     fn lists() {

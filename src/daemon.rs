@@ -53,6 +53,7 @@ fn run_locked(cli: &Cli) -> Result<(), String> {
         .map_err(|e| format!("cannot read our own pid namespace ({e}): is /proc mounted?"))?;
     let opts = ViewOptions {
         swap: !cli.disable_swap,
+        cfs: cli.enable_cfs,
     };
     let threads = cli.threads.map_or_else(online_cpus, usize::from);
     let session = Arc::new(Session::new(

@@ -31,9 +31,29 @@ pub enum Knob {
     CpuacctUsage,
     /// v2 cpu.stat
     CpuStat,
+    /// v1 cpuacct.usage_all: per-CPU user and system ns
+    CpuacctUsageAll,
+    /// v1 cpuset.cpus, v2 cpuset.cpus.effective
+    CpusetCpus,
+    /// v1 cpu.cfs_quota_us
+    CfsQuota,
+    /// v1 cpu.cfs_period_us
+    CfsPeriod,
+    /// v2 cpu.max
+    CpuMax,
+    /// v1 blkio.throttle.io_serviced_recursive (I/O counts; the CFQ files are gone on blk-mq)
+    BlkioServiced,
+    /// v1 blkio.throttle.io_service_bytes_recursive
+    BlkioServiceBytes,
+    /// v2 io.stat
+    IoStat,
+    /// v1 memory.kmem.slabinfo
+    KmemSlabinfo,
+    /// v1 tasks, v2 cgroup.threads: every thread in the cgroup
+    Threads,
 }
 
-const KNOBS: usize = 8;
+const KNOBS: usize = 18;
 
 impl Knob {
     pub fn name(self, unified: bool) -> &'static CStr {
@@ -48,6 +68,18 @@ impl Knob {
             (Knob::Swappiness, _) => c"memory.swappiness",
             (Knob::CpuacctUsage, _) => c"cpuacct.usage",
             (Knob::CpuStat, _) => c"cpu.stat",
+            (Knob::CpuacctUsageAll, _) => c"cpuacct.usage_all",
+            (Knob::CpusetCpus, false) => c"cpuset.cpus",
+            (Knob::CpusetCpus, true) => c"cpuset.cpus.effective",
+            (Knob::CfsQuota, _) => c"cpu.cfs_quota_us",
+            (Knob::CfsPeriod, _) => c"cpu.cfs_period_us",
+            (Knob::CpuMax, _) => c"cpu.max",
+            (Knob::BlkioServiced, _) => c"blkio.throttle.io_serviced_recursive",
+            (Knob::BlkioServiceBytes, _) => c"blkio.throttle.io_service_bytes_recursive",
+            (Knob::IoStat, _) => c"io.stat",
+            (Knob::KmemSlabinfo, _) => c"memory.kmem.slabinfo",
+            (Knob::Threads, false) => c"tasks",
+            (Knob::Threads, true) => c"cgroup.threads",
         }
     }
 }
@@ -141,17 +173,54 @@ impl CgroupDir {
         kfile::parse_limit(buf)
     }
 
+    /// This cgroup, then each ancestor up to the hierarchy's root.
+    pub fn levels(&self) -> impl Iterator<Item = CgroupLevel<'_>> {
+        self.chain.iter().map(|level| CgroupLevel {
+            level,
+            unified: self.unified,
+        })
+    }
+
+    /// Read `k` from the nearest level (this cgroup, else its parent, ...) where it exists
+    /// and `accept` takes its contents; false when none does.
+    pub fn read_nearest(
+        &self,
+        k: Knob,
+        buf: &mut Vec<u8>,
+        accept: impl Fn(&[u8]) -> bool,
+    ) -> io::Result<bool> {
+        for level in self.levels() {
+            if level.read(k, buf)? && accept(buf) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// The smallest limit in `k` over this cgroup and every ancestor; None when all are
     /// unlimited. A level without the file (the v2 root has no memory.max) is skipped.
     pub fn min_limit(&self, k: Knob, buf: &mut Vec<u8>) -> io::Result<Option<u64>> {
         let mut min: Option<u64> = None;
-        for level in &self.chain {
-            if level.read(k, self.unified, buf)?
+        for level in self.levels() {
+            if level.read(k, buf)?
                 && let Some(v) = kfile::parse_limit(buf)?
             {
                 min = Some(min.map_or(v, |m| m.min(v)));
             }
         }
         Ok(min)
+    }
+}
+
+/// One directory of a cgroup's chain.
+pub struct CgroupLevel<'a> {
+    level: &'a Level,
+    unified: bool,
+}
+
+impl CgroupLevel<'_> {
+    /// Read `k` here into `buf`; Ok(false) when the file does not exist at this level.
+    pub fn read(&self, k: Knob, buf: &mut Vec<u8>) -> io::Result<bool> {
+        self.level.read(k, self.unified, buf)
     }
 }

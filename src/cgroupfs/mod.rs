@@ -1,6 +1,7 @@
 //! cgroups: where hierarchies are mounted, which cgroup a process is in, and reads of
 //! their files.
 
+pub mod cpu;
 pub mod dir;
 pub mod membership;
 pub mod memory;

@@ -38,14 +38,22 @@ impl Hierarchies {
 
     /// The hierarchy that carries `controller`: a v1 mount wins where both exist, as in lxcfs.
     pub fn for_controller(&self, controller: &str) -> Option<&Hierarchy> {
+        self.v1_for(controller)
+            .or_else(|| self.unified_for(controller))
+    }
+
+    /// The v1 hierarchy that carries `controller`.
+    pub fn v1_for(&self, controller: &str) -> Option<&Hierarchy> {
         self.v1
             .iter()
             .find(|h| h.controllers.iter().any(|c| c == controller))
-            .or_else(|| {
-                self.unified
-                    .as_ref()
-                    .filter(|_| self.unified_controllers.iter().any(|c| c == controller))
-            })
+    }
+
+    /// The unified hierarchy, when `controller` is enabled in it.
+    pub fn unified_for(&self, controller: &str) -> Option<&Hierarchy> {
+        self.unified
+            .as_ref()
+            .filter(|_| self.unified_controllers.iter().any(|c| c == controller))
     }
 }
 

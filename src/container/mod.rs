@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Instant;
 
 use crate::cgroupfs::dir::CgroupDir;
@@ -19,21 +19,28 @@ use crate::cgroupfs::membership;
 use crate::cgroupfs::memory::StatCache;
 use crate::cgroupfs::mounts::Hierarchies;
 use crate::kfile::{self, ProcPath};
+use crate::render::stat::StatHistory;
 
 /// The controllers a view may consult.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Controller {
     Memory,
     Cpuacct,
+    Cpu,
+    Cpuset,
+    Blkio,
 }
 
-const CONTROLLERS: usize = 2;
+const CONTROLLERS: usize = 5;
 
 impl Controller {
     fn name(self) -> &'static str {
         match self {
             Controller::Memory => "memory",
             Controller::Cpuacct => "cpuacct",
+            Controller::Cpu => "cpu",
+            Controller::Cpuset => "cpuset",
+            Controller::Blkio => "blkio",
         }
     }
 
@@ -41,7 +48,9 @@ impl Controller {
     fn v2_name(self) -> &'static str {
         match self {
             Controller::Memory => "memory",
-            Controller::Cpuacct => "cpu",
+            Controller::Cpuacct | Controller::Cpu => "cpu",
+            Controller::Cpuset => "cpuset",
+            Controller::Blkio => "io",
         }
     }
 }
@@ -67,6 +76,8 @@ pub struct Container {
     dirs: [OnceLock<Option<CgroupDir>>; CONTROLLERS],
     /// The memory cgroup's memory.stat, briefly reused across requests.
     pub memory_stat: StatCache,
+    /// What its /proc/stat showed last, so counters never go backwards.
+    pub stat_history: Mutex<StatHistory>,
     pidfd: Option<OwnedFd>,
     checked_ms: AtomicU64,
     /// Set when its cgroups went away under it: callers caching it must resolve again.
@@ -86,8 +97,8 @@ impl Container {
 fn open_cgroup(hier: &Hierarchies, text: &str, c: Controller) -> io::Result<CgroupDir> {
     let enoent = || io::Error::from_raw_os_error(libc::ENOENT);
     let h = hier
-        .for_controller(c.name())
-        .or_else(|| hier.for_controller(c.v2_name()))
+        .v1_for(c.name())
+        .or_else(|| hier.unified_for(c.v2_name()))
         .ok_or_else(enoent)?;
     let controller = if h.unified { None } else { Some(c.name()) };
     let path = membership::cgroup_path(text, controller).ok_or_else(enoent)?;
@@ -218,6 +229,7 @@ impl Containers {
             cgroup_text,
             dirs: Default::default(),
             memory_stat: StatCache::default(),
+            stat_history: Mutex::default(),
             pidfd,
             checked_ms: AtomicU64::new(self.now_ms()),
             forgotten: AtomicBool::new(false),

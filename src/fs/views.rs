@@ -7,22 +7,30 @@ use std::time::{Duration, Instant};
 
 use super::Worker;
 use super::tree::FileId;
+use crate::cgroupfs::cpu::{self, Quota};
 use crate::cgroupfs::dir::{CgroupDir, Knob};
 use crate::cgroupfs::memory::MemoryInputs;
 use crate::container::{Container, Containers, Controller};
+use crate::cpulist;
 use crate::kfile::{self, parse_u64};
-use crate::render::{meminfo, swaps, uptime};
+use crate::render::stat::{self, StatInputs, Usage};
+use crate::render::{cpuinfo, meminfo, swaps, uptime};
 
 /// What the daemon was told on its command line that changes what files show.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ViewOptions {
     /// Show swap (lxcfs's default; `-u` turns it off).
     pub swap: bool,
+    /// Show ceil(quota / period) CPUs (`--enable-cfs`).
+    pub cfs: bool,
 }
 
 impl Default for ViewOptions {
     fn default() -> Self {
-        ViewOptions { swap: true }
+        ViewOptions {
+            swap: true,
+            cfs: false,
+        }
     }
 }
 
@@ -42,12 +50,28 @@ pub fn render(
         FileId::Uptime => in_container(containers, w, pid, out, |w, c, out| {
             uptime_view(containers, w, c, out)
         }),
-        FileId::Cpuinfo => host_file(c"/proc/cpuinfo", out),
+        FileId::Cpuinfo => in_container(containers, w, pid, out, |w, c, out| {
+            let v = cpu_view(containers, opts, w, c)?;
+            kfile::read_path(c"/proc/cpuinfo", &mut w.host)?;
+            cpuinfo::render(&w.host, v.shown(), out);
+            Ok(())
+        }),
+        FileId::CpuOnline => in_container(containers, w, pid, out, |w, c, out| {
+            let v = cpu_view(containers, opts, w, c)?;
+            if v.renumber {
+                let ids: Vec<u32> = (0..v.shown as u32).collect();
+                cpulist::format(&ids, out);
+            } else {
+                cpulist::format(v.shown(), out);
+            }
+            Ok(())
+        }),
+        FileId::Stat => in_container(containers, w, pid, out, |w, c, out| {
+            stat_view(containers, opts, w, c, out)
+        }),
         FileId::Diskstats => host_file(c"/proc/diskstats", out),
         FileId::Loadavg => host_file(c"/proc/loadavg", out),
         FileId::Slabinfo => host_file(c"/proc/slabinfo", out),
-        FileId::Stat => host_file(c"/proc/stat", out),
-        FileId::CpuOnline => host_file(c"/sys/devices/system/cpu/online", out),
     }
 }
 
@@ -86,7 +110,9 @@ pub const INPUT_TTL: Duration = Duration::from_millis(5);
 /// kernel's per-file lock) and re-read at offset 0.
 pub struct HostFiles {
     meminfo: Option<OwnedFd>,
-    /// When `Worker::host` last got /proc/meminfo.
+    stat: Option<OwnedFd>,
+    /// The host's /proc/meminfo, read at `meminfo_at`.
+    meminfo_text: Vec<u8>,
     meminfo_at: Option<Instant>,
 }
 
@@ -94,8 +120,19 @@ impl HostFiles {
     pub fn open() -> HostFiles {
         HostFiles {
             meminfo: kfile::open_path(c"/proc/meminfo").ok(),
+            stat: kfile::open_path(c"/proc/stat").ok(),
+            meminfo_text: Vec::with_capacity(8192),
             meminfo_at: None,
         }
+    }
+}
+
+/// The host's /proc/stat into `w.host`, always fresh: its counters are what idle is
+/// computed from.
+fn host_stat(w: &mut Worker) -> io::Result<()> {
+    match &w.files.stat {
+        Some(fd) => kfile::reread(fd.as_fd(), &mut w.host),
+        None => kfile::read_path(c"/proc/stat", &mut w.host),
     }
 }
 
@@ -103,10 +140,11 @@ fn host_meminfo(w: &mut Worker) -> io::Result<()> {
     if w.files.meminfo_at.is_some_and(|t| t.elapsed() < INPUT_TTL) {
         return Ok(());
     }
-    w.files.meminfo_at = None;
-    match &w.files.meminfo {
-        Some(fd) => kfile::reread(fd.as_fd(), &mut w.host)?,
-        None => kfile::read_path(c"/proc/meminfo", &mut w.host)?,
+    let f = &mut w.files;
+    f.meminfo_at = None;
+    match &f.meminfo {
+        Some(fd) => kfile::reread(fd.as_fd(), &mut f.meminfo_text)?,
+        None => kfile::read_path(c"/proc/meminfo", &mut f.meminfo_text)?,
     }
     w.files.meminfo_at = Some(Instant::now());
     Ok(())
@@ -125,17 +163,18 @@ fn memory_view(
         // No memory controller: nothing limits the container, so the host's values hold.
         return match file {
             FileId::Meminfo => {
-                out.extend_from_slice(&w.host);
+                out.extend_from_slice(&w.files.meminfo_text);
                 Ok(())
             }
             _ => host_file(c"/proc/swaps", out),
         };
     };
     let m = MemoryInputs::gather(dir, &c.memory_stat, INPUT_TTL, &mut w.scratch)?;
-    let host_swap = meminfo::host_value(&w.host, b"SwapTotal").unwrap_or(0);
+    let host = &w.files.meminfo_text;
+    let host_swap = meminfo::host_value(host, b"SwapTotal").unwrap_or(0);
     let swap = swaps::SwapView::new(&m, host_swap, opts.swap);
     match file {
-        FileId::Meminfo => meminfo::render(&w.host, &m, &swap, out),
+        FileId::Meminfo => meminfo::render(host, &m, &swap, out),
         _ => swaps::render(&swap, out),
     }
     Ok(())
@@ -161,6 +200,88 @@ fn uptime_view(
         },
         out,
     );
+    Ok(())
+}
+
+/// The CPUs a container is shown.
+struct CpuView {
+    /// Host CPUs it may use (its cpuset, within the host's online CPUs), ascending.
+    cpuset: Vec<u32>,
+    /// How many of them it is shown: all, or ceil(quota) with --enable-cfs.
+    shown: usize,
+    /// Shown as CPUs 0..shown rather than by host id (--enable-cfs).
+    renumber: bool,
+    quota: Option<Quota>,
+}
+
+impl CpuView {
+    fn shown(&self) -> &[u32] {
+        &self.cpuset[..self.shown]
+    }
+}
+
+fn cpu_view(
+    containers: &Containers,
+    opts: &ViewOptions,
+    w: &mut Worker,
+    c: &Container,
+) -> io::Result<CpuView> {
+    let online = cpulist::read(c"/sys/devices/system/cpu/online")?;
+    let cpuset = match c.cgroup(&containers.hier, Controller::Cpuset) {
+        Some(dir) => cpu::cpuset(dir, &mut w.scratch)?
+            .map(|set| {
+                set.into_iter()
+                    .filter(|x| online.binary_search(x).is_ok())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|set| !set.is_empty())
+            .unwrap_or_else(|| online.clone()),
+        None => online,
+    };
+    let quota = match (opts.cfs, c.cgroup(&containers.hier, Controller::Cpu)) {
+        (true, Some(dir)) => cpu::quota(dir, &mut w.scratch)?,
+        _ => None,
+    };
+    let shown = quota.map_or(cpuset.len(), |q| (q.cpus() as usize).min(cpuset.len()));
+    Ok(CpuView {
+        cpuset,
+        shown,
+        renumber: opts.cfs,
+        quota,
+    })
+}
+
+fn stat_view(
+    containers: &Containers,
+    opts: &ViewOptions,
+    w: &mut Worker,
+    c: &Container,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    let v = cpu_view(containers, opts, w, c)?;
+    let usage = match c.cgroup(&containers.hier, Controller::Cpuacct) {
+        Some(dir) if dir.unified => {
+            dir.read(Knob::CpuStat, &mut w.scratch)?;
+            cpu::parse_cpu_stat(&w.scratch).map_or(Usage::Unknown, Usage::Total)
+        }
+        Some(dir) => {
+            dir.read(Knob::CpuacctUsageAll, &mut w.scratch)?;
+            Usage::PerCpu(cpu::parse_usage_all(&w.scratch))
+        }
+        None => Usage::Unknown,
+    };
+    host_stat(w)?;
+    let inputs = StatInputs {
+        host: &w.host,
+        cpuset: &v.cpuset,
+        shown: v.shown,
+        renumber: v.renumber,
+        usage,
+        quota_cpus: v.quota.map(|q| q.quota as f64 / q.period.max(1) as f64),
+        ticks_per_sec: w.clk_tck,
+    };
+    let mut history = c.stat_history.lock().unwrap_or_else(|e| e.into_inner());
+    stat::render(&inputs, &mut history, out);
     Ok(())
 }
 

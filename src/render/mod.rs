@@ -3,7 +3,9 @@
 //! They append to a caller-owned buffer, never touch a file descriptor and never fail:
 //! whatever the inputs, the output is a well-formed file.
 
+pub mod cpuinfo;
 pub mod meminfo;
+pub mod stat;
 pub mod swaps;
 pub mod uptime;
 
