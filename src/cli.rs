@@ -37,6 +37,10 @@ pub struct Cli {
     #[arg(long)]
     pub enable_cfs: bool,
 
+    /// Per-container load averages in proc/loadavg (else the host's), sampled every 5 s.
+    #[arg(short = 'l', long)]
+    pub enable_loadavg: bool,
+
     /// Accepted for lxcfs compatibility: pidfds are always used where the kernel has them.
     #[arg(long)]
     pub enable_pidfd: bool,

@@ -54,6 +54,7 @@ fn run_locked(cli: &Cli) -> Result<(), String> {
     let opts = ViewOptions {
         swap: !cli.disable_swap,
         cfs: cli.enable_cfs,
+        loadavg: cli.enable_loadavg,
     };
     let threads = cli.threads.map_or_else(online_cpus, usize::from);
     let session = Arc::new(Session::new(
@@ -81,6 +82,13 @@ fn run_locked(cli: &Cli) -> Result<(), String> {
         std::process::id()
     );
 
+    if let Some(tracker) = session.fs.loadavg.clone() {
+        let s = session.clone();
+        std::thread::Builder::new()
+            .name("loadavg".into())
+            .spawn(move || crate::loadavg::run(tracker, &s.fs.containers))
+            .map_err(|e| format!("cannot start the loadavg thread: {e}"))?;
+    }
     let server = {
         let s = session.clone();
         std::thread::Builder::new()

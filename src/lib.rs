@@ -13,6 +13,7 @@ pub mod cpulist;
 pub mod daemon;
 pub mod fs;
 pub mod kfile;
+pub mod loadavg;
 pub mod log;
 pub mod mount;
 pub mod pidfile;

@@ -45,6 +45,10 @@ pub enum Knob {
     BlkioServiced,
     /// v1 blkio.throttle.io_service_bytes_recursive
     BlkioServiceBytes,
+    /// v1 blkio.bfq.io_serviced_recursive (devices scheduled by BFQ)
+    BfqServiced,
+    /// v1 blkio.bfq.io_service_bytes_recursive
+    BfqServiceBytes,
     /// v2 io.stat
     IoStat,
     /// v1 memory.kmem.slabinfo
@@ -53,7 +57,7 @@ pub enum Knob {
     Threads,
 }
 
-const KNOBS: usize = 18;
+const KNOBS: usize = 20;
 
 impl Knob {
     pub fn name(self, unified: bool) -> &'static CStr {
@@ -76,6 +80,8 @@ impl Knob {
             (Knob::CpuMax, _) => c"cpu.max",
             (Knob::BlkioServiced, _) => c"blkio.throttle.io_serviced_recursive",
             (Knob::BlkioServiceBytes, _) => c"blkio.throttle.io_service_bytes_recursive",
+            (Knob::BfqServiced, _) => c"blkio.bfq.io_serviced_recursive",
+            (Knob::BfqServiceBytes, _) => c"blkio.bfq.io_service_bytes_recursive",
             (Knob::IoStat, _) => c"io.stat",
             (Knob::KmemSlabinfo, _) => c"memory.kmem.slabinfo",
             (Knob::Threads, false) => c"tasks",

@@ -3,6 +3,7 @@
 
 pub mod cpu;
 pub mod dir;
+pub mod io;
 pub mod membership;
 pub mod memory;
 pub mod mounts;

@@ -85,6 +85,16 @@ pub struct Container {
 }
 
 impl Container {
+    /// The pid namespace it is cached under; 0 for a process of the daemon's namespace.
+    pub fn ns(&self) -> u64 {
+        self.ns
+    }
+
+    /// Whether its init has exited (the namespace is gone).
+    pub fn has_exited(&self) -> bool {
+        self.pidfd.as_ref().is_some_and(pidns::has_exited)
+    }
+
     /// The container's cgroup for `c`, opened on first use; None when the controller is
     /// not mounted or the cgroup is gone.
     pub fn cgroup(&self, hier: &Hierarchies, c: Controller) -> Option<&CgroupDir> {

@@ -67,12 +67,15 @@ pub struct Fs {
     pub opts: ViewOptions,
     pub containers: Containers,
     pub handles: Handles,
+    /// Per-container load averages, with -l.
+    pub loadavg: Option<std::sync::Arc<crate::loadavg::LoadTracker>>,
     /// Seconds since the epoch at mount: the tree's timestamps.
     mount_time: u64,
 }
 
 impl Fs {
     pub fn new(opts: ViewOptions, containers: Containers) -> Fs {
+        let loadavg = opts.loadavg.then(Default::default);
         let mount_time = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -80,6 +83,7 @@ impl Fs {
             opts,
             containers,
             handles: Handles::default(),
+            loadavg,
             mount_time,
         }
     }
@@ -197,7 +201,7 @@ impl Fs {
                 return Err(libc::EISDIR);
             };
             let mut buf = self.handles.take_buffer(fh);
-            if let Err(e) = views::render(&self.containers, &self.opts, w, *file, pid, &mut buf) {
+            if let Err(e) = views::render(self, w, *file, pid, &mut buf) {
                 crate::warn!("rendering {:?} for pid {pid}: {e}", file);
                 return Err(errno(&e));
             }

@@ -5,16 +5,17 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use super::Worker;
+use super::{Fs, Worker};
 use super::tree::FileId;
 use crate::cgroupfs::cpu::{self, Quota};
+use crate::cgroupfs::io as cgio;
 use crate::cgroupfs::dir::{CgroupDir, Knob};
 use crate::cgroupfs::memory::MemoryInputs;
 use crate::container::{Container, Containers, Controller};
 use crate::cpulist;
 use crate::kfile::{self, parse_u64};
 use crate::render::stat::{self, StatInputs, Usage};
-use crate::render::{cpuinfo, meminfo, swaps, uptime};
+use crate::render::{cpuinfo, diskstats, loadavg, meminfo, swaps, uptime};
 
 /// What the daemon was told on its command line that changes what files show.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,6 +24,8 @@ pub struct ViewOptions {
     pub swap: bool,
     /// Show ceil(quota / period) CPUs (`--enable-cfs`).
     pub cfs: bool,
+    /// Per-container load averages (`-l`); the host's otherwise.
+    pub loadavg: bool,
 }
 
 impl Default for ViewOptions {
@@ -30,19 +33,14 @@ impl Default for ViewOptions {
         ViewOptions {
             swap: true,
             cfs: false,
+            loadavg: false,
         }
     }
 }
 
 /// Render `file` as the process `pid` sees it into `out`.
-pub fn render(
-    containers: &Containers,
-    opts: &ViewOptions,
-    w: &mut Worker,
-    file: FileId,
-    pid: u32,
-    out: &mut Vec<u8>,
-) -> io::Result<()> {
+pub fn render(fs: &Fs, w: &mut Worker, file: FileId, pid: u32, out: &mut Vec<u8>) -> io::Result<()> {
+    let (containers, opts) = (&fs.containers, &fs.opts);
     match file {
         FileId::Meminfo | FileId::Swaps => in_container(containers, w, pid, out, |w, c, out| {
             memory_view(containers, opts, w, c, file, out)
@@ -69,9 +67,28 @@ pub fn render(
         FileId::Stat => in_container(containers, w, pid, out, |w, c, out| {
             stat_view(containers, opts, w, c, out)
         }),
-        FileId::Diskstats => host_file(c"/proc/diskstats", out),
-        FileId::Loadavg => host_file(c"/proc/loadavg", out),
-        FileId::Slabinfo => host_file(c"/proc/slabinfo", out),
+        FileId::Diskstats => in_container(containers, w, pid, out, |w, c, out| {
+            diskstats_view(containers, w, c, out)
+        }),
+        FileId::Loadavg => match &fs.loadavg {
+            Some(tracker) => {
+                let c = containers.resolve_for(&mut w.callers, pid, &mut w.scratch)?;
+                if c.ns() == 0 {
+                    // A process of the host sees the host's load.
+                    return host_file(c"/proc/loadavg", out);
+                }
+                loadavg::render(&tracker.read(c.ns(), &c), out);
+                Ok(())
+            }
+            None => host_file(c"/proc/loadavg", out),
+        },
+        FileId::Slabinfo => in_container(containers, w, pid, out, |_, c, out| {
+            // v1 kernels with kmem accounting keep the cgroup's own slabs; else the host's.
+            match c.cgroup(&containers.hier, Controller::Memory) {
+                Some(dir) if dir.has(Knob::KmemSlabinfo) => dir.read(Knob::KmemSlabinfo, out),
+                _ => host_file(c"/proc/slabinfo", out),
+            }
+        }),
     }
 }
 
@@ -282,6 +299,38 @@ fn stat_view(
     };
     let mut history = c.stat_history.lock().unwrap_or_else(|e| e.into_inner());
     stat::render(&inputs, &mut history, out);
+    Ok(())
+}
+
+fn diskstats_view(
+    containers: &Containers,
+    w: &mut Worker,
+    c: &Container,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    let Some(dir) = c.cgroup(&containers.hier, Controller::Blkio) else {
+        // No I/O controller: nothing tells the container's I/O from anyone else's.
+        return host_file(c"/proc/diskstats", out);
+    };
+    let mut devs = Vec::new();
+    if dir.unified {
+        dir.read(Knob::IoStat, &mut w.scratch)?;
+        devs = cgio::parse_io_stat(&w.scratch);
+    } else {
+        for (serviced, bytes) in [
+            (Knob::BlkioServiced, Knob::BlkioServiceBytes),
+            (Knob::BfqServiced, Knob::BfqServiceBytes),
+        ] {
+            if !dir.has(serviced) {
+                continue;
+            }
+            dir.read(serviced, &mut w.scratch)?;
+            dir.read(bytes, &mut w.host)?;
+            cgio::merge_blkio(&mut devs, &w.scratch, &w.host);
+        }
+    }
+    kfile::read_path(c"/proc/diskstats", &mut w.host)?;
+    diskstats::render(&w.host, &devs, out);
     Ok(())
 }
 

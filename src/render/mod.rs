@@ -4,6 +4,8 @@
 //! whatever the inputs, the output is a well-formed file.
 
 pub mod cpuinfo;
+pub mod diskstats;
+pub mod loadavg;
 pub mod meminfo;
 pub mod stat;
 pub mod swaps;
