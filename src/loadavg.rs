@@ -11,8 +11,8 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::container::{Container, Containers, Controller};
 use crate::cgroupfs::dir::Knob;
+use crate::container::{Container, Containers, Controller, pidns};
 use crate::kfile::{self, ProcPath, parse_u64};
 use crate::render::loadavg::Load;
 
@@ -56,7 +56,9 @@ impl LoadTracker {
             map.iter().map(|(k, t)| (*k, t.container.clone())).collect()
         };
         for (key, c) in &list {
-            let Ok(s) = sample(containers, c, scratch) else { continue };
+            let Ok(s) = sample(containers, c, scratch) else {
+                continue;
+            };
             let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(t) = map.get_mut(key) {
                 t.load.tick(s.active, s.running, s.total, s.last_pid);
@@ -92,12 +94,13 @@ fn sample(containers: &Containers, c: &Container, scratch: &mut Vec<u8>) -> io::
             _ => {}
         }
     }
-    // The last pid handed out in the container's own pid namespace, from its /proc.
-    let last = ProcPath::new(c.init, "root/proc/sys/kernel/ns_last_pid");
-    let last_pid = match kfile::read_path(last.as_cstr(), scratch) {
-        Ok(()) => parse_u64(scratch).unwrap_or(0),
-        Err(_) => 0,
-    };
+    // The newest thread, as the container numbers it (pids grow with time in every
+    // namespace): lxcfs shows the host's last pid here, which leaks host pids.
+    let last_pid = tids
+        .iter()
+        .max()
+        .and_then(|&t| pidns::pid_in_ns_of(c.init, t, scratch).ok())
+        .map_or(0, u64::from);
     Ok(Sample {
         active: running + blocked,
         running,

@@ -42,10 +42,17 @@ fn device(field: &[u8]) -> Option<(u32, u32)> {
 }
 
 fn entry(devs: &mut Vec<DevIo>, major: u32, minor: u32) -> &mut DevIo {
-    match devs.iter().position(|d| d.major == major && d.minor == minor) {
+    match devs
+        .iter()
+        .position(|d| d.major == major && d.minor == minor)
+    {
         Some(i) => &mut devs[i],
         None => {
-            devs.push(DevIo { major, minor, ..DevIo::default() });
+            devs.push(DevIo {
+                major,
+                minor,
+                ..DevIo::default()
+            });
             let last = devs.len() - 1;
             &mut devs[last]
         }
@@ -56,12 +63,20 @@ fn entry(devs: &mut Vec<DevIo>, major: u32, minor: u32) -> &mut DevIo {
 pub fn parse_io_stat(text: &[u8]) -> Vec<DevIo> {
     let mut devs = Vec::new();
     for line in lines(text) {
-        let mut f = line.split(|c| c.is_ascii_whitespace()).filter(|s| !s.is_empty());
-        let Some((major, minor)) = f.next().and_then(device) else { continue };
+        let mut f = line
+            .split(|c| c.is_ascii_whitespace())
+            .filter(|s| !s.is_empty());
+        let Some((major, minor)) = f.next().and_then(device) else {
+            continue;
+        };
         let d = entry(&mut devs, major, minor);
         for kv in f {
-            let Some(eq) = memchr::memchr(b'=', kv) else { continue };
-            let Some(v) = parse_u64(&kv[eq + 1..]) else { continue };
+            let Some(eq) = memchr::memchr(b'=', kv) else {
+                continue;
+            };
+            let Some(v) = parse_u64(&kv[eq + 1..]) else {
+                continue;
+            };
             match &kv[..eq] {
                 b"rbytes" => d.rbytes = v,
                 b"wbytes" => d.wbytes = v,
@@ -82,9 +97,15 @@ pub fn merge_blkio(devs: &mut Vec<DevIo>, serviced: &[u8], bytes: &[u8]) {
     let mut parsed: Vec<DevIo> = Vec::new();
     for (text, is_bytes) in [(serviced, false), (bytes, true)] {
         for line in lines(text) {
-            let mut f = line.split(|c| c.is_ascii_whitespace()).filter(|s| !s.is_empty());
-            let (Some(dev), Some(op), Some(v)) = (f.next(), f.next(), f.next()) else { continue };
-            let (Some((major, minor)), Some(v)) = (device(dev), parse_u64(v)) else { continue };
+            let mut f = line
+                .split(|c| c.is_ascii_whitespace())
+                .filter(|s| !s.is_empty());
+            let (Some(dev), Some(op), Some(v)) = (f.next(), f.next(), f.next()) else {
+                continue;
+            };
+            let (Some((major, minor)), Some(v)) = (device(dev), parse_u64(v)) else {
+                continue;
+            };
             let d = entry(&mut parsed, major, minor);
             let slot = match (op, is_bytes) {
                 (b"Read", false) => &mut d.rios,
@@ -112,7 +133,10 @@ mod tests {
         let t = b"254:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n253:0 rbytes=0 wbytes=0 rios=0 wios=0 dbytes=0 dios=0\n";
         let d = parse_io_stat(t);
         assert_eq!(d.len(), 2);
-        assert_eq!((d[0].major, d[0].minor, d[0].rbytes, d[0].wios), (254, 0, 4096, 2));
+        assert_eq!(
+            (d[0].major, d[0].minor, d[0].rbytes, d[0].wios),
+            (254, 0, 4096, 2)
+        );
         assert!(d[1].is_idle());
         assert!(parse_io_stat(b"garbage\n8:x rbytes=1\n").is_empty());
     }
@@ -124,7 +148,10 @@ mod tests {
         let mut devs = Vec::new();
         merge_blkio(&mut devs, serviced, bytes);
         assert_eq!(devs.len(), 1);
-        assert_eq!((devs[0].rios, devs[0].wios, devs[0].rbytes, devs[0].wbytes), (2, 25, 8192, 20971520));
+        assert_eq!(
+            (devs[0].rios, devs[0].wios, devs[0].rbytes, devs[0].wbytes),
+            (2, 25, 8192, 20971520)
+        );
         // a second source with other figures for the same device: the larger is kept
         merge_blkio(&mut devs, b"254:0 Read 5\n", b"");
         assert_eq!((devs[0].rios, devs[0].wios), (5, 25));

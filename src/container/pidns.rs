@@ -13,8 +13,10 @@ use nix::sys::stat::Mode;
 
 use crate::kfile::{self, ProcPath, parse_u64};
 
-/// `_IOR(0xb7, 0x7, int)` from linux/nsfs.h.
+/// `_IOR(0xb7, 0x7, int)` from linux/nsfs.h: a pid of the namespace, in ours.
 const NS_GET_TGID_FROM_PIDNS: libc::c_ulong = 0x8004_b707;
+/// `_IOR(0xb7, 0x8, int)`: a pid of ours, in the namespace.
+const NS_GET_PID_IN_PIDNS: libc::c_ulong = 0x8004_b708;
 
 /// The inode of `pid`'s pid namespace: the key of a namespace while it lives.
 pub fn pidns_inode(pid: u32) -> io::Result<u64> {
@@ -34,24 +36,38 @@ pub fn init_of(pid: u32, scratch: &mut Vec<u8>) -> io::Result<u32> {
 }
 
 fn init_by_ioctl(pid: u32) -> io::Result<u32> {
+    ns_ioctl(pid, NS_GET_TGID_FROM_PIDNS, 1)
+}
+
+/// Translate `arg` with a pid-namespace ioctl on the namespace of `pid`.
+fn ns_ioctl(pid: u32, request: libc::c_ulong, arg: u32) -> io::Result<u32> {
     let ns = nix::fcntl::open(
         ProcPath::new(pid, "ns/pid").as_cstr(),
         OFlag::O_RDONLY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )?;
-    // SAFETY: NS_GET_TGID_FROM_PIDNS takes an integer argument by value and touches no
+    // SAFETY: the NS_GET_*PID* ioctls take an integer argument by value and touch no
     // memory of ours; `ns` is an open nsfs file for the whole call.
-    let r = unsafe {
-        libc::ioctl(
-            ns.as_raw_fd(),
-            NS_GET_TGID_FROM_PIDNS as _,
-            1 as libc::c_ulong,
-        )
-    };
+    let r = unsafe { libc::ioctl(ns.as_raw_fd(), request as _, libc::c_ulong::from(arg)) };
     if r <= 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(r as u32)
+}
+
+/// The pid that `tid` (a pid of ours) has in the pid namespace of `member`.
+pub fn pid_in_ns_of(member: u32, tid: u32, scratch: &mut Vec<u8>) -> io::Result<u32> {
+    match ns_ioctl(member, NS_GET_PID_IN_PIDNS, tid) {
+        Ok(p) => Ok(p),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTTY | libc::EINVAL)) => {
+            // Older kernels: the innermost entry of NSpid (tid is then in the same namespace).
+            kfile::read_path(ProcPath::new(tid, "status").as_cstr(), scratch)?;
+            let st =
+                parse_status(scratch).ok_or_else(|| io::Error::from_raw_os_error(libc::EIO))?;
+            Ok(st.nspid_last)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Walk up the parents while they stay in the namespace, until the one that is pid 1 there.

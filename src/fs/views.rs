@@ -5,11 +5,11 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use super::{Fs, Worker};
 use super::tree::FileId;
+use super::{Fs, Worker};
 use crate::cgroupfs::cpu::{self, Quota};
-use crate::cgroupfs::io as cgio;
 use crate::cgroupfs::dir::{CgroupDir, Knob};
+use crate::cgroupfs::io as cgio;
 use crate::cgroupfs::memory::MemoryInputs;
 use crate::container::{Container, Containers, Controller};
 use crate::cpulist;
@@ -39,7 +39,13 @@ impl Default for ViewOptions {
 }
 
 /// Render `file` as the process `pid` sees it into `out`.
-pub fn render(fs: &Fs, w: &mut Worker, file: FileId, pid: u32, out: &mut Vec<u8>) -> io::Result<()> {
+pub fn render(
+    fs: &Fs,
+    w: &mut Worker,
+    file: FileId,
+    pid: u32,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
     let (containers, opts) = (&fs.containers, &fs.opts);
     match file {
         FileId::Meminfo | FileId::Swaps => in_container(containers, w, pid, out, |w, c, out| {
@@ -83,11 +89,17 @@ pub fn render(fs: &Fs, w: &mut Worker, file: FileId, pid: u32, out: &mut Vec<u8>
             None => host_file(c"/proc/loadavg", out),
         },
         FileId::Slabinfo => in_container(containers, w, pid, out, |_, c, out| {
-            // v1 kernels with kmem accounting keep the cgroup's own slabs; else the host's.
-            match c.cgroup(&containers.hier, Controller::Memory) {
-                Some(dir) if dir.has(Knob::KmemSlabinfo) => dir.read(Knob::KmemSlabinfo, out),
-                _ => host_file(c"/proc/slabinfo", out),
+            // v1 kernels with per-cgroup slab accounting keep the cgroup's own slabs; newer
+            // ones leave memory.kmem.slabinfo empty, and then the host's file is shown.
+            if let Some(dir) = c.cgroup(&containers.hier, Controller::Memory)
+                && dir.has(Knob::KmemSlabinfo)
+            {
+                dir.read(Knob::KmemSlabinfo, out)?;
+                if !out.is_empty() {
+                    return Ok(());
+                }
             }
+            host_file(c"/proc/slabinfo", out)
         }),
     }
 }

@@ -8,9 +8,15 @@ use crate::kfile::{lines, parse_u64};
 /// `host` is the host's /proc/diskstats (for device names and order).
 pub fn render(host: &[u8], devs: &[DevIo], out: &mut Vec<u8>) {
     for line in lines(host) {
-        let mut f = line.split(|c| c.is_ascii_whitespace()).filter(|s| !s.is_empty());
-        let (Some(major), Some(minor), Some(name)) = (f.next(), f.next(), f.next()) else { continue };
-        let (Some(major), Some(minor)) = (parse_u64(major), parse_u64(minor)) else { continue };
+        let mut f = line
+            .split(|c| c.is_ascii_whitespace())
+            .filter(|s| !s.is_empty());
+        let (Some(major), Some(minor), Some(name)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        let (Some(major), Some(minor)) = (parse_u64(major), parse_u64(minor)) else {
+            continue;
+        };
         let Some(d) = devs
             .iter()
             .find(|d| u64::from(d.major) == major && u64::from(d.minor) == minor && !d.is_idle())
@@ -26,11 +32,23 @@ pub fn render(host: &[u8], devs: &[DevIo], out: &mut Vec<u8>) {
         out.extend_from_slice(name);
         let sectors = |b: u64| b / 512;
         let fields = [
-            d.rios, 0, sectors(d.rbytes), 0, // reads, merged, sectors, ms
-            d.wios, 0, sectors(d.wbytes), 0, // writes, merged, sectors, ms
-            0, 0, 0, // in flight, io ms, weighted ms
-            d.dios, 0, sectors(d.dbytes), 0, // discards, merged, sectors, ms
-            0, 0, // flushes, flush ms
+            d.rios,
+            0,
+            sectors(d.rbytes),
+            0, // reads, merged, sectors, ms
+            d.wios,
+            0,
+            sectors(d.wbytes),
+            0, // writes, merged, sectors, ms
+            0,
+            0,
+            0, // in flight, io ms, weighted ms
+            d.dios,
+            0,
+            sectors(d.dbytes),
+            0, // discards, merged, sectors, ms
+            0,
+            0, // flushes, flush ms
         ];
         for v in fields {
             out.push(b' ');
@@ -51,8 +69,20 @@ mod tests {
     #[test]
     fn only_used_devices_with_own_counts() {
         let devs = [
-            DevIo { major: 254, minor: 0, rios: 2, wios: 25, rbytes: 8192, wbytes: 20971520, ..DevIo::default() },
-            DevIo { major: 7, minor: 0, ..DevIo::default() },
+            DevIo {
+                major: 254,
+                minor: 0,
+                rios: 2,
+                wios: 25,
+                rbytes: 8192,
+                wbytes: 20971520,
+                ..DevIo::default()
+            },
+            DevIo {
+                major: 7,
+                minor: 0,
+                ..DevIo::default()
+            },
         ];
         let mut out = Vec::new();
         render(HOST, &devs, &mut out);
@@ -67,7 +97,16 @@ mod tests {
         let mut out = Vec::new();
         render(HOST, &[], &mut out);
         assert!(out.is_empty());
-        render(b"garbage\n1 2\n", &[DevIo { major: 1, minor: 2, rios: 1, ..DevIo::default() }], &mut out);
+        render(
+            b"garbage\n1 2\n",
+            &[DevIo {
+                major: 1,
+                minor: 2,
+                rios: 1,
+                ..DevIo::default()
+            }],
+            &mut out,
+        );
         assert!(out.is_empty());
     }
 }

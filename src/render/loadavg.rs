@@ -19,7 +19,9 @@ pub struct Load {
 
 /// The kernel's calc_load().
 fn calc_load(load: u64, exp: u64, active: u64) -> u64 {
-    let mut new = load.saturating_mul(exp).saturating_add(active.saturating_mul(FIXED_1 - exp));
+    let mut new = load
+        .saturating_mul(exp)
+        .saturating_add(active.saturating_mul(FIXED_1 - exp));
     if active >= load {
         new = new.saturating_add(FIXED_1 - 1);
     }

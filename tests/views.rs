@@ -1,0 +1,320 @@
+//! Each file, read from a real container on this host: cpusets, CFS quotas, CPU time,
+//! block I/O, slabinfo, load averages.
+
+mod common;
+
+use common::*;
+
+fn host_online() -> Vec<u32> {
+    let text = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap();
+    let mut v = Vec::new();
+    for part in text.trim().split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => v.extend(a.parse::<u32>().unwrap()..=b.parse::<u32>().unwrap()),
+            None => v.push(part.parse().unwrap()),
+        }
+    }
+    v
+}
+
+fn cpuset_cgroup(name: &str, cpus: &str) -> Cgroup {
+    let cg = Cgroup::new("cpuset", name);
+    if cg.path.join("cpuset.mems").exists() {
+        let mems = std::fs::read_to_string(cg.path.parent().unwrap().join("cpuset.mems")).unwrap();
+        cg.set("cpuset.mems", mems.trim());
+        cg.set("cpuset.cpus", cpus);
+    } else {
+        cg.set("cpuset.cpus", cpus);
+    }
+    cg
+}
+
+fn read_in(cgs: &[&Cgroup], d: &Daemon, files: &[&str]) -> Vec<String> {
+    let script: Vec<String> = files
+        .iter()
+        .map(|f| format!("cat {}; echo '=====';", d.path(f).display()))
+        .collect();
+    let out = in_container(cgs, &script.join(" "));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split("=====\n")
+        .map(str::to_owned)
+        .collect()
+}
+
+fn cpu_ids(stat: &str) -> Vec<String> {
+    stat.lines()
+        .filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "))
+        .map(|l| l.split_whitespace().next().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn one_cpu_cpuset_is_coherent() {
+    if !root_or_skip("one_cpu_cpuset_is_coherent") {
+        return;
+    }
+    let cpu = *host_online().last().unwrap();
+    let d = Daemon::start("cpuset", &[]);
+    let cs = cpuset_cgroup("cpuset-one", &cpu.to_string());
+    let r = read_in(
+        &[&cs],
+        &d,
+        &["proc/cpuinfo", "proc/stat", "sys/devices/system/cpu/online"],
+    );
+    assert_eq!(r[0].matches("processor").count(), 1, "{}", r[0]);
+    assert!(
+        r[0].starts_with("processor\t: 0\n"),
+        "renumbered from 0: {}",
+        r[0]
+    );
+    assert_eq!(cpu_ids(&r[1]), vec![format!("cpu{cpu}")], "{}", r[1]);
+    assert!(r[1].starts_with("cpu  "), "{}", r[1]);
+    assert!(r[1].contains("\nbtime "), "host lines kept");
+    assert_eq!(r[2].trim(), cpu.to_string());
+}
+
+#[test]
+fn cpu_time_is_the_containers_own() {
+    if !root_or_skip("cpu_time_is_the_containers_own") {
+        return;
+    }
+    let d = Daemon::start("cputime", &[]);
+    let acct = Cgroup::new("cpuacct", "cputime");
+    let out = in_container(
+        &[&acct],
+        &format!(
+            "timeout 1.5 sh -c 'while :; do :; done'; cat {} {}",
+            d.path("proc/stat").display(),
+            d.path("proc/uptime").display()
+        ),
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let total: Vec<u64> = text
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let busy = total[0] + total[2];
+    // 1.5 s of one busy loop at 100 ticks/s, and nothing like the host's total
+    assert!(
+        (100..=200).contains(&busy),
+        "container busy ticks {busy}: {text}"
+    );
+    let uptime: Vec<f64> = text
+        .lines()
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert!(uptime[0] >= 1.5 && uptime[0] < 4.0, "{text}");
+    assert!(
+        uptime[1] < uptime[0] - 1.0,
+        "idle net of the busy loop: {text}"
+    );
+    // the counters only move forward between reads
+    let stat = d.path("proc/stat");
+    let again = in_container(&[&acct], &format!("cat {}", stat.display()));
+    let later: Vec<u64> = String::from_utf8(again.stdout)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert!(
+        later[0] >= total[0] && later[3] >= total[3],
+        "{total:?} -> {later:?}"
+    );
+}
+
+#[test]
+fn cfs_quota_limits_the_cpus_shown() {
+    if !root_or_skip("cfs_quota_limits_the_cpus_shown") {
+        return;
+    }
+    if host_online().len() < 2 {
+        eprintln!("*** cfs_quota_limits_the_cpus_shown needs 2 CPUs: checking 1 ***");
+    }
+    let d = Daemon::start("cfs", &["--enable-cfs"]);
+    for (quota, want) in [(50_000, 1usize), (150_000, 2)] {
+        let want = want.min(host_online().len());
+        let cpu = Cgroup::new("cpu", &format!("cfs-{quota}"));
+        cpu.set("cpu.cfs_period_us", "100000");
+        cpu.set("cpu.cfs_quota_us", &quota.to_string());
+        let r = read_in(
+            &[&cpu],
+            &d,
+            &["proc/cpuinfo", "proc/stat", "sys/devices/system/cpu/online"],
+        );
+        assert_eq!(
+            r[0].matches("processor").count(),
+            want,
+            "quota {quota}: {}",
+            r[0]
+        );
+        let ids: Vec<String> = (0..want).map(|i| format!("cpu{i}")).collect();
+        assert_eq!(cpu_ids(&r[1]), ids, "quota {quota}: {}", r[1]);
+        let online = if want == 1 {
+            "0".to_owned()
+        } else {
+            format!("0-{}", want - 1)
+        };
+        assert_eq!(r[2].trim(), online);
+    }
+}
+
+/// The whole disk holding the temp dir, as "major:minor".
+fn temp_disk() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(std::env::temp_dir()).ok()?.dev();
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    let sys = std::path::PathBuf::from(format!("/sys/dev/block/{major}:{minor}"));
+    if !sys.exists() {
+        return None;
+    }
+    if sys.join("partition").exists() {
+        let parent = std::fs::canonicalize(&sys).ok()?.parent()?.join("dev");
+        return std::fs::read_to_string(parent)
+            .ok()
+            .map(|s| s.trim().to_owned());
+    }
+    Some(format!("{major}:{minor}"))
+}
+
+#[test]
+fn diskstats_shows_the_containers_own_io() {
+    if !root_or_skip("diskstats_shows_the_containers_own_io") {
+        return;
+    }
+    let Some(disk) = temp_disk() else {
+        panic!("the temp dir is not on a block device: cannot test diskstats");
+    };
+    let d = Daemon::start("disk", &[]);
+    let blk = Cgroup::new("blkio", "disk");
+    // blk-mq kernels count per-cgroup I/O on v1 only for devices with a throttle rule.
+    blk.set(
+        "blkio.throttle.write_bps_device",
+        &format!("{disk} 100000000000"),
+    );
+    let file = d.dir.join("io-test");
+    let out = in_container(
+        &[&blk],
+        &format!(
+            "dd if=/dev/zero of={f} bs=64k count=64 oflag=direct 2>/dev/null && dd if={f} of=/dev/null bs=64k iflag=direct 2>/dev/null; cat {}",
+            d.path("proc/diskstats").display(),
+            f = file.display()
+        ),
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (major, minor) = disk.split_once(':').unwrap();
+    let line = text
+        .lines()
+        .find(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[0] == major && f[1] == minor
+        })
+        .unwrap_or_else(|| panic!("no line for {disk}: {text:?}"));
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .skip(3)
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert!(f[4] >= 64, "writes completed: {line}");
+    assert!(f[6] >= 64 * 128, "sectors written: {line}");
+    assert!(f[0] >= 1, "reads: {line}");
+    // devices the container never touched are left out
+    assert_eq!(text.lines().count(), 1, "{text}");
+}
+
+#[test]
+fn slabinfo_reads_from_a_container() {
+    if !root_or_skip("slabinfo_reads_from_a_container") {
+        return;
+    }
+    let d = Daemon::start("slab", &[]);
+    let mem = Cgroup::new("memory", "slab");
+    let r = read_in(&[&mem], &d, &["proc/slabinfo"]);
+    assert!(
+        r[0].starts_with("slabinfo - version"),
+        "{}",
+        &r[0][..r[0].len().min(200)]
+    );
+}
+
+#[test]
+fn loadavg_per_container() {
+    if !root_or_skip("loadavg_per_container") {
+        return;
+    }
+    let d = Daemon::start("load", &["-l"]);
+    let cpu = Cgroup::new("cpu", "load");
+    let p = d.path("proc/loadavg");
+    let out = in_container(
+        &[&cpu],
+        &format!(
+            "cat {p}; (timeout 12 sh -c 'while :; do :; done' &); sleep 11; cat {p}",
+            p = p.display()
+        ),
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("0.00 0.00 0.00 "),
+        "first read starts at zero: {text}"
+    );
+    let f: Vec<&str> = lines[1].split_whitespace().collect();
+    let one: f64 = f[0].parse().unwrap();
+    assert!(one > 0.05, "a busy loop raises the 1-min load: {text}");
+    let (running, total) = f[3].split_once('/').unwrap();
+    assert!(
+        running.parse::<u32>().unwrap() >= 1 && total.parse::<u32>().unwrap() >= 2,
+        "{text}"
+    );
+    let last_pid: u32 = f[4].parse().unwrap();
+    assert!(
+        last_pid > 0 && last_pid < 1000,
+        "last_pid as the container sees pids: {text}"
+    );
+    // the host still sees its own
+    let host = std::fs::read_to_string(&p).unwrap();
+    assert_eq!(host.split_whitespace().count(), 5);
+}
+
+#[test]
+fn swap_follows_lxcfs_rules() {
+    if !root_or_skip("swap_follows_lxcfs_rules") {
+        return;
+    }
+    let d = Daemon::start("swap", &[]);
+    let du = Daemon::start("noswap", &["-u"]);
+    let mem = Cgroup::new("memory", "swap");
+    mem.set("memory.limit_in_bytes", "268435456");
+    let host_swap = meminfo_kb(
+        &std::fs::read_to_string("/proc/meminfo").unwrap(),
+        "SwapTotal",
+    );
+    let r = read_in(&[&mem], &d, &["proc/meminfo", "proc/swaps"]);
+    let total = meminfo_kb(&r[0], "SwapTotal");
+    assert!(
+        total <= host_swap,
+        "capped at the host's swap: {total} > {host_swap}"
+    );
+    assert!(r[1].starts_with("Filename\t\t\t\tType\t\tSize\tUsed\tPriority\n"));
+    assert_eq!(
+        r[1].lines().count(),
+        if total > 0 { 2 } else { 1 },
+        "{}",
+        r[1]
+    );
+    let r = read_in(&[&mem], &du, &["proc/meminfo", "proc/swaps"]);
+    assert_eq!(meminfo_kb(&r[0], "SwapTotal"), 0);
+    assert_eq!(meminfo_kb(&r[0], "SwapFree"), 0);
+    assert_eq!(r[1].lines().count(), 1);
+}
