@@ -24,6 +24,12 @@ pub fn read_path(path: &CStr, buf: &mut Vec<u8>) -> io::Result<()> {
     read_all(open_path(path)?, buf)
 }
 
+/// Replace `buf`'s contents with the whole of the file at `path` (not a hot path).
+pub fn read_path_buf(path: &std::path::Path, buf: &mut Vec<u8>) -> io::Result<()> {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())?;
+    read_path(&c, buf)
+}
+
 /// Open a directory for use as an `openat` base.
 pub fn open_dir(dir: Option<BorrowedFd<'_>>, name: &CStr) -> io::Result<OwnedFd> {
     let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;

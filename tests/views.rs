@@ -318,3 +318,50 @@ fn swap_follows_lxcfs_rules() {
     assert_eq!(meminfo_kb(&r[0], "SwapFree"), 0);
     assert_eq!(r[1].lines().count(), 1);
 }
+
+#[test]
+fn sys_cpu_directory_is_coherent_for_glibc() {
+    if !root_or_skip("sys_cpu_directory_is_coherent_for_glibc") {
+        return;
+    }
+    let cpu = *host_online().last().unwrap();
+    let d = Daemon::start("syscpu", &[]);
+    let cs = cpuset_cgroup("syscpu", &cpu.to_string());
+    let dir = d.path("sys/devices/system/cpu");
+    // Bind the view over the real directory inside the container's own mount namespace,
+    // as runtimes do, and ask glibc.
+    let out = in_container(
+        &[&cs],
+        &format!(
+            "for f in online possible present offline; do printf '%s=' $f; cat {dir}/$f; done; \
+             ls {dir} | tr '\\n' ' '; echo; \
+             mount --bind {dir} /sys/devices/system/cpu && getconf _NPROCESSORS_CONF && getconf _NPROCESSORS_ONLN; \
+             cat /sys/devices/system/cpu/cpu{cpu}/topology/core_id >/dev/null && echo readable; \
+             echo 1 > /sys/devices/system/cpu/cpu{cpu}/online 2>/dev/null || echo refused",
+            dir = dir.display()
+        ),
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], format!("online={cpu}"), "{text}");
+    assert_eq!(lines[1], format!("possible={cpu}"), "{text}");
+    assert_eq!(lines[2], format!("present={cpu}"), "{text}");
+    assert_eq!(lines[3], "offline=", "{text}");
+    let names: Vec<&str> = lines[4].split_whitespace().collect();
+    let cpus: Vec<&&str> = names
+        .iter()
+        .filter(|n| n.starts_with("cpu") && n[3..].chars().all(|c| c.is_ascii_digit()))
+        .collect();
+    assert_eq!(cpus, vec![&format!("cpu{cpu}").as_str()], "{text}");
+    assert!(
+        names.contains(&"kernel_max") && names.contains(&"vulnerabilities"),
+        "host entries passed through: {text}"
+    );
+    assert_eq!(
+        lines[5], "1",
+        "get_nprocs_conf counts one cpuN directory: {text}"
+    );
+    assert_eq!(lines[6], "1", "get_nprocs reads online: {text}");
+    assert_eq!(lines[7], "readable");
+    assert_eq!(lines[8], "refused", "no write reaches the host's sysfs");
+}

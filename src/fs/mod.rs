@@ -1,12 +1,14 @@
 //! The filesystem: requests in, replies out, over the static tree.
 
 pub mod handles;
+pub mod sysfs;
 pub mod tree;
 pub mod views;
 
 use std::io;
 
 use crate::container::Containers;
+use crate::kfile;
 use crate::proto::abi::{self, FOPEN_DIRECT_IO};
 use crate::proto::{Attr, Op, OutBuf, Overflow, Request, Validity, encode};
 use handles::Handles;
@@ -20,8 +22,13 @@ const STATIC_TTL: Validity = Validity {
     nsecs: 0,
 };
 
-const DT_DIR: u32 = 4;
-const DT_REG: u32 = 8;
+/// Entries below /sys/devices/system/cpu differ by caller: looked up afresh every time.
+const NO_TTL: Validity = Validity { secs: 0, nsecs: 0 };
+/// Their attributes are the host's, the same for every caller.
+const SYS_ATTR_TTL: Validity = Validity { secs: 1, nsecs: 0 };
+
+const DT_DIR: u32 = libc::DT_DIR as u32;
+const DT_REG: u32 = libc::DT_REG as u32;
 
 /// The answer to one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,37 +134,79 @@ impl Fs {
         o: &mut OutBuf<'_>,
     ) -> Result<Option<()>, i32> {
         let h = &req.header;
-        let node = || tree::node(h.nodeid).ok_or(libc::ENOENT);
         let overflow = |_: Overflow| libc::EIO;
+        let dynamic = sysfs::is_dynamic(h.nodeid);
         match req.op {
             Op::Lookup { name } => {
-                let n = tree::lookup(h.nodeid, name).ok_or(libc::ENOENT)?;
-                encode::entry(o, &self.attr(n), STATIC_TTL, STATIC_TTL).map_err(overflow)?;
+                if let Some(n) = tree::lookup(h.nodeid, name).filter(|n| shown(n)) {
+                    encode::entry(o, &self.attr(n), STATIC_TTL, STATIC_TTL).map_err(overflow)?;
+                } else if h.nodeid == tree::CPU_DIR || dynamic {
+                    let e = self.sys(w, h.pid, |cpus| match h.nodeid {
+                        tree::CPU_DIR => sysfs::lookup_top(name, cpus),
+                        parent => sysfs::lookup(parent, name, cpus),
+                    })?;
+                    // Which cpuN exist depends on the caller: never cache the entry.
+                    encode::entry(o, &self.sys_attr(&e), NO_TTL, SYS_ATTR_TTL).map_err(overflow)?;
+                } else {
+                    return Err(libc::ENOENT);
+                }
             }
             Op::Forget { .. } | Op::BatchForget { .. } => return Ok(None),
+            Op::Getattr { .. } if dynamic => {
+                let e = self.sys(w, h.pid, |cpus| sysfs::entry(h.nodeid, cpus))?;
+                encode::attr_out(o, &self.sys_attr(&e), SYS_ATTR_TTL).map_err(overflow)?;
+            }
             Op::Getattr { .. } => {
-                encode::attr_out(o, &self.attr(node()?), STATIC_TTL).map_err(overflow)?;
+                encode::attr_out(o, &self.attr(static_node(h.nodeid)?), STATIC_TTL)
+                    .map_err(overflow)?;
             }
             Op::Open { flags } => {
-                let n = node()?;
-                if n.kind == Kind::Dir {
-                    return Err(libc::EISDIR);
-                }
                 let writes = flags & libc::O_ACCMODE as u32 != libc::O_RDONLY as u32;
-                if writes && tree::in_sys(n) {
-                    return Err(libc::EACCES);
+                if dynamic {
+                    let e = self.sys(w, h.pid, |cpus| sysfs::entry(h.nodeid, cpus))?;
+                    if e.meta.is_dir() {
+                        return Err(libc::EISDIR);
+                    }
+                    if writes {
+                        return Err(libc::EACCES);
+                    }
+                } else {
+                    let n = static_node(h.nodeid)?;
+                    if n.kind == Kind::Dir {
+                        return Err(libc::EISDIR);
+                    }
+                    if writes && tree::in_sys(n) {
+                        return Err(libc::EACCES);
+                    }
                 }
-                let fh = self.handles.open(n.id, w.id).ok_or(libc::ENFILE)?;
+                let fh = self.handles.open(h.nodeid, w.id).ok_or(libc::ENFILE)?;
                 encode::open_out(o, fh, FOPEN_DIRECT_IO).map_err(overflow)?;
             }
             Op::Opendir { .. } => {
-                if node()?.kind != Kind::Dir {
+                let is_dir = if dynamic {
+                    self.sys(w, h.pid, |cpus| sysfs::entry(h.nodeid, cpus))?
+                        .meta
+                        .is_dir()
+                } else {
+                    static_node(h.nodeid)?.kind == Kind::Dir
+                };
+                if !is_dir {
                     return Err(libc::ENOTDIR);
                 }
                 encode::open_out(o, 0, 0).map_err(overflow)?;
             }
             Op::Read { fh, offset, size } => self.read(w, h.pid, fh, offset, size, o)?,
-            Op::Readdir { offset, size, .. } => self.readdir(node()?, offset, size, o),
+            Op::Readdir { offset, size, .. } => {
+                let entries = self.dir_entries(w, h.pid, h.nodeid)?;
+                emit_dirents(&entries, offset, size, o);
+            }
+            Op::Readlink if dynamic => {
+                let e = self.sys(w, h.pid, |cpus| sysfs::entry(h.nodeid, cpus))?;
+                let target = std::fs::read_link(&e.host).map_err(|e| errno(&e))?;
+                o.bytes(target.as_os_str().as_encoded_bytes())
+                    .map_err(overflow)?;
+            }
+            Op::Readlink => return Err(libc::EINVAL),
             Op::Release { fh } => {
                 self.handles.release(fh);
             }
@@ -167,7 +216,6 @@ impl Fs {
             Op::Write { .. } => return Err(libc::EIO),
             Op::Setattr | Op::Remove => return Err(libc::EPERM),
             Op::Create { .. } => return Err(libc::EACCES),
-            Op::Readlink => return Err(libc::EINVAL),
             Op::Destroy => {}
             // ENOSYS is remembered by the kernel: no more FLUSH, ACCESS (then allowed),
             // INTERRUPT (our replies are quick), xattrs (then EOPNOTSUPP), fsync...
@@ -179,6 +227,60 @@ impl Fs {
         Ok(Some(()))
     }
 
+    /// Run `f` with the CPUs the caller `pid` is shown.
+    fn sys<R>(
+        &self,
+        w: &mut Worker,
+        pid: u32,
+        f: impl FnOnce(&sysfs::CpuNames<'_>) -> io::Result<R>,
+    ) -> Result<R, i32> {
+        let v = views::cpus_of(self, w, pid).map_err(|e| errno(&e))?;
+        f(&sysfs::CpuNames {
+            shown: v.shown(),
+            renumber: v.renumber,
+        })
+        .map_err(|e| errno(&e))
+    }
+
+    /// Attributes of a passed-through sysfs node: the host's, owned by root.
+    fn sys_attr(&self, e: &sysfs::Entry) -> Attr {
+        use std::os::unix::fs::MetadataExt;
+        Attr {
+            ino: e.id,
+            size: e.meta.size(),
+            mode: e.meta.mode(),
+            nlink: e.meta.nlink() as u32,
+            uid: 0,
+            gid: 0,
+            time: self.mount_time,
+        }
+    }
+
+    /// The entries of directory `id`, with "." and "..", as this caller sees them.
+    fn dir_entries(&self, w: &mut Worker, pid: u32, id: u64) -> Result<Vec<sysfs::DirEntry>, i32> {
+        let dot = |name: &[u8], id: u64| (name.to_vec(), id, libc::DT_DIR as u32);
+        if sysfs::is_dynamic(id) {
+            let mut v = vec![dot(b".", id), dot(b"..", id)];
+            v.extend(self.sys(w, pid, |cpus| sysfs::readdir(id, cpus))?);
+            return Ok(v);
+        }
+        let dir = static_node(id)?;
+        if dir.kind != Kind::Dir {
+            return Err(libc::ENOTDIR);
+        }
+        let mut v = vec![dot(b".", id), dot(b"..", dir.parent)];
+        v.extend(tree::children(id).filter(|n| shown(n)).map(|n| {
+            let dtype = if n.kind == Kind::Dir { DT_DIR } else { DT_REG };
+            (n.name.to_vec(), n.id, dtype)
+        }));
+        if id == tree::CPU_DIR {
+            v.extend(self.sys(w, pid, sysfs::readdir_top)?);
+        }
+        Ok(v)
+    }
+}
+
+impl Fs {
     fn read(
         &self,
         w: &mut Worker,
@@ -193,18 +295,23 @@ impl Fs {
             .with(fh, |f| (f.node, f.snapshot.is_some()))
             .ok_or(libc::EBADF)?;
         if offset == 0 || !rendered {
-            let Some(Node {
-                kind: Kind::File(file),
-                ..
-            }) = tree::node(node)
-            else {
-                return Err(libc::EISDIR);
-            };
             let mut buf = self.handles.take_buffer(fh);
-            if let Err(e) = views::render(self, w, *file, pid, &mut buf) {
-                crate::warn!("rendering {:?} for pid {pid}: {e}", file);
-                return Err(errno(&e));
-            }
+            let r = if sysfs::is_dynamic(node) {
+                self.sys(w, pid, |cpus| sysfs::entry(node, cpus))
+                    .and_then(|e| kfile::read_path_buf(&e.host, &mut buf).map_err(|e| errno(&e)))
+            } else {
+                match tree::node(node) {
+                    Some(Node {
+                        kind: Kind::File(file),
+                        ..
+                    }) => views::render(self, w, *file, pid, &mut buf).map_err(|e| {
+                        crate::warn!("rendering {file:?} for pid {pid}: {e}");
+                        errno(&e)
+                    }),
+                    _ => Err(libc::EISDIR),
+                }
+            };
+            r?;
             self.handles.with(fh, |f| f.snapshot = Some(buf));
         }
         self.handles
@@ -222,21 +329,29 @@ impl Fs {
             .ok_or(libc::EBADF)?
             .map_err(|_| libc::EIO)
     }
+}
 
-    fn readdir(&self, dir: &Node, offset: u64, size: u32, o: &mut OutBuf<'_>) {
-        let parent = tree::node(dir.parent).unwrap_or(dir);
-        let dots = [(dir, &b"."[..]), (parent, &b".."[..])];
-        let entries = dots
-            .into_iter()
-            .chain(tree::children(dir.id).map(|n| (n, n.name)));
-        let limit = (size as usize).min(o.remaining());
-        for (i, (n, name)) in entries.enumerate().skip(offset as usize) {
-            let dtype = if n.kind == Kind::Dir { DT_DIR } else { DT_REG };
-            if o.len() + dirent_len(name) > limit
-                || encode::dirent(o, n.id, i as u64 + 1, dtype, name).is_err()
-            {
-                break;
-            }
+/// A static node, by id.
+fn static_node(id: u64) -> Result<&'static Node, i32> {
+    tree::node(id).filter(|n| shown(n)).ok_or(libc::ENOENT)
+}
+
+/// Whether a static node exists on this host: /sys/devices/system/cpu/enabled only where
+/// the host has one.
+fn shown(n: &Node) -> bool {
+    n.kind != Kind::File(tree::FileId::CpuList(tree::CpuList::Enabled))
+        || std::path::Path::new("/sys/devices/system/cpu/enabled").exists()
+}
+
+/// Write the directory entries from cookie `offset` on, as many as fit in `size`.
+fn emit_dirents(entries: &[sysfs::DirEntry], offset: u64, size: u32, o: &mut OutBuf<'_>) {
+    let limit = (size as usize).min(o.remaining());
+    let start = usize::try_from(offset).unwrap_or(usize::MAX);
+    for (i, (name, id, dtype)) in entries.iter().enumerate().skip(start) {
+        if o.len() + dirent_len(name) > limit
+            || encode::dirent(o, *id, i as u64 + 1, *dtype, name).is_err()
+        {
+            break;
         }
     }
 }

@@ -12,7 +12,18 @@ pub enum FileId {
     Stat,
     Swaps,
     Uptime,
-    CpuOnline,
+    /// One of /sys/devices/system/cpu's CPU lists, from the container's CPUs.
+    CpuList(CpuList),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuList {
+    Online,
+    Possible,
+    Present,
+    Offline,
+    /// Only where the host has it (Linux 6.10+).
+    Enabled,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +43,8 @@ pub struct Node {
 }
 
 pub const ROOT: u64 = 1;
+/// /sys/devices/system/cpu: its other entries are the host's, passed through (fs::sysfs).
+pub const CPU_DIR: u64 = 14;
 
 const fn dir(id: u64, parent: u64, name: &'static [u8], perm: u32) -> Node {
     Node {
@@ -54,7 +67,7 @@ const fn file(id: u64, parent: u64, name: &'static [u8], f: FileId, perm: u32) -
 }
 
 /// Index i holds node id i + 1.
-pub static NODES: [Node; 16] = [
+pub static NODES: [Node; 20] = [
     dir(1, 1, b"", 0o755),
     dir(2, 1, b"proc", 0o555),
     file(3, 2, b"cpuinfo", FileId::Cpuinfo, 0o444),
@@ -69,8 +82,18 @@ pub static NODES: [Node; 16] = [
     dir(12, 11, b"devices", 0o555),
     dir(13, 12, b"system", 0o555),
     dir(14, 13, b"cpu", 0o555),
-    file(15, 14, b"online", FileId::CpuOnline, 0o444),
+    file(15, 14, b"online", FileId::CpuList(CpuList::Online), 0o444),
     dir(16, 1, b"cgroup", 0o755),
+    file(
+        17,
+        14,
+        b"possible",
+        FileId::CpuList(CpuList::Possible),
+        0o444,
+    ),
+    file(18, 14, b"present", FileId::CpuList(CpuList::Present), 0o444),
+    file(19, 14, b"offline", FileId::CpuList(CpuList::Offline), 0o444),
+    file(20, 14, b"enabled", FileId::CpuList(CpuList::Enabled), 0o444),
 ];
 
 pub fn node(id: u64) -> Option<&'static Node> {
@@ -119,7 +142,7 @@ mod tests {
             assert_eq!(node(n.parent).unwrap().kind, Kind::Dir);
         }
         assert!(node(0).is_none());
-        assert!(node(17).is_none());
+        assert!(node(21).is_none());
         assert!(node(u64::MAX).is_none());
     }
 

@@ -5,7 +5,7 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use super::tree::FileId;
+use super::tree::{CpuList, FileId};
 use super::{Fs, Worker};
 use crate::cgroupfs::cpu::{self, Quota};
 use crate::cgroupfs::dir::{CgroupDir, Knob};
@@ -60,13 +60,16 @@ pub fn render(
             cpuinfo::render(&w.host, v.shown(), out);
             Ok(())
         }),
-        FileId::CpuOnline => in_container(containers, w, pid, out, |w, c, out| {
+        FileId::CpuList(list) => in_container(containers, w, pid, out, |w, c, out| {
             let v = cpu_view(containers, opts, w, c)?;
-            if v.renumber {
-                let ids: Vec<u32> = (0..v.shown as u32).collect();
-                cpulist::format(&ids, out);
-            } else {
-                cpulist::format(v.shown(), out);
+            match list {
+                // No CPU of the container is offline.
+                CpuList::Offline => out.push(b'\n'),
+                _ if v.renumber => {
+                    let ids: Vec<u32> = (0..v.shown as u32).collect();
+                    cpulist::format(&ids, out);
+                }
+                _ => cpulist::format(v.shown(), out),
             }
             Ok(())
         }),
@@ -233,18 +236,18 @@ fn uptime_view(
 }
 
 /// The CPUs a container is shown.
-struct CpuView {
+pub struct CpuView {
     /// Host CPUs it may use (its cpuset, within the host's online CPUs), ascending.
     cpuset: Vec<u32>,
     /// How many of them it is shown: all, or ceil(quota) with --enable-cfs.
     shown: usize,
     /// Shown as CPUs 0..shown rather than by host id (--enable-cfs).
-    renumber: bool,
+    pub renumber: bool,
     quota: Option<Quota>,
 }
 
 impl CpuView {
-    fn shown(&self) -> &[u32] {
+    pub fn shown(&self) -> &[u32] {
         &self.cpuset[..self.shown]
     }
 }
@@ -278,6 +281,14 @@ fn cpu_view(
         renumber: opts.cfs,
         quota,
     })
+}
+
+/// The CPUs the process `pid` is shown.
+pub fn cpus_of(fs: &Fs, w: &mut Worker, pid: u32) -> io::Result<CpuView> {
+    let c = fs
+        .containers
+        .resolve_for(&mut w.callers, pid, &mut w.scratch)?;
+    cpu_view(&fs.containers, &fs.opts, w, &c)
 }
 
 fn stat_view(
