@@ -12,6 +12,8 @@ fi
 
 need_pkgs=()
 command -v unshare >/dev/null || need_pkgs+=(util-linux)
+# Debian's lxcfs 5.0.3: the reference the differential tests compare against.
+[ -x /usr/bin/lxcfs ] || need_pkgs+=(lxcfs)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}"

@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// Debian's lxcfs 5.0.3, which scripts/test.sh installs.
+pub const LXCFS: &str = "/usr/bin/lxcfs";
+
 /// True when the tests can run. Without root they are skipped loudly, but never in CI.
 pub fn root_or_skip(test: &str) -> bool {
     if nix::unistd::geteuid().is_root() {
@@ -33,16 +36,38 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// lxcfs-uring with `args` on a fresh mountpoint.
     pub fn start(name: &str, args: &[&str]) -> Daemon {
+        Daemon::spawn(name, env!("CARGO_BIN_EXE_lxcfs-uring"), args, |run| {
+            vec!["--runtime-dir".into(), run.to_string_lossy().into_owned()]
+        })
+    }
+
+    /// Debian's lxcfs (the reference implementation) with `args`.
+    pub fn start_lxcfs(name: &str, args: &[&str]) -> Daemon {
+        Daemon::spawn(name, LXCFS, args, |run| {
+            vec![
+                "-f".into(),
+                "-p".into(),
+                run.join("lxcfs.pid").to_string_lossy().into_owned(),
+            ]
+        })
+    }
+
+    fn spawn(
+        name: &str,
+        binary: &str,
+        args: &[&str],
+        runtime_args: impl Fn(&Path) -> Vec<String>,
+    ) -> Daemon {
         let dir = std::env::temp_dir().join(unique(name));
         let mnt = dir.join("mnt");
         let runtime = dir.join("run");
         std::fs::create_dir_all(&mnt).unwrap();
         std::fs::create_dir_all(&runtime).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_lxcfs-uring"))
+        let child = Command::new(binary)
             .args(args)
-            .arg("--runtime-dir")
-            .arg(&runtime)
+            .args(runtime_args(&runtime))
             .arg(&mnt)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
