@@ -365,3 +365,67 @@ fn sys_cpu_directory_is_coherent_for_glibc() {
     assert_eq!(lines[7], "readable");
     assert_eq!(lines[8], "refused", "no write reaches the host's sysfs");
 }
+
+#[test]
+fn nested_pid_namespaces_and_cgroup_namespaces() {
+    if !root_or_skip("nested_pid_namespaces_and_cgroup_namespaces") {
+        return;
+    }
+    let d = Daemon::start("nested", &[]);
+    let outer = Cgroup::new("memory", "nest-outer");
+    outer.set("memory.limit_in_bytes", &(256u64 << 20).to_string());
+    let inner_path = outer.path.join("inner");
+    std::fs::create_dir_all(&inner_path).unwrap();
+    std::fs::write(
+        inner_path.join("memory.limit_in_bytes"),
+        (128u64 << 20).to_string(),
+    )
+    .unwrap();
+    let meminfo = d.path("proc/meminfo");
+    // The outer container's init starts a nested container (its own pid and cgroup
+    // namespaces) in a child cgroup with a smaller limit.
+    let out = in_container(
+        &[&outer],
+        &format!(
+            "grep MemTotal {m}; \
+             sh -c 'echo $$ > {inner}/cgroup.procs; exec unshare --pid --fork --mount-proc --cgroup sh -c \"grep MemTotal {m}; cat /proc/self/cgroup | grep memory\"'; \
+             grep MemTotal {m}",
+            m = meminfo.display(),
+            inner = inner_path.display()
+        ),
+    );
+    let _ = std::fs::remove_dir(&inner_path);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let totals: Vec<u64> = text
+        .lines()
+        .filter(|l| l.starts_with("MemTotal"))
+        .map(|l| meminfo_kb(l, "MemTotal"))
+        .collect();
+    assert_eq!(totals, vec![262144, 131072, 262144], "{text}");
+    assert!(
+        text.contains(":memory:/\n"),
+        "the nested container has its own cgroup namespace: {text}"
+    );
+}
+
+#[test]
+fn a_reused_pid_namespace_gets_fresh_values() {
+    if !root_or_skip("a_reused_pid_namespace_gets_fresh_values") {
+        return;
+    }
+    // Containers come and go: each must see its own limit even though the daemon caches
+    // per namespace (namespace inodes and pids are reused by the kernel).
+    let d = Daemon::start("reuse", &[]);
+    let meminfo = d.path("proc/meminfo");
+    for (i, mib) in [64u64, 96, 128, 160, 192, 224].iter().enumerate() {
+        let mem = Cgroup::new("memory", &format!("reuse-{i}"));
+        mem.set("memory.limit_in_bytes", &(mib << 20).to_string());
+        let out = in_container(&[&mem], &format!("grep MemTotal {}", meminfo.display()));
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(
+            meminfo_kb(&text, "MemTotal"),
+            mib * 1024,
+            "container {i}: {text}"
+        );
+    }
+}

@@ -146,6 +146,24 @@ mod tests {
     }
 
     #[test]
+    fn a_1024_cpu_host_is_never_truncated() {
+        let block = std::str::from_utf8(X86)
+            .unwrap()
+            .split("\n\n")
+            .next()
+            .unwrap();
+        let host: String = (0..1024)
+            .map(|i| block.replacen("processor\t: 0", &format!("processor\t: {i}"), 1) + "\n\n")
+            .collect();
+        let all: Vec<u32> = (0..1024).collect();
+        let out = r(host.as_bytes(), &all);
+        assert_eq!(out.len(), host.len());
+        assert!(out.len() > 1 << 20, "over a megabyte: {}", out.len());
+        let some = r(host.as_bytes(), &[5, 700, 1023]);
+        assert_eq!(values(&some, "processor"), vec!["0", "1", "2"]);
+    }
+
+    #[test]
     fn hostile_host_text() {
         for host in [
             &b""[..],

@@ -89,8 +89,20 @@ fn host_cpu_line(line: &[u8]) -> Option<(u32, HostCpu)> {
 }
 
 pub fn render(i: &StatInputs<'_>, history: &mut StatHistory, out: &mut Vec<u8>) {
-    let host: Vec<(u32, HostCpu)> = lines(i.host).filter_map(host_cpu_line).collect();
-    let host_of = |id: u32| host.iter().find(|(h, _)| *h == id).map(|(_, c)| *c);
+    // Indexed by CPU id (ids are below 8192, as cpulist enforces for cpusets).
+    let mut host: Vec<Option<HostCpu>> = Vec::new();
+    for (id, cpu) in lines(i.host).filter_map(host_cpu_line) {
+        let Ok(id) = usize::try_from(id) else {
+            continue;
+        };
+        if id < 8192 {
+            if host.len() <= id {
+                host.resize(id + 1, None);
+            }
+            host[id] = Some(cpu);
+        }
+    }
+    let host_of = |id: u32| host.get(id as usize).copied().flatten();
     let shown: Vec<u32> = i
         .cpuset
         .iter()
@@ -406,6 +418,37 @@ softirq 5 1 1\n";
         let c = cpu_lines(&run(&i, &mut StatHistory::default()));
         assert_eq!(c[1], vec![200, 0, 200, 1000, 0, 0, 0, 0, 0, 0]);
         assert_eq!(c[0], c[1]);
+    }
+
+    #[test]
+    fn a_1024_cpu_host() {
+        let mut host = String::from("cpu  0 0 0 0 0 0 0 0 0 0\n");
+        for i in 0..1024 {
+            host.push_str(&format!("cpu{i} 10 0 10 1000 0 0 0 0 0 0\n"));
+        }
+        host.push_str("btime 1\n");
+        let cpuset: Vec<u32> = (0..1024).collect();
+        let usage = Usage::PerCpu(vec![
+            CpuTime {
+                user: 50_000_000,
+                system: 0
+            };
+            1024
+        ]);
+        let i = StatInputs {
+            host: host.as_bytes(),
+            cpuset: &cpuset,
+            shown: 1024,
+            renumber: false,
+            usage,
+            quota_cpus: None,
+            ticks_per_sec: 100,
+        };
+        let text = run(&i, &mut StatHistory::default());
+        let c = cpu_lines(&text);
+        assert_eq!(c.len(), 1025);
+        assert_eq!(c[1024], vec![5, 0, 0, 1015, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(c[0][0], 5 * 1024);
     }
 
     #[test]
