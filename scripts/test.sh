@@ -14,6 +14,10 @@ need_pkgs=()
 command -v unshare >/dev/null || need_pkgs+=(util-linux)
 # Debian's lxcfs 5.0.3: the reference the differential tests compare against.
 [ -x /usr/bin/lxcfs ] || need_pkgs+=(lxcfs)
+# The pure cgroup v2 / Linux 6.1 VM (tests/vm.rs).
+command -v qemu-system-x86_64 >/dev/null || need_pkgs+=(qemu-system-x86)
+[ -x /bin/busybox ] || need_pkgs+=(busybox-static)
+ls /boot/vmlinuz-6.1* >/dev/null 2>&1 || need_pkgs+=(linux-image-amd64)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}"

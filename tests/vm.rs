@@ -1,0 +1,309 @@
+//! Pure cgroup v2 on an older kernel, for real: boots Debian's Linux 6.1 under
+//! qemu-system-x86_64 (TCG) with a busybox initramfs holding the daemon, and runs the
+//! scenarios of tests/vm/init.sh inside. Linux 6.1 has neither FUSE-over-io_uring nor
+//! NOTIFY_RESEND nor the pid-namespace ioctls: it is also the old-kernel fallback test.
+//!
+//! scripts/test.sh installs qemu-system-x86, linux-image-amd64 and busybox-static.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The whole VM run must end within this.
+const DEADLINE: Duration = Duration::from_secs(300);
+
+/// A cpio "newc" archive, as the kernel unpacks an initramfs.
+struct Cpio {
+    out: Vec<u8>,
+    ino: u32,
+}
+
+impl Cpio {
+    fn entry(&mut self, name: &str, mode: u32, data: &[u8]) {
+        self.ino += 1;
+        let header = format!(
+            "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
+            self.ino,
+            mode,
+            0,
+            0,
+            1,
+            0,
+            data.len(),
+            0,
+            0,
+            0,
+            0,
+            name.len() + 1,
+            0
+        );
+        self.out.extend_from_slice(header.as_bytes());
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.push(0);
+        self.pad();
+        self.out.extend_from_slice(data);
+        self.pad();
+    }
+
+    fn pad(&mut self) {
+        while self.out.len() % 4 != 0 {
+            self.out.push(0);
+        }
+    }
+
+    fn dir(&mut self, name: &str) {
+        self.entry(name, 0o040755, b"");
+    }
+
+    fn file(&mut self, name: &str, from: &Path, mode: u32) {
+        let data = std::fs::read(from).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+        self.entry(name, 0o100000 | mode, &data);
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.entry("TRAILER!!!", 0, b"");
+        self.out
+    }
+}
+
+fn find(dir: &str, prefix: &str) -> Option<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+        })
+        .collect();
+    v.sort();
+    v.pop()
+}
+
+/// The shared libraries `bin` loads, as ldd lists them.
+fn libraries(bin: &str) -> Vec<PathBuf> {
+    let out = Command::new("ldd").arg(bin).output().expect("ldd");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find(|w| w.starts_with('/'))
+                .map(PathBuf::from)
+        })
+        .collect()
+}
+
+fn build_initramfs(kernel_release: &str) -> Vec<u8> {
+    let mut c = Cpio {
+        out: Vec::new(),
+        ino: 0,
+    };
+    for d in [
+        "bin",
+        "dev",
+        "proc",
+        "sys",
+        "tmp",
+        "run",
+        "lib",
+        "lib64",
+        "lib/modules",
+        "var",
+        "var/lib",
+        "usr",
+        "usr/lib",
+        "usr/lib/x86_64-linux-gnu",
+        "lib/x86_64-linux-gnu",
+    ] {
+        c.dir(d);
+    }
+    c.entry("init", 0o100755, include_bytes!("vm/init.sh"));
+    c.file("bin/busybox", Path::new("/bin/busybox"), 0o755);
+    let bin = env!("CARGO_BIN_EXE_lxcfs-uring");
+    c.file("bin/lxcfs-uring", Path::new(bin), 0o755);
+    for lib in libraries(bin) {
+        let real = std::fs::canonicalize(&lib).unwrap();
+        let name = lib.to_string_lossy().trim_start_matches('/').to_owned();
+        c.file(&name, &real, 0o755);
+    }
+    // fuse, and the virtio disk drivers (modules in Debian's kernel), dependencies first.
+    let modules = Path::new("/usr/lib/modules").join(kernel_release);
+    let deps = std::fs::read_to_string(modules.join("modules.dep")).unwrap();
+    let mut order = Vec::new();
+    for m in [
+        "kernel/fs/fuse/fuse.ko",
+        "kernel/drivers/virtio/virtio_pci.ko",
+        "kernel/drivers/block/virtio_blk.ko",
+    ] {
+        with_deps(&deps, m, &mut order);
+    }
+    let mut load = String::new();
+    for (i, m) in order.iter().enumerate() {
+        let name = format!(
+            "{i:02}-{}",
+            Path::new(m).file_name().unwrap().to_string_lossy()
+        );
+        c.file(&format!("lib/modules/{name}"), &modules.join(m), 0o644);
+        load.push_str(&name);
+        load.push('\n');
+    }
+    c.entry("lib/modules/load", 0o100644, load.as_bytes());
+    c.finish()
+}
+
+/// `module` after everything it depends on (modules.dep lists a module's dependencies).
+fn with_deps(deps: &str, module: &str, order: &mut Vec<String>) {
+    if order.iter().any(|m| m == module) {
+        return;
+    }
+    let line = deps
+        .lines()
+        .find(|l| l.split(':').next() == Some(module))
+        .unwrap_or_else(|| panic!("{module} not in modules.dep"));
+    for d in line.split(':').nth(1).unwrap_or("").split_whitespace() {
+        with_deps(deps, d, order);
+    }
+    order.push(module.to_owned());
+}
+
+#[test]
+fn pure_cgroup_v2_on_linux_6_1() {
+    if !common::root_or_skip("pure_cgroup_v2_on_linux_6_1") {
+        return;
+    }
+    let kernel = find("/boot", "vmlinuz-6.1");
+    let qemu = Path::new("/usr/bin/qemu-system-x86_64");
+    let (Some(kernel), true, true) = (kernel, qemu.exists(), Path::new("/bin/busybox").exists())
+    else {
+        let msg = "needs qemu-system-x86, linux-image-amd64 (6.1) and busybox-static: scripts/test.sh installs them";
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("{msg}");
+        }
+        eprintln!("\n*** SKIPPED pure_cgroup_v2_on_linux_6_1: {msg} ***\n");
+        return;
+    };
+    let release = kernel
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .trim_start_matches("vmlinuz-")
+        .to_owned();
+    let dir = std::env::temp_dir().join(common::unique("vm"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _cleanup = RemoveOnDrop(dir.clone());
+    let initrd = dir.join("initramfs.cpio");
+    std::fs::write(&initrd, build_initramfs(&release)).unwrap();
+    for disk in ["io.img", "swap.img"] {
+        let f = std::fs::File::create(dir.join(disk)).unwrap();
+        f.set_len(64 << 20).unwrap();
+    }
+    let mut qemu = Command::new(qemu)
+        .args([
+            "-machine",
+            "q35",
+            "-cpu",
+            "max",
+            "-smp",
+            "2",
+            "-m",
+            "768",
+            "-nographic",
+            "-no-reboot",
+        ])
+        .arg("-kernel")
+        .arg(&kernel)
+        .arg("-initrd")
+        .arg(&initrd)
+        .args(["-append", "console=ttyS0 quiet rdinit=/init panic=-1"])
+        .arg("-drive")
+        .arg(format!(
+            "file={},if=virtio,format=raw",
+            dir.join("io.img").display()
+        ))
+        .arg("-drive")
+        .arg(format!(
+            "file={},if=virtio,format=raw",
+            dir.join("swap.img").display()
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start qemu");
+    // Read the serial console until the VM powers off or the deadline passes.
+    let mut stdout = qemu.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    while qemu.try_wait().unwrap().is_none() {
+        if start.elapsed() > DEADLINE {
+            let _ = qemu.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = qemu.wait();
+    let console = reader.join().unwrap();
+    let _ = std::io::stderr()
+        .write_all(format!("VM console ({:?}):\n{console}\n", start.elapsed()).as_bytes());
+    let results: Vec<&str> = console
+        .lines()
+        .filter_map(|l| l.trim_end_matches('\r').strip_prefix("VMTEST "))
+        .collect();
+    assert!(
+        results.contains(&"DONE"),
+        "the VM did not finish its scenarios in {DEADLINE:?}"
+    );
+    let failed: Vec<&&str> = results.iter().filter(|r| r.contains(" FAIL")).collect();
+    assert!(
+        failed.is_empty(),
+        "failed in the VM:\n{}",
+        failed
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    for name in [
+        "transport_auto_is_classic",
+        "mem_total",
+        "mem_free",
+        "swap_total",
+        "swap_capped_at_host",
+        "swaps_size",
+        "cpuinfo_one",
+        "online_one",
+        "possible_one",
+        "stat_cpus_one",
+        "sys_cpudirs_one",
+        "cfs_half_cpuinfo",
+        "cfs_half_online",
+        "cfs_oneandhalf_cpuinfo",
+        "cfs_oneandhalf_online",
+        "stat_own_usage",
+        "stat_not_the_hosts",
+        "uptime_own_idle",
+        "diskstats_writes",
+        "diskstats_only_used",
+        "loadavg_starts_at_zero",
+        "loadavg_rises",
+    ] {
+        assert!(
+            results.contains(&format!("{name} PASS").as_str()),
+            "scenario {name} did not pass:\n{console}"
+        );
+    }
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -1,0 +1,102 @@
+#!/bin/busybox sh
+# PID 1 of the test VM (Linux 6.1, pure cgroup v2): sets the machine up, runs the daemon
+# with its defaults and a second one with -l --enable-cfs, then each scenario in a real
+# container (a cgroup + a new pid namespace). Prints `VMTEST <name> PASS`, or
+# `VMTEST <name> FAIL saw=[...] want=[...]`, and `VMTEST DONE` last.
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mount -t tmpfs tmp /tmp
+mkdir -p /sys/fs/cgroup /run /var/lib/lxcfs /tmp/cfs /tmp/run2
+mount -t cgroup2 none /sys/fs/cgroup
+for m in $(cat /lib/modules/load); do insmod /lib/modules/$m; done
+echo "+cpu +cpuset +io +memory +pids" > /sys/fs/cgroup/cgroup.subtree_control
+mkswap /dev/vdb >/dev/null 2>&1 && swapon /dev/vdb
+echo "VMTEST kernel $(uname -r) cpus $(nproc) swap $(awk '/^SwapTotal/{print $2}' /proc/meminfo)"
+
+L=/var/lib/lxcfs
+C=/tmp/cfs
+/bin/lxcfs-uring $L 2>/tmp/d1.log &
+/bin/lxcfs-uring -l --enable-cfs --runtime-dir /tmp/run2 $C 2>/tmp/d2.log &
+n=0
+while [ ! -e $L/proc/meminfo ] || [ ! -e $C/proc/meminfo ]; do
+    n=$((n + 1))
+    if [ $n -gt 300 ]; then echo "VMTEST mount FAIL saw=[$(cat /tmp/d1.log /tmp/d2.log)] want=[two mounts]"; echo "VMTEST DONE"; poweroff -f; fi
+    sleep 0.1
+done
+
+check() { # name saw want
+    if [ "$2" = "$3" ]; then echo "VMTEST $1 PASS"; else echo "VMTEST $1 FAIL saw=[$2] want=[$3]"; fi
+}
+atleast() { # name saw min
+    if [ -n "$2" ] && [ "$2" -ge "$3" ] 2>/dev/null; then echo "VMTEST $1 PASS"; else echo "VMTEST $1 FAIL saw=[$2] want=[>= $3]"; fi
+}
+# run_in CGROUP CMD...: CMD as the init of a new pid namespace whose cgroup is CGROUP
+run_in() {
+    cg=/sys/fs/cgroup/$1; shift
+    mkdir -p $cg
+    sh -c 'echo $$ > '$cg'/cgroup.procs && exec unshare -p -f --mount-proc "$@"' sh "$@"
+}
+
+grep -q "classic transport" /tmp/d1.log
+check transport_auto_is_classic "$?" 0
+
+# memory.max and memory.swap.max
+mkdir -p /sys/fs/cgroup/mem
+echo 268435456 > /sys/fs/cgroup/mem/memory.max
+echo 33554432 > /sys/fs/cgroup/mem/memory.swap.max
+run_in mem cat $L/proc/meminfo > /tmp/meminfo
+check mem_total "$(awk '/^MemTotal:/{print $2}' /tmp/meminfo)" 262144
+check swap_total "$(awk '/^SwapTotal:/{print $2}' /tmp/meminfo)" 32768
+free=$(awk '/^MemFree:/{print $2}' /tmp/meminfo)
+atleast mem_free "$free" 1
+mkdir -p /sys/fs/cgroup/bigswap
+echo 268435456 > /sys/fs/cgroup/bigswap/memory.max
+echo 1073741824 > /sys/fs/cgroup/bigswap/memory.swap.max
+check swap_capped_at_host "$(run_in bigswap awk '/^SwapTotal:/{print $2}' $L/proc/meminfo)" "$(awk '/^SwapTotal:/{print $2}' /proc/meminfo)"
+run_in mem cat $L/proc/swaps > /tmp/swaps
+check swaps_size "$(awk 'NR==2{print $1, $2, $3}' /tmp/swaps)" "none virtual 32768"
+
+# a cpuset of one CPU
+mkdir -p /sys/fs/cgroup/one
+echo 1 > /sys/fs/cgroup/one/cpuset.cpus
+check cpuinfo_one "$(run_in one grep -c ^processor $L/proc/cpuinfo)" 1
+check online_one "$(run_in one cat $L/sys/devices/system/cpu/online)" 1
+check possible_one "$(run_in one cat $L/sys/devices/system/cpu/possible)" 1
+check stat_cpus_one "$(run_in one cat $L/proc/stat | awk '/^cpu[0-9]/{printf "%s ", $1}')" "cpu1 "
+check sys_cpudirs_one "$(run_in one ls $L/sys/devices/system/cpu | grep -c '^cpu[0-9]')" 1
+
+# cpu.max of 0.5 and 1.5 CPUs with --enable-cfs
+mkdir -p /sys/fs/cgroup/half /sys/fs/cgroup/oneandhalf
+echo "50000 100000" > /sys/fs/cgroup/half/cpu.max
+echo "150000 100000" > /sys/fs/cgroup/oneandhalf/cpu.max
+check cfs_half_cpuinfo "$(run_in half grep -c ^processor $C/proc/cpuinfo)" 1
+check cfs_half_online "$(run_in half cat $C/sys/devices/system/cpu/online)" 0
+check cfs_oneandhalf_cpuinfo "$(run_in oneandhalf grep -c ^processor $C/proc/cpuinfo)" 2
+check cfs_oneandhalf_online "$(run_in oneandhalf cat $C/sys/devices/system/cpu/online)" 0-1
+
+# a container that burns CPU sees its own usage and its own idle
+mkdir -p /sys/fs/cgroup/busy
+run_in busy sh -c "timeout 2 sh -c 'while :; do :; done'; cat $L/proc/stat $L/proc/uptime" > /tmp/busy
+busy=$(awk '/^cpu /{print $2 + $4}' /tmp/busy)
+atleast stat_own_usage "$busy" 100
+hostbusy=$(awk '/^cpu /{print $2 + $4}' /proc/stat)
+check stat_not_the_hosts "$([ "$busy" -lt "$hostbusy" ] && echo yes)" yes
+check uptime_own_idle "$(awk 'END{print ($1 >= 1.5 && $2 < $1 - 1) ? "yes" : $0}' /tmp/busy)" yes
+
+# io.stat-based diskstats on a virtio disk the container writes to
+mkdir -p /sys/fs/cgroup/io
+run_in io sh -c "dd if=/dev/zero of=/dev/vda bs=65536 count=32 oflag=direct 2>/dev/null; cat $L/proc/diskstats" > /tmp/disk
+atleast diskstats_writes "$(awk '$3 == "vda" {print $8}' /tmp/disk)" 32
+check diskstats_only_used "$(wc -l < /tmp/disk | tr -d ' ')" 1
+
+# -l: the load of a container running two busy loops
+mkdir -p /sys/fs/cgroup/load
+run_in load sh -c "cat $C/proc/loadavg; (timeout 12 sh -c 'while :; do :; done' &); (timeout 12 sh -c 'while :; do :; done' &); sleep 11; cat $C/proc/loadavg" > /tmp/load
+check loadavg_starts_at_zero "$(awk 'NR==1{print $1, $2, $3}' /tmp/load)" "0.00 0.00 0.00"
+check loadavg_rises "$(awk 'NR==2{print ($1 > 0.2) ? "yes" : $0}' /tmp/load)" yes
+
+echo "VMTEST DONE"
+poweroff -f
