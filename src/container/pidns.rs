@@ -94,15 +94,17 @@ fn init_by_walk(pid: u32, scratch: &mut Vec<u8>) -> io::Result<u32> {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-struct Status {
-    ppid: u32,
+/// What the init lookup needs of /proc/<pid>/status.
+pub struct Status {
+    pub ppid: u32,
     /// How many namespaces deep the process is (entries on the NSpid line).
-    nspid_depth: usize,
+    pub nspid_depth: usize,
     /// Its pid in its own namespace.
-    nspid_last: u32,
+    pub nspid_last: u32,
 }
 
-fn parse_status(text: &[u8]) -> Option<Status> {
+/// Parse the PPid and NSpid lines of /proc/<pid>/status.
+pub fn parse_status(text: &[u8]) -> Option<Status> {
     let mut ppid = None;
     let mut ns = None;
     for line in kfile::lines(text) {
@@ -132,7 +134,7 @@ pub fn start_ticks(pid: u32, scratch: &mut Vec<u8>) -> io::Result<u64> {
 }
 
 /// The comm field may hold spaces and ')': fields are counted after the last ')'.
-fn parse_start_ticks(stat: &[u8]) -> Option<u64> {
+pub fn parse_start_ticks(stat: &[u8]) -> Option<u64> {
     let close = memchr::memrchr(b')', stat)?;
     // After ") " come fields 3 (state) onward: starttime is the 20th of them.
     let rest = stat.get(close + 1..)?;

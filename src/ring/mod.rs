@@ -96,7 +96,19 @@ impl Session {
                 }
                 Err(e) => Reply::Error(e),
             },
-            _ => self.fs.handle(w, req, out),
+            // A bug must cost one request an EIO, never the daemon every container uses.
+            _ => match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.fs.handle(w, req, out)
+            })) {
+                Ok(reply) => reply,
+                Err(_) => {
+                    warn!(
+                        "BUG: handling opcode {} for pid {} panicked; answered EIO",
+                        req.header.opcode, req.header.pid
+                    );
+                    Reply::Error(libc::EIO)
+                }
+            },
         }
     }
 }

@@ -1,0 +1,208 @@
+//! Faults and hostile readers against a real mount: cgroups vanishing under a container,
+//! callers dying mid-request, signals, thousands of open files, concurrent containers,
+//! and memory over a soak. After each, the daemon still serves correct values.
+
+mod common;
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn rss_kb(pid: i32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+fn assert_serves(d: &Daemon) {
+    let text = std::fs::read_to_string(d.path("proc/meminfo")).expect("still serving");
+    assert!(text.starts_with("MemTotal:"));
+}
+
+#[test]
+fn cgroup_removed_while_its_container_reads() {
+    if !root_or_skip("cgroup_removed_while_its_container_reads") {
+        return;
+    }
+    let d = Daemon::start("vanish", &[]);
+    let a = Cgroup::new("memory", "vanish-a");
+    a.set("memory.limit_in_bytes", &(256u64 << 20).to_string());
+    let b = Cgroup::new("memory", "vanish-b");
+    b.set("memory.limit_in_bytes", &(128u64 << 20).to_string());
+    let meminfo = d.path("proc/meminfo");
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "echo $$ > {}/cgroup.procs && exec unshare --pid --fork --mount-proc sh -c \
+             'for i in $(seq 60); do grep MemTotal {} || echo READFAIL; sleep 0.05; done'",
+            a.path.display(),
+            meminfo.display()
+        ))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    // Move every process of the container to B, then remove A under the cached entry.
+    for _ in 0..20 {
+        for p in a.get("cgroup.procs").split_whitespace() {
+            let _ = std::fs::write(b.path.join("cgroup.procs"), p);
+        }
+        if std::fs::remove_dir(&a.path).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!a.path.exists(), "could not remove the first cgroup");
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(!out.contains("READFAIL"), "every read succeeded:\n{out}");
+    let totals: Vec<u64> = out.lines().map(|l| meminfo_kb(l, "MemTotal")).collect();
+    assert_eq!(totals.len(), 60);
+    assert_eq!(totals[0], 262144);
+    assert_eq!(
+        *totals.last().unwrap(),
+        131072,
+        "the new cgroup's limit once moved:\n{out}"
+    );
+}
+
+#[test]
+fn callers_killed_mid_request_and_interrupted_by_signals() {
+    if !root_or_skip("callers_killed_mid_request_and_interrupted_by_signals") {
+        return;
+    }
+    let d = Daemon::start("killed", &[]);
+    let mem = Cgroup::new("memory", "killed");
+    let p = d.path("proc/meminfo");
+    // Readers in a container, killed or interrupted at arbitrary points of their reads.
+    in_container(
+        &[&mem],
+        &format!(
+            "for i in $(seq 200); do timeout -s KILL 0.00$((i % 9 + 1)) cat {p} >/dev/null; \
+             timeout -s INT 0.00$((i % 7 + 1)) cat {p} >/dev/null; done; true",
+            p = p.display()
+        ),
+    );
+    assert_serves(&d);
+}
+
+#[test]
+fn ten_thousand_open_files() {
+    if !root_or_skip("ten_thousand_open_files") {
+        return;
+    }
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    setrlimit(Resource::RLIMIT_NOFILE, hard.max(11_000), hard.max(11_000)).unwrap();
+    let d = Daemon::start("manyfiles", &[]);
+    let before = rss_kb(d.pid());
+    let files: Vec<File> = (0..10_000)
+        .map(|i| {
+            File::open(d.path(if i % 2 == 0 {
+                "proc/meminfo"
+            } else {
+                "proc/uptime"
+            }))
+            .unwrap()
+        })
+        .collect();
+    let mut buf = vec![0u8; 64];
+    for f in &files {
+        assert!(f.read_at(&mut buf, 0).unwrap() > 0);
+    }
+    // every open file keeps its own snapshot: a later offset reads the same bytes again
+    let mut again = vec![0u8; 64];
+    assert_eq!(files[0].read_at(&mut again, 0).unwrap(), 64);
+    drop(files);
+    std::thread::sleep(Duration::from_millis(300)); // RELEASE is asynchronous
+    let after = rss_kb(d.pid());
+    assert!(
+        after < before + 64 * 1024,
+        "RSS {before} kB -> {after} kB with 10,000 files closed"
+    );
+    assert_serves(&d);
+}
+
+#[test]
+fn two_containers_never_see_each_others_values() {
+    if !root_or_skip("two_containers_never_see_each_others_values") {
+        return;
+    }
+    let d = Daemon::start("twocont", &[]);
+    let p = d.path("proc/meminfo");
+    let run = |mib: u64| {
+        let cg = Cgroup::new("memory", &format!("two-{mib}"));
+        cg.set("memory.limit_in_bytes", &(mib << 20).to_string());
+        let p = p.clone();
+        std::thread::spawn(move || {
+            let out = in_container(
+                &[&cg],
+                &format!(
+                    "for i in $(seq 300); do grep MemTotal {}; done",
+                    p.display()
+                ),
+            );
+            (mib, String::from_utf8(out.stdout).unwrap())
+        })
+    };
+    let (a, b) = (run(96), run(160));
+    for h in [a, b] {
+        let (mib, out) = h.join().unwrap();
+        let totals: Vec<u64> = out.lines().map(|l| meminfo_kb(l, "MemTotal")).collect();
+        assert_eq!(totals.len(), 300);
+        assert!(
+            totals.iter().all(|&t| t == mib * 1024),
+            "container of {mib} MiB saw {:?}",
+            totals.iter().find(|&&t| t != mib * 1024)
+        );
+    }
+}
+
+#[test]
+fn memory_stays_flat_over_a_soak() {
+    if !root_or_skip("memory_stays_flat_over_a_soak") {
+        return;
+    }
+    let d = Daemon::start("soak", &[]);
+    let files = [
+        "proc/meminfo",
+        "proc/stat",
+        "proc/uptime",
+        "proc/cpuinfo",
+        "proc/swaps",
+        "proc/diskstats",
+        "sys/devices/system/cpu/online",
+    ];
+    let read_all = |n: usize| {
+        let mut buf = Vec::new();
+        for i in 0..n {
+            buf.clear();
+            File::open(d.path(files[i % files.len()]))
+                .unwrap()
+                .read_to_end(&mut buf)
+                .unwrap();
+        }
+    };
+    read_all(5_000); // warm up: caches, pools
+    let before = rss_kb(d.pid());
+    let start = Instant::now();
+    read_all(50_000);
+    let after = rss_kb(d.pid());
+    assert!(
+        after <= before + 1024,
+        "RSS grew {before} kB -> {after} kB over 50,000 reads ({:?})",
+        start.elapsed()
+    );
+}
