@@ -25,10 +25,11 @@ pub fn open_dev() -> io::Result<OwnedFd> {
     )?)
 }
 
-/// Mount the connection `dev` on `target`.
+/// Mount the connection `dev` on `target`. With default_permissions the kernel enforces
+/// the modes we report (slabinfo 0400 stays root's), as it does for the host's files.
 pub fn mount(dev: BorrowedFd<'_>, target: &Path) -> io::Result<()> {
     let data = format!(
-        "fd={},rootmode=40000,user_id=0,group_id=0,allow_other",
+        "fd={},rootmode=40000,user_id=0,group_id=0,allow_other,default_permissions",
         dev.as_raw_fd()
     );
     let data = CString::new(data)?;

@@ -190,5 +190,23 @@ both_transports!(
     uptime_is_the_containers_age,
     read_semantics,
     nothing_is_writable,
+    modes_are_enforced,
     sigterm_unmounts
 );
+
+/// Modes are enforced for unprivileged readers, as for the host's own files.
+fn modes_are_enforced(transport: &str) {
+    let d = Daemon::start(&format!("modes-{transport}"), &["--transport", transport]);
+    let as_nobody = |rel: &str| {
+        std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "cat"])
+            .arg(d.path(rel))
+            .output()
+            .unwrap()
+    };
+    let slab = as_nobody("proc/slabinfo");
+    assert!(!slab.status.success(), "slabinfo (0400) must not be readable by nobody");
+    assert!(String::from_utf8_lossy(&slab.stderr).contains("Permission denied"));
+    let mem = as_nobody("proc/meminfo");
+    assert!(mem.status.success() && mem.stdout.starts_with(b"MemTotal:"));
+}
