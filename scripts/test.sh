@@ -29,3 +29,12 @@ echo "== cargo clippy -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --locked --all-targets
+
+# Fuzzing needs the nightly toolchain these machines carry (it cannot be downloaded here).
+if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+    command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+    echo "== fuzz: every target, 10 s each"
+    scripts/fuzz.sh 10
+else
+    echo "*** fuzz SKIPPED: no nightly toolchain (rustup toolchain list); cargo-fuzz needs one ***"
+fi
