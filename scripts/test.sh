@@ -27,9 +27,6 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
-echo "== cargo test"
-cargo test --locked --all-targets
-
 # Fuzzing needs the nightly toolchain these machines carry (it cannot be downloaded here).
 if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
     command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
@@ -38,3 +35,7 @@ if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
 else
     echo "*** fuzz SKIPPED: no nightly toolchain (rustup toolchain list); cargo-fuzz needs one ***"
 fi
+
+echo "== cargo test"
+cargo test --locked --all-targets
+
