@@ -1,8 +1,9 @@
-//! The command line: a drop-in for lxcfs's, plus our own options.
+//! The command line: a drop-in for lxcfs 6.x's, plus our own options. The man page is
+//! generated from this same definition (`lxcfs-uring man`).
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{ArgAction, Parser, Subcommand};
 
 use crate::ring::TransportKind;
 
@@ -10,15 +11,30 @@ use crate::ring::TransportKind;
 #[command(
     name = "lxcfs-uring",
     version,
+    disable_version_flag = true,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
     about = "FUSE filesystem that shows each container its own /proc and /sys/devices/system/cpu",
     long_about = "lxcfs-uring mounts a filesystem (usually on /var/lib/lxcfs) whose proc/meminfo, \
-proc/uptime, proc/swaps and friends show the limits and usage of the container that reads them \
-(its cgroups and pid namespace) instead of the host's. Bind-mount those files over a container's \
-own /proc files. A drop-in for lxcfs."
+proc/cpuinfo, proc/stat, proc/uptime and friends show the limits and usage of the container that \
+reads them (its cgroups and pid namespace) instead of the host's. Bind-mount those files over a \
+container's own. A drop-in for lxcfs.",
+    after_help = "Signals: SIGINT, SIGTERM and SIGHUP unmount and exit; SIGUSR2 toggles showing \
+the host's files unchanged (to tell a view problem from a host one).\n\
+Examples:\n  lxcfs-uring /var/lib/lxcfs\n  lxcfs-uring -l --enable-cfs /var/lib/lxcfs\n  \
+lxcfs-uring stats --runtime-dir /run"
 )]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Where to mount, e.g. /var/lib/lxcfs (must exist).
-    pub mountpoint: PathBuf,
+    #[arg(required = true)]
+    pub mountpoint: Option<PathBuf>,
+
+    /// Print the version.
+    #[arg(short = 'v', long, action = ArgAction::Version)]
+    pub version: Option<bool>,
 
     /// Stay in the foreground (always the case; accepted for lxcfs compatibility).
     #[arg(short = 'f', long)]
@@ -45,11 +61,17 @@ pub struct Cli {
     #[arg(long)]
     pub enable_pidfd: bool,
 
+    /// FUSE mount options, comma-separated, as lxcfs takes them: allow_other,
+    /// default_permissions, direct_io and nonempty are always in effect and accepted;
+    /// anything else is refused.
+    #[arg(short = 'o', value_name = "OPTIONS", value_parser = parse_mount_options, action = ArgAction::Append)]
+    pub options: Vec<String>,
+
     /// Pidfile, locked while we run [default: <runtime-dir>/lxcfs.pid].
     #[arg(short = 'p', long)]
     pub pidfile: Option<PathBuf>,
 
-    /// Directory for the pidfile and the control socket.
+    /// Directory for the pidfile and the control socket; one per instance to run several.
     #[arg(long, default_value = "/run")]
     pub runtime_dir: PathBuf,
 
@@ -57,9 +79,46 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = TransportKind::Auto)]
     pub transport: TransportKind,
 
-    /// Worker threads for the classic transport [default: online CPUs].
+    /// Worker threads of the classic transport [default: online CPUs]. The io_uring
+    /// transport always runs one worker per online CPU, pinned to it.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: Option<u16>,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Print the counters of the instance running with this runtime directory.
+    Stats {
+        /// The running instance's --runtime-dir.
+        #[arg(long, default_value = "/run")]
+        runtime_dir: PathBuf,
+        /// In Prometheus text format.
+        #[arg(long)]
+        prometheus: bool,
+    },
+    /// Print the manual page (roff), generated from this command line.
+    #[command(hide = true)]
+    Man,
+}
+
+/// FUSE options lxcfs users pass with -o that mean nothing else here.
+const ACCEPTED_OPTIONS: [&str; 4] = [
+    "allow_other",
+    "default_permissions",
+    "direct_io",
+    "nonempty",
+];
+
+fn parse_mount_options(s: &str) -> Result<String, String> {
+    for o in s.split(',').filter(|o| !o.is_empty()) {
+        if !ACCEPTED_OPTIONS.contains(&o) {
+            return Err(format!(
+                "unknown mount option {o:?}: lxcfs-uring accepts {}",
+                ACCEPTED_OPTIONS.join(", ")
+            ));
+        }
+    }
+    Ok(s.to_owned())
 }
 
 impl Cli {
@@ -68,4 +127,12 @@ impl Cli {
             .clone()
             .unwrap_or_else(|| self.runtime_dir.join("lxcfs.pid"))
     }
+}
+
+/// The manual page, from the same definition as --help.
+pub fn man_page() -> std::io::Result<Vec<u8>> {
+    use clap::CommandFactory;
+    let mut out = Vec::new();
+    clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+    Ok(out)
 }

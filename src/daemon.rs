@@ -3,6 +3,7 @@
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use nix::sys::signal::{SigSet, Signal};
 
@@ -19,7 +20,11 @@ const ENABLE_URING: &str = "/sys/module/fuse/parameters/enable_uring";
 /// Run the daemon. An Err is one sentence for the user: what is wrong, what to do.
 pub fn run(cli: &Cli) -> Result<(), String> {
     crate::log::set_debug(cli.debug);
-    check_mountpoint(&cli.mountpoint)?;
+    let mountpoint = cli
+        .mountpoint
+        .as_deref()
+        .ok_or("no mountpoint given: pass one, e.g. /var/lib/lxcfs.")?;
+    check_mountpoint(mountpoint)?;
     if !nix::unistd::geteuid().is_root() {
         return Err("lxcfs-uring must run as root: it mounts a filesystem and reads every container's cgroups.".into());
     }
@@ -31,13 +36,13 @@ pub fn run(cli: &Cli) -> Result<(), String> {
             format!("cannot create the pidfile {} ({e}): create the directory or pass --pidfile.", pidfile_path.display())
         }
     })?;
-    let result = run_locked(cli);
+    let result = run_locked(cli, mountpoint);
     pidfile.remove();
     result
 }
 
 /// Everything after the pidfile is ours.
-fn run_locked(cli: &Cli) -> Result<(), String> {
+fn run_locked(cli: &Cli, mountpoint: &Path) -> Result<(), String> {
     let transport = choose_transport(cli.transport)?;
     raise_fd_limit();
     let dev = mount::open_dev().map_err(|e| {
@@ -66,18 +71,22 @@ fn run_locked(cli: &Cli) -> Result<(), String> {
 
     // Signals are taken synchronously by this thread; workers inherit the blocked mask.
     let mut signals = SigSet::empty();
-    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGUSR2,
+    ] {
         signals.add(s);
     }
     signals
         .thread_block()
         .map_err(|e| format!("cannot block signals: {e}"))?;
 
-    mount::mount(session.dev.as_fd(), &cli.mountpoint)
-        .map_err(|e| mount_error(&cli.mountpoint, &e))?;
+    mount::mount(session.dev.as_fd(), mountpoint).map_err(|e| mount_error(mountpoint, &e))?;
     info!(
         "mounted on {} (transport {:?}, pid {})",
-        cli.mountpoint.display(),
+        mountpoint.display(),
         transport,
         std::process::id()
     );
@@ -97,16 +106,61 @@ fn run_locked(cli: &Cli) -> Result<(), String> {
             .map_err(|e| format!("cannot start the server thread: {e}"))?
     };
 
-    let sig = signals
-        .wait()
-        .map_err(|e| format!("waiting for signals: {e}"))?;
-    info!("{sig:?}: unmounting {}", cli.mountpoint.display());
-    if let Err(e) = mount::unmount(&cli.mountpoint) {
-        warn!("unmounting {}: {e}", cli.mountpoint.display());
+    crate::control::listen(&cli.runtime_dir).map_err(|e| {
+        format!(
+            "cannot listen on {} ({e}): check --runtime-dir.",
+            crate::control::socket_path(&cli.runtime_dir).display()
+        )
+    })?;
+    // Ready once a file of the mount reads: systemd (Type=notify) starts containers after.
+    match std::fs::metadata(mountpoint.join("proc/meminfo")) {
+        Ok(_) => notify_ready(),
+        Err(e) => warn!("the new mount does not answer yet: {e}"),
+    }
+
+    let sig = loop {
+        let sig = signals
+            .wait()
+            .map_err(|e| format!("waiting for signals: {e}"))?;
+        if sig != Signal::SIGUSR2 {
+            break sig;
+        }
+        let on = !session.fs.passthrough.fetch_xor(true, Ordering::Relaxed);
+        info!(
+            "SIGUSR2: {}",
+            if on {
+                "showing the host's files unchanged"
+            } else {
+                "showing containers their own files again"
+            }
+        );
+    };
+    info!("{sig:?}: unmounting {}", mountpoint.display());
+    if let Err(e) = mount::unmount(mountpoint) {
+        warn!("unmounting {}: {e}", mountpoint.display());
     }
     // Workers end when the kernel drops the connection; the process exits regardless.
     drop(server);
     Ok(())
+}
+
+/// Tell systemd (Type=notify) that we serve, when it asked to be told.
+fn notify_ready() {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let bytes = path.as_encoded_bytes();
+    let addr = match bytes.strip_prefix(b"@") {
+        Some(name) => SocketAddr::from_abstract_name(name),
+        None => SocketAddr::from_pathname(&path),
+    };
+    let msg = format!("READY=1\nMAINPID={}\n", std::process::id());
+    let sent = addr.and_then(|a| UnixDatagram::unbound()?.send_to_addr(msg.as_bytes(), &a));
+    if let Err(e) = sent {
+        warn!("cannot notify systemd of readiness: {e}");
+    }
 }
 
 fn mount_error(mnt: &Path, e: &std::io::Error) -> String {

@@ -9,6 +9,7 @@
 pub mod cgroupfs;
 pub mod cli;
 pub mod container;
+pub mod control;
 pub mod cpulist;
 pub mod daemon;
 pub mod fs;
@@ -20,3 +21,4 @@ pub mod pidfile;
 pub mod proto;
 pub mod render;
 pub mod ring;
+pub mod stats;

@@ -205,7 +205,10 @@ fn modes_are_enforced(transport: &str) {
             .unwrap()
     };
     let slab = as_nobody("proc/slabinfo");
-    assert!(!slab.status.success(), "slabinfo (0400) must not be readable by nobody");
+    assert!(
+        !slab.status.success(),
+        "slabinfo (0400) must not be readable by nobody"
+    );
     assert!(String::from_utf8_lossy(&slab.stderr).contains("Permission denied"));
     let mem = as_nobody("proc/meminfo");
     assert!(mem.status.success() && mem.stdout.starts_with(b"MemTotal:"));

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::dir::{CgroupDir, Knob};
 use crate::kfile::parse_u64;
+use crate::stats::{self, Counter};
 
 /// The memory.stat counters the views use, in bytes, under v2 names. On v1 they come
 /// from the hierarchical `total_*` keys. Keys are matched whole (upstream's prefix
@@ -143,8 +144,12 @@ impl MemoryInputs {
         let unified = dir.unified;
         let usage = dir.read_limit(Knob::MemoryUsage, buf)?.unwrap_or(0);
         let stat = match cache.get(ttl) {
-            Some(s) => s,
+            Some(s) => {
+                stats::add(Counter::MemStatHit);
+                s
+            }
             None => {
+                stats::add(Counter::MemStatMiss);
                 dir.read(Knob::MemoryStat, buf)?;
                 let s = MemStat::parse(buf, unified);
                 cache.put(s);

@@ -20,6 +20,7 @@ use crate::cgroupfs::memory::StatCache;
 use crate::cgroupfs::mounts::Hierarchies;
 use crate::kfile::{self, ProcPath};
 use crate::render::stat::StatHistory;
+use crate::stats::{self, Counter};
 
 /// The controllers a view may consult.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,8 +150,10 @@ impl Containers {
             return self.build(0, pid, 1, scratch).map(Arc::new);
         }
         if let Some(c) = self.cached(ns, scratch) {
+            stats::add(Counter::ContainerHit);
             return Ok(c);
         }
+        stats::add(Counter::ContainerMiss);
         let init = pidns::init_of(pid, scratch)?;
         let c = Arc::new(self.build(ns, init, init, scratch)?);
         let mut map = self.cache.write().unwrap_or_else(|e| e.into_inner());
@@ -202,10 +205,12 @@ impl Containers {
         if let Some(i) = callers.slots.iter().position(|c| c.pid == pid) {
             let slot = &callers.slots[i];
             if !pidns::has_exited(&slot.pidfd) && self.still_valid(&slot.container, scratch) {
+                stats::add(Counter::CallerHit);
                 return Ok(slot.container.clone());
             }
             callers.slots.swap_remove(i);
         }
+        stats::add(Counter::CallerMiss);
         let c = self.resolve(pid, scratch)?;
         // The request names a thread; without PIDFD_THREAD (Linux < 6.9) nothing is kept.
         if pid != 0

@@ -11,6 +11,7 @@ use crate::container::Containers;
 use crate::kfile;
 use crate::proto::abi::{self, FOPEN_DIRECT_IO};
 use crate::proto::{Attr, Op, OutBuf, Overflow, Request, Validity, encode};
+use crate::stats::{self, Counter};
 use handles::Handles;
 use tree::{Kind, Node};
 pub use views::ViewOptions;
@@ -59,6 +60,7 @@ impl Worker {
             .flatten()
             .filter(|&t| t > 0)
             .unwrap_or(100) as u64;
+        crate::stats::set_worker(id);
         Worker {
             id,
             scratch: Vec::with_capacity(8192),
@@ -76,6 +78,8 @@ pub struct Fs {
     pub handles: Handles,
     /// Per-container load averages, with -l.
     pub loadavg: Option<std::sync::Arc<crate::loadavg::LoadTracker>>,
+    /// Show the host's files unchanged (toggled by SIGUSR2, as in lxcfs).
+    pub passthrough: std::sync::atomic::AtomicBool,
     /// Seconds since the epoch at mount: the tree's timestamps.
     mount_time: u64,
 }
@@ -91,6 +95,7 @@ impl Fs {
             containers,
             handles: Handles::default(),
             loadavg,
+            passthrough: Default::default(),
             mount_time,
         }
     }
@@ -297,6 +302,7 @@ impl Fs {
         if offset == 0 || !rendered {
             let mut buf = self.handles.take_buffer(fh);
             let r = if sysfs::is_dynamic(node) {
+                stats::add(Counter::RenderSysfs);
                 self.sys(w, pid, |cpus| sysfs::entry(node, cpus))
                     .and_then(|e| kfile::read_path_buf(&e.host, &mut buf).map_err(|e| errno(&e)))
             } else {
@@ -305,6 +311,7 @@ impl Fs {
                         kind: Kind::File(file),
                         ..
                     }) => views::render(self, w, *file, pid, &mut buf).map_err(|e| {
+                        stats::add(Counter::RenderErrors);
                         crate::warn!("rendering {file:?} for pid {pid}: {e}");
                         errno(&e)
                     }),

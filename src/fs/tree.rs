@@ -26,6 +26,27 @@ pub enum CpuList {
     Enabled,
 }
 
+impl FileId {
+    /// The host's own file, shown unchanged in pass-through mode (SIGUSR2).
+    pub fn host_path(self) -> &'static std::ffi::CStr {
+        match self {
+            FileId::Cpuinfo => c"/proc/cpuinfo",
+            FileId::Diskstats => c"/proc/diskstats",
+            FileId::Loadavg => c"/proc/loadavg",
+            FileId::Meminfo => c"/proc/meminfo",
+            FileId::Slabinfo => c"/proc/slabinfo",
+            FileId::Stat => c"/proc/stat",
+            FileId::Swaps => c"/proc/swaps",
+            FileId::Uptime => c"/proc/uptime",
+            FileId::CpuList(CpuList::Online) => c"/sys/devices/system/cpu/online",
+            FileId::CpuList(CpuList::Possible) => c"/sys/devices/system/cpu/possible",
+            FileId::CpuList(CpuList::Present) => c"/sys/devices/system/cpu/present",
+            FileId::CpuList(CpuList::Offline) => c"/sys/devices/system/cpu/offline",
+            FileId::CpuList(CpuList::Enabled) => c"/sys/devices/system/cpu/enabled",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Dir,

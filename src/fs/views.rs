@@ -16,6 +16,7 @@ use crate::cpulist;
 use crate::kfile::{self, parse_u64};
 use crate::render::stat::{self, StatInputs, Usage};
 use crate::render::{cpuinfo, diskstats, loadavg, meminfo, swaps, uptime};
+use crate::stats::{self, Counter};
 
 /// What the daemon was told on its command line that changes what files show.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +48,20 @@ pub fn render(
     out: &mut Vec<u8>,
 ) -> io::Result<()> {
     let (containers, opts) = (&fs.containers, &fs.opts);
+    stats::add(match file {
+        FileId::Cpuinfo => Counter::RenderCpuinfo,
+        FileId::Diskstats => Counter::RenderDiskstats,
+        FileId::Loadavg => Counter::RenderLoadavg,
+        FileId::Meminfo => Counter::RenderMeminfo,
+        FileId::Slabinfo => Counter::RenderSlabinfo,
+        FileId::Stat => Counter::RenderStat,
+        FileId::Swaps => Counter::RenderSwaps,
+        FileId::Uptime => Counter::RenderUptime,
+        FileId::CpuList(_) => Counter::RenderCpuList,
+    });
+    if fs.passthrough.load(std::sync::atomic::Ordering::Relaxed) {
+        return host_file(file.host_path(), out);
+    }
     match file {
         FileId::Meminfo | FileId::Swaps => in_container(containers, w, pid, out, |w, c, out| {
             memory_view(containers, opts, w, c, file, out)

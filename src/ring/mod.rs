@@ -13,7 +13,8 @@ use std::sync::{Arc, OnceLock};
 
 use crate::fs::{Fs, Reply, Worker};
 use crate::proto::abi::init_flags;
-use crate::proto::{InitIn, InitOut, OutBuf, Request, abi, encode};
+use crate::proto::{InitIn, InitOut, Op, OutBuf, Request, abi, encode};
+use crate::stats::{self, Counter};
 use crate::{info, warn};
 
 /// Which transport to serve with.
@@ -85,8 +86,29 @@ impl Session {
 
     /// Answer one request: INIT here, everything else by the filesystem.
     pub fn handle(&self, w: &mut Worker, req: &Request<'_>, out: &mut [u8]) -> Reply {
+        let start = std::time::Instant::now();
+        let reply = self.dispatch(w, req, out);
+        let (op, err) = match req.op {
+            Op::Lookup { .. } => (Counter::OpLookup, Counter::ErrLookup),
+            Op::Getattr { .. } => (Counter::OpGetattr, Counter::ErrGetattr),
+            Op::Open { .. } | Op::Opendir { .. } => (Counter::OpOpen, Counter::ErrOpen),
+            Op::Read { .. } => (Counter::OpRead, Counter::ErrRead),
+            Op::Readdir { .. } => (Counter::OpReaddir, Counter::ErrReaddir),
+            Op::Release { .. } | Op::Releasedir { .. } => (Counter::OpRelease, Counter::ErrRelease),
+            _ => (Counter::OpOther, Counter::ErrOther),
+        };
+        stats::add(op);
+        // ENOSYS answers are how we turn features off, not failures.
+        if matches!(reply, Reply::Error(e) if e != libc::ENOSYS) {
+            stats::add(err);
+        }
+        stats::latency(start.elapsed().as_nanos() as u64);
+        reply
+    }
+
+    fn dispatch(&self, w: &mut Worker, req: &Request<'_>, out: &mut [u8]) -> Reply {
         match req.op {
-            crate::proto::Op::Init(k) => match self.negotiate(&k) {
+            Op::Init(k) => match self.negotiate(&k) {
                 Ok(init) => {
                     let mut o = OutBuf::new(out);
                     match init.encode(&mut o) {
@@ -102,6 +124,7 @@ impl Session {
             })) {
                 Ok(reply) => reply,
                 Err(_) => {
+                    stats::add(Counter::Panics);
                     warn!(
                         "BUG: handling opcode {} for pid {} panicked; answered EIO",
                         req.header.opcode, req.header.pid
@@ -147,6 +170,7 @@ fn after_init(s: &Arc<Session>) {
     if init.flags & init_flags::OVER_IO_URING != 0 {
         match uring::start(s.clone()) {
             Ok(n) => {
+                stats::set_transport("uring");
                 info!("serving with FUSE-over-io_uring: {n} pinned workers");
                 return;
             }
@@ -163,6 +187,7 @@ fn after_init(s: &Arc<Session>) {
     if s.transport == TransportKind::Uring {
         warn!("the kernel did not offer FUSE-over-io_uring; serving with the classic transport");
     }
+    stats::set_transport("classic");
     let n = classic::start_clones(s.clone());
     info!("serving with the classic transport: {} workers", n + 1);
 }
