@@ -75,6 +75,7 @@ fn run_locked(cli: &Cli, mountpoint: &Path) -> Result<(), String> {
         Signal::SIGINT,
         Signal::SIGTERM,
         Signal::SIGHUP,
+        Signal::SIGUSR1,
         Signal::SIGUSR2,
     ] {
         signals.add(s);
@@ -122,6 +123,12 @@ fn run_locked(cli: &Cli, mountpoint: &Path) -> Result<(), String> {
         let sig = signals
             .wait()
             .map_err(|e| format!("waiting for signals: {e}"))?;
+        if sig == Signal::SIGUSR1 {
+            // lxcfs reloads itself on SIGUSR1; its default action would kill every
+            // container's views here, so it is caught until re-exec upgrades exist.
+            warn!("SIGUSR1: in-place reload is not supported yet; still serving");
+            continue;
+        }
         if sig != Signal::SIGUSR2 {
             break sig;
         }

@@ -38,14 +38,19 @@ pub struct Daemon {
 impl Daemon {
     /// lxcfs-uring with `args` on a fresh mountpoint.
     pub fn start(name: &str, args: &[&str]) -> Daemon {
-        Daemon::spawn(name, env!("CARGO_BIN_EXE_lxcfs-uring"), args, |run| {
+        Daemon::start_env(name, args, &[])
+    }
+
+    /// lxcfs-uring with `args` and extra environment variables.
+    pub fn start_env(name: &str, args: &[&str], env: &[(&str, &Path)]) -> Daemon {
+        Daemon::spawn(name, env!("CARGO_BIN_EXE_lxcfs-uring"), args, env, |run| {
             vec!["--runtime-dir".into(), run.to_string_lossy().into_owned()]
         })
     }
 
     /// Debian's lxcfs (the reference implementation) with `args`.
     pub fn start_lxcfs(name: &str, args: &[&str]) -> Daemon {
-        Daemon::spawn(name, LXCFS, args, |run| {
+        Daemon::spawn(name, LXCFS, args, &[], |run| {
             vec![
                 "-f".into(),
                 "-p".into(),
@@ -58,6 +63,7 @@ impl Daemon {
         name: &str,
         binary: &str,
         args: &[&str],
+        vars: &[(&str, &Path)],
         runtime_args: impl Fn(&Path) -> Vec<String>,
     ) -> Daemon {
         let dir = std::env::temp_dir().join(unique(name));
@@ -66,6 +72,7 @@ impl Daemon {
         std::fs::create_dir_all(&mnt).unwrap();
         std::fs::create_dir_all(&runtime).unwrap();
         let child = Command::new(binary)
+            .envs(vars.iter().copied())
             .args(args)
             .args(runtime_args(&runtime))
             .arg(&mnt)

@@ -1,0 +1,288 @@
+//! What fits lxcfs-uring into hosts: the systemd unit, LXC's hooks, readiness, the stats
+//! view, signals, the lxcfs-compatible flags, the manual page and the install script.
+
+mod common;
+
+use std::os::unix::net::UnixDatagram;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_lxcfs-uring");
+
+fn contrib(rel: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("contrib")
+        .join(rel)
+}
+
+#[test]
+fn systemd_unit_verifies() {
+    if !root_or_skip("systemd_unit_verifies") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(unique("unit"));
+    std::fs::create_dir_all(&dir).unwrap();
+    // systemd-analyze checks that ExecStart exists: point it at the binary under test.
+    let unit = std::fs::read_to_string(contrib("systemd/lxcfs-uring.service"))
+        .unwrap()
+        .replace("/usr/bin/lxcfs-uring", BIN);
+    assert!(
+        unit.contains("Type=notify")
+            && unit.contains("KillMode=process")
+            && unit.contains("OOMScoreAdjust=-1000")
+    );
+    let path = dir.join("lxcfs-uring.service");
+    std::fs::write(&path, unit).unwrap();
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze (package systemd)");
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let complaints: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("lxcfs-uring.service"))
+        .collect();
+    assert!(
+        out.status.success() && complaints.is_empty(),
+        "systemd-analyze verify: {err}"
+    );
+}
+
+#[test]
+fn readiness_is_notified_once_the_mount_serves() {
+    if !root_or_skip("readiness_is_notified_once_the_mount_serves") {
+        return;
+    }
+    let sock_dir = std::env::temp_dir().join(unique("notify"));
+    std::fs::create_dir_all(&sock_dir).unwrap();
+    let sock_path = sock_dir.join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let d = Daemon::start_env("notify", &[], &[("NOTIFY_SOCKET", &sock_path)]);
+    let mut buf = [0u8; 256];
+    let n = sock.recv(&mut buf).expect("READY=1 within 10 s");
+    let msg = String::from_utf8_lossy(&buf[..n]);
+    assert!(
+        msg.contains("READY=1") && msg.contains(&format!("MAINPID={}", d.pid())),
+        "{msg}"
+    );
+    let _ = std::fs::remove_dir_all(&sock_dir);
+}
+
+#[test]
+fn lxc_mount_hook_binds_the_views_into_a_rootfs() {
+    if !root_or_skip("lxc_mount_hook_binds_the_views_into_a_rootfs") {
+        return;
+    }
+    let d = Daemon::start("lxchook", &[]);
+    let rootfs = d.dir.join("rootfs");
+    for f in ["proc/meminfo", "proc/uptime", "proc/cpuinfo"] {
+        std::fs::create_dir_all(rootfs.join(f).parent().unwrap()).unwrap();
+        std::fs::write(rootfs.join(f), "container's own\n").unwrap();
+    }
+    std::fs::create_dir_all(rootfs.join("sys/devices/system/cpu")).unwrap();
+    // In a private mount namespace, as LXC runs its hooks; read the result from inside it.
+    let script = format!(
+        "{hook} && head -c 9 {r}/proc/meminfo && echo && cat {r}/sys/devices/system/cpu/online && ls {r}/proc",
+        hook = contrib("lxc/lxc.mount.hook").display(),
+        r = rootfs.display()
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .env("LXC_ROOTFS_MOUNT", &rootfs)
+        .env("LXCFS_DIR", &d.mnt)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "MemTotal:", "meminfo bound: {text}");
+    assert_eq!(
+        lines[1],
+        std::fs::read_to_string("/sys/devices/system/cpu/online")
+            .unwrap()
+            .trim()
+    );
+    // files the rootfs lacks are not created
+    assert_eq!(&lines[2..], ["cpuinfo", "meminfo", "uptime"], "{text}");
+    // outside that namespace nothing changed
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("proc/meminfo")).unwrap(),
+        "container's own\n"
+    );
+    // with no lxcfs-uring serving, the hook leaves the container alone
+    let out = Command::new(contrib("lxc/lxc.mount.hook"))
+        .env("LXC_ROOTFS_MOUNT", &rootfs)
+        .env("LXCFS_DIR", d.dir.join("nothing"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+}
+
+#[test]
+fn lxc_reboot_hook_warns_only_when_views_are_gone() {
+    let hook = contrib("lxc/lxc.reboot.hook");
+    let run = |target: &str, dir: &str| {
+        Command::new(&hook)
+            .env("LXC_TARGET", target)
+            .env("LXCFS_DIR", dir)
+            .output()
+            .unwrap()
+    };
+    let gone = run("reboot", "/nonexistent-lxcfs");
+    assert!(gone.status.success());
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("reboots without its /proc views"));
+    assert!(run("stop", "/nonexistent-lxcfs").stderr.is_empty());
+    let conf = std::fs::read_to_string(contrib("lxc/00-lxcfs.conf")).unwrap();
+    assert!(conf.contains("lxc.hook.mount = /usr/share/lxcfs-uring/lxc.mount.hook"));
+    assert!(conf.contains("lxc.hook.post-stop = /usr/share/lxcfs-uring/lxc.reboot.hook"));
+}
+
+#[test]
+fn stats_view_counts_requests() {
+    if !root_or_skip("stats_view_counts_requests") {
+        return;
+    }
+    let d = Daemon::start("stats", &[]);
+    for _ in 0..20 {
+        std::fs::read_to_string(d.path("proc/meminfo")).unwrap();
+    }
+    let out = Command::new(BIN)
+        .args(["stats", "--runtime-dir"])
+        .arg(&d.runtime)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let get = |k: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k} ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {k}: {text}"))
+    };
+    assert!(
+        text.starts_with("transport uring") || text.starts_with("transport classic"),
+        "{text}"
+    );
+    assert!(get("renders_meminfo") >= 20, "{text}");
+    assert!(get("requests_read") >= 20, "{text}");
+    assert!(text.contains("latency_p99_us_max"));
+    let prom = Command::new(BIN)
+        .args(["stats", "--prometheus", "--runtime-dir"])
+        .arg(&d.runtime)
+        .output()
+        .unwrap();
+    let prom = String::from_utf8_lossy(&prom.stdout);
+    assert!(
+        prom.contains("lxcfs_uring_renders_meminfo_total")
+            && prom.contains("lxcfs_uring_request_seconds_bucket"),
+        "{prom}"
+    );
+    // no instance: one sentence, non-zero
+    let out = Command::new(BIN)
+        .args(["stats", "--runtime-dir", "/nonexistent-run"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no lxcfs-uring is running"));
+}
+
+#[test]
+fn sigusr2_toggles_the_hosts_files_and_sigusr1_does_not_kill() {
+    if !root_or_skip("sigusr2_toggles_the_hosts_files_and_sigusr1_does_not_kill") {
+        return;
+    }
+    let d = Daemon::start("usr2", &[]);
+    let mem = Cgroup::new("memory", "usr2");
+    mem.set("memory.limit_in_bytes", &(256u64 << 20).to_string());
+    let total = || {
+        let out = in_container(
+            &[&mem],
+            &format!("cat {}", d.path("proc/meminfo").display()),
+        );
+        meminfo_kb(&String::from_utf8(out.stdout).unwrap(), "MemTotal")
+    };
+    let host = meminfo_kb(
+        &std::fs::read_to_string("/proc/meminfo").unwrap(),
+        "MemTotal",
+    );
+    assert_eq!(total(), 262144);
+    d.signal(nix::sys::signal::Signal::SIGUSR2);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(total(), host, "pass-through shows the host's file");
+    d.signal(nix::sys::signal::Signal::SIGUSR2);
+    d.signal(nix::sys::signal::Signal::SIGUSR1);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        total(),
+        262144,
+        "back to the container's view, and SIGUSR1 did not kill us"
+    );
+}
+
+#[test]
+fn lxcfs_flags_version_and_man_page() {
+    let out = Command::new(BIN).arg("-v").output().unwrap();
+    assert!(
+        out.status.success()
+            && String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION"))
+    );
+    let out = Command::new(BIN)
+        .args(["-o", "allow_other,bogus", "/tmp"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown mount option \"bogus\""));
+    let man = Command::new(BIN).arg("man").output().unwrap();
+    let page = String::from_utf8_lossy(&man.stdout);
+    assert!(
+        man.status.success() && page.contains(".TH") && page.contains("transport"),
+        "{page}"
+    );
+}
+
+#[test]
+fn install_script_puts_everything_in_place() {
+    if !root_or_skip("install_script_puts_everything_in_place") {
+        return;
+    }
+    let dest = std::env::temp_dir().join(unique("install"));
+    let out =
+        Command::new(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/install.sh"))
+            .env("DESTDIR", &dest)
+            .output()
+            .unwrap();
+    let files = [
+        "usr/bin/lxcfs-uring",
+        "lib/systemd/system/lxcfs-uring.service",
+        "usr/share/lxcfs-uring/lxc.mount.hook",
+        "usr/share/lxcfs-uring/lxc.reboot.hook",
+        "usr/share/lxc/config/common.conf.d/00-lxcfs.conf",
+        "usr/share/man/man1/lxcfs-uring.1",
+    ];
+    let missing: Vec<&str> = files
+        .iter()
+        .copied()
+        .filter(|f| !dest.join(f).exists())
+        .collect();
+    let _ = std::fs::remove_dir_all(&dest);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(missing.is_empty(), "not installed: {missing:?}");
+}
