@@ -179,15 +179,15 @@ fn container_busy(
         Usage::PerCpu(per) => {
             let of = |c: u32| per.get(c as usize).copied().unwrap_or_default();
             // Time spent on CPUs the container may use but is not shown (--enable-cfs)
-            // is spread evenly over the shown ones.
-            let hidden =
-                i.cpuset
-                    .iter()
-                    .filter(|c| !shown.contains(c))
-                    .fold(CpuTime::default(), |a, &c| CpuTime {
-                        user: a.user.saturating_add(of(c).user),
-                        system: a.system.saturating_add(of(c).system),
-                    });
+            // is spread evenly over the shown ones. (`shown` is ascending, as the cpuset.)
+            let hidden = i
+                .cpuset
+                .iter()
+                .filter(|c| shown.binary_search(c).is_err())
+                .fold(CpuTime::default(), |a, &c| CpuTime {
+                    user: a.user.saturating_add(of(c).user),
+                    system: a.system.saturating_add(of(c).system),
+                });
             let n = shown.len().max(1) as u64;
             shown
                 .iter()

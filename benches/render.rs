@@ -1,0 +1,230 @@
+//! Rendering each file from cached inputs (fixtures), and the wire format: decoding each
+//! request kind and encoding replies. `cargo bench --bench render`.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use lxcfs_uring::cgroupfs::cpu::CpuTime;
+use lxcfs_uring::cgroupfs::memory::{MemStat, MemoryInputs, SwapInputs};
+use lxcfs_uring::proto::{self, Attr, InitOut, OutBuf, Validity, abi, encode};
+use lxcfs_uring::render::stat::{StatHistory, StatInputs, Usage};
+use lxcfs_uring::render::{cpuinfo, loadavg, meminfo, stat, swaps, uptime};
+
+const HOST_MEMINFO: &[u8] = include_bytes!("../tests/fixtures/meminfo-host");
+const HOST_CPUINFO: &[u8] = include_bytes!("../tests/fixtures/cpuinfo-x86_64");
+const MEMORY_STAT_V1: &[u8] = include_bytes!("../fuzz/corpus/memory_stat/v1");
+
+fn memory() -> MemoryInputs {
+    MemoryInputs {
+        unified: false,
+        limit: Some(256 << 20),
+        usage: 100 << 20,
+        stat: MemStat::parse(MEMORY_STAT_V1, false),
+        swap: Some(SwapInputs {
+            limit: Some(512 << 20),
+            usage: 0,
+            swappiness: Some(60),
+        }),
+    }
+}
+
+fn host_stat(cpus: u32) -> Vec<u8> {
+    let mut s = String::from("cpu  100 0 100 10000 0 0 0 0 0 0\n");
+    for i in 0..cpus {
+        s.push_str(&format!("cpu{i} 50 0 50 5000 10 0 3 0 0 0\n"));
+    }
+    s.push_str("intr 1 2 3\nctxt 999\nbtime 1700000000\nprocesses 42\nprocs_running 1\nprocs_blocked 0\nsoftirq 5 1 1\n");
+    s.into_bytes()
+}
+
+fn renders(c: &mut Criterion) {
+    let mut out = Vec::with_capacity(64 << 10);
+    let m = memory();
+    let swap = swaps::SwapView::new(&m, 2 << 20, true);
+    c.bench_function("render/meminfo", |b| {
+        b.iter(|| {
+            out.clear();
+            meminfo::render(black_box(HOST_MEMINFO), black_box(&m), &swap, &mut out);
+        })
+    });
+    c.bench_function("parse/memory.stat v1", |b| {
+        b.iter(|| MemStat::parse(black_box(MEMORY_STAT_V1), false))
+    });
+    c.bench_function("render/swaps", |b| {
+        b.iter(|| {
+            out.clear();
+            swaps::render(black_box(&swap), &mut out);
+        })
+    });
+    let up = uptime::UptimeInputs {
+        boottime_ns: 1 << 40,
+        init_start_ns: 1 << 38,
+        cpu_usage_ns: Some(1 << 35),
+    };
+    c.bench_function("render/uptime", |b| {
+        b.iter(|| {
+            out.clear();
+            uptime::render(black_box(&up), &mut out);
+        })
+    });
+    c.bench_function("render/cpuinfo (2 of 4 CPUs)", |b| {
+        b.iter(|| {
+            out.clear();
+            cpuinfo::render(black_box(HOST_CPUINFO), &[1, 3], &mut out);
+        })
+    });
+    let host = host_stat(2);
+    let per = vec![
+        CpuTime {
+            user: 1 << 33,
+            system: 1 << 32
+        };
+        2
+    ];
+    let mut history = StatHistory::default();
+    c.bench_function("render/stat (2 CPUs)", |b| {
+        b.iter(|| {
+            out.clear();
+            let i = StatInputs {
+                host: &host,
+                cpuset: &[0, 1],
+                shown: 2,
+                renumber: false,
+                usage: Usage::PerCpu(per.clone()),
+                quota_cpus: None,
+                ticks_per_sec: 100,
+            };
+            stat::render(black_box(&i), &mut history, &mut out);
+        })
+    });
+    let host = host_stat(1024);
+    let cpuset: Vec<u32> = (0..1024).collect();
+    let per = vec![
+        CpuTime {
+            user: 1 << 33,
+            system: 1 << 32
+        };
+        1024
+    ];
+    c.bench_function("render/stat (1024 CPUs)", |b| {
+        b.iter(|| {
+            out.clear();
+            let i = StatInputs {
+                host: &host,
+                cpuset: &cpuset,
+                shown: 1024,
+                renumber: false,
+                usage: Usage::PerCpu(per.clone()),
+                quota_cpus: None,
+                ticks_per_sec: 100,
+            };
+            stat::render(black_box(&i), &mut history, &mut out);
+        })
+    });
+    let mut load = loadavg::Load::default();
+    load.tick(2, 2, 10, 77);
+    c.bench_function("render/loadavg", |b| {
+        b.iter(|| {
+            out.clear();
+            loadavg::render(black_box(&load), &mut out);
+        })
+    });
+}
+
+fn msg(op: u32, args: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    v.extend_from_slice(&((40 + args.len()) as u32).to_ne_bytes());
+    v.extend_from_slice(&op.to_ne_bytes());
+    v.extend_from_slice(&[0u8; 32]);
+    v.extend_from_slice(args);
+    v
+}
+
+fn wire(c: &mut Criterion) {
+    let read = {
+        let mut a = vec![0u8; 40];
+        a[16..20].copy_from_slice(&4096u32.to_ne_bytes());
+        msg(abi::opcode::READ, &a)
+    };
+    let requests = [
+        ("lookup", msg(abi::opcode::LOOKUP, b"meminfo\0")),
+        ("getattr", msg(abi::opcode::GETATTR, &[0u8; 16])),
+        ("open", msg(abi::opcode::OPEN, &[0u8; 8])),
+        ("read", read),
+        ("release", msg(abi::opcode::RELEASE, &[0u8; 24])),
+        (
+            "init",
+            msg(abi::opcode::INIT, &{
+                let mut a = vec![0u8; 64];
+                a[0..4].copy_from_slice(&7u32.to_ne_bytes());
+                a[4..8].copy_from_slice(&45u32.to_ne_bytes());
+                a
+            }),
+        ),
+    ];
+    for (name, m) in &requests {
+        c.bench_function(&format!("decode/{name}"), |b| {
+            b.iter(|| proto::decode(black_box(m)).is_ok())
+        });
+    }
+    let mut buf = vec![0u8; 4096];
+    let attr = Attr {
+        ino: 6,
+        mode: 0o100444,
+        nlink: 1,
+        ..Attr::default()
+    };
+    let v = Validity {
+        secs: 3600,
+        nsecs: 0,
+    };
+    c.bench_function("encode/entry", |b| {
+        b.iter(|| {
+            let mut o = OutBuf::new(&mut buf);
+            encode::entry(&mut o, black_box(&attr), v, v).unwrap();
+        })
+    });
+    c.bench_function("encode/open", |b| {
+        b.iter(|| {
+            let mut o = OutBuf::new(&mut buf);
+            encode::open_out(&mut o, black_box(7), abi::FOPEN_DIRECT_IO).unwrap();
+        })
+    });
+    c.bench_function("encode/readdir (8 entries)", |b| {
+        b.iter(|| {
+            let mut o = OutBuf::new(&mut buf);
+            for (i, name) in [
+                &b"cpuinfo"[..],
+                b"diskstats",
+                b"loadavg",
+                b"meminfo",
+                b"slabinfo",
+                b"stat",
+                b"swaps",
+                b"uptime",
+            ]
+            .iter()
+            .enumerate()
+            {
+                encode::dirent(&mut o, i as u64 + 3, i as u64 + 1, 8, name).unwrap();
+            }
+        })
+    });
+    let k = proto::InitIn {
+        major: 7,
+        minor: 45,
+        max_readahead: 131072,
+        flags: u64::MAX,
+    };
+    c.bench_function("encode/init", |b| {
+        b.iter(|| {
+            let mut o = OutBuf::new(&mut buf);
+            InitOut::negotiate(black_box(&k), 0xffff, 4096, 32)
+                .encode(&mut o)
+                .unwrap();
+        })
+    });
+}
+
+criterion_group!(benches, renders, wire);
+criterion_main!(benches);
