@@ -10,7 +10,7 @@ use std::io;
 use crate::container::Containers;
 use crate::kfile;
 use crate::proto::abi::{self, FOPEN_DIRECT_IO};
-use crate::proto::{Attr, Op, OutBuf, Overflow, Request, Validity, encode};
+use crate::proto::{Attr, InHeader, Op, OutBuf, Overflow, Request, Validity, encode};
 use crate::stats::{self, Counter};
 use handles::Handles;
 use tree::{Kind, Node};
@@ -48,6 +48,8 @@ pub struct Worker {
     pub scratch: Vec<u8>,
     /// The host file a view is based on (e.g. /proc/meminfo).
     pub host: Vec<u8>,
+    /// A render served without a snapshot (a handle we did not open).
+    pub scratch_file: Vec<u8>,
     pub files: views::HostFiles,
     pub callers: crate::container::Callers,
     pub clk_tck: u64,
@@ -65,6 +67,7 @@ impl Worker {
             id,
             scratch: Vec::with_capacity(8192),
             host: Vec::with_capacity(8192),
+            scratch_file: Vec::new(),
             files: views::HostFiles::open(),
             callers: Default::default(),
             clk_tck,
@@ -200,7 +203,7 @@ impl Fs {
                 }
                 encode::open_out(o, 0, 0).map_err(overflow)?;
             }
-            Op::Read { fh, offset, size } => self.read(w, h.pid, fh, offset, size, o)?,
+            Op::Read { fh, offset, size } => self.read(w, h, fh, offset, size, o)?,
             Op::Readdir { offset, size, .. } => {
                 let entries = self.dir_entries(w, h.pid, h.nodeid)?;
                 emit_dirents(&entries, offset, size, o);
@@ -289,53 +292,74 @@ impl Fs {
     fn read(
         &self,
         w: &mut Worker,
-        pid: u32,
+        h: &InHeader,
         fh: u64,
         offset: u64,
         size: u32,
         o: &mut OutBuf<'_>,
     ) -> Result<(), i32> {
-        let (node, rendered) = self
-            .handles
-            .with(fh, |f| (f.node, f.snapshot.is_some()))
-            .ok_or(libc::EBADF)?;
+        let pid = h.pid;
+        let Some((node, rendered)) = self.handles.with(fh, |f| (f.node, f.snapshot.is_some()))
+        else {
+            // A handle this process never opened: one a predecessor opened before a
+            // takeover or a crash. Serve the node the kernel names from a fresh render.
+            let mut buf = std::mem::take(&mut w.scratch_file);
+            buf.clear();
+            let r = self.render_node(w, h.nodeid, pid, &mut buf);
+            let copied = r.and_then(|()| copy_range(&buf, offset, size, o));
+            w.scratch_file = buf;
+            return copied;
+        };
         if offset == 0 || !rendered {
             let mut buf = self.handles.take_buffer(fh);
-            let r = if sysfs::is_dynamic(node) {
-                stats::add(Counter::RenderSysfs);
-                self.sys(w, pid, |cpus| sysfs::entry(node, cpus))
-                    .and_then(|e| kfile::read_path_buf(&e.host, &mut buf).map_err(|e| errno(&e)))
-            } else {
-                match tree::node(node) {
-                    Some(Node {
-                        kind: Kind::File(file),
-                        ..
-                    }) => views::render(self, w, *file, pid, &mut buf).map_err(|e| {
-                        stats::add(Counter::RenderErrors);
-                        crate::warn!("rendering {file:?} for pid {pid}: {e}");
-                        errno(&e)
-                    }),
-                    _ => Err(libc::EISDIR),
-                }
-            };
-            r?;
+            self.render_node(w, node, pid, &mut buf)?;
             self.handles.with(fh, |f| f.snapshot = Some(buf));
         }
         self.handles
             .with(fh, |f| {
-                let snap = f.snapshot.as_deref().unwrap_or_default();
-                let start = usize::try_from(offset)
-                    .unwrap_or(usize::MAX)
-                    .min(snap.len());
-                let end = start
-                    .saturating_add(size as usize)
-                    .min(snap.len())
-                    .min(start + o.remaining());
-                o.bytes(&snap[start..end])
+                copy_range(f.snapshot.as_deref().unwrap_or_default(), offset, size, o)
             })
             .ok_or(libc::EBADF)?
-            .map_err(|_| libc::EIO)
     }
+
+    /// The bytes of node `node` as the process `pid` sees them.
+    fn render_node(
+        &self,
+        w: &mut Worker,
+        node: u64,
+        pid: u32,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), i32> {
+        if sysfs::is_dynamic(node) {
+            stats::add(Counter::RenderSysfs);
+            return self
+                .sys(w, pid, |cpus| sysfs::entry(node, cpus))
+                .and_then(|e| kfile::read_path_buf(&e.host, buf).map_err(|e| errno(&e)));
+        }
+        match tree::node(node) {
+            Some(Node {
+                kind: Kind::File(file),
+                ..
+            }) => views::render(self, w, *file, pid, buf).map_err(|e| {
+                stats::add(Counter::RenderErrors);
+                crate::warn!("rendering {file:?} for pid {pid}: {e}");
+                errno(&e)
+            }),
+            _ => Err(libc::EISDIR),
+        }
+    }
+}
+
+/// Copy `size` bytes of `data` from `offset` (none past the end) into the reply.
+fn copy_range(data: &[u8], offset: u64, size: u32, o: &mut OutBuf<'_>) -> Result<(), i32> {
+    let start = usize::try_from(offset)
+        .unwrap_or(usize::MAX)
+        .min(data.len());
+    let end = start
+        .saturating_add(size as usize)
+        .min(data.len())
+        .min(start + o.remaining());
+    o.bytes(&data[start..end]).map_err(|_| libc::EIO)
 }
 
 /// A static node, by id.

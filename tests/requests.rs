@@ -1,6 +1,5 @@
-//! The request path allocates nothing in steady state: a counting global allocator
-//! watches whole open-read-read-release cycles served by the real filesystem code, with
-//! real cgroups, for each file.
+//! Requests fed straight to the filesystem code (no mount): a counting global allocator
+//! proves the steady state allocates nothing, and handles a predecessor opened are served.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -119,4 +118,39 @@ fn steady_state_requests_do_not_allocate() {
             "{name}: allocations in 500 steady-state cycles"
         );
     }
+}
+
+#[test]
+fn a_handle_opened_by_a_predecessor_is_served() {
+    // After a takeover or a crash, the kernel still holds handles this process never
+    // issued; reads on them must work, from the node the request names.
+    let fs = Fs::new(
+        ViewOptions::default(),
+        Containers::new(Hierarchies::discover().unwrap()).unwrap(),
+    );
+    let mut w = Worker::new(0);
+    let mut out = vec![0u8; 256 << 10];
+    let tid = nix::unistd::gettid().as_raw() as u32;
+    let read = msg(opcode::READ, 6, tid, &read_args(0xdead_beef_0000_0001, 0));
+    let Reply::Data(n) = fs.handle(&mut w, &proto::decode(&read).unwrap(), &mut out) else {
+        panic!("unknown fh not served")
+    };
+    assert!(out[..n].starts_with(b"MemTotal:"));
+    let past = msg(
+        opcode::READ,
+        6,
+        tid,
+        &read_args(0xdead_beef_0000_0001, 1 << 30),
+    );
+    assert_eq!(
+        fs.handle(&mut w, &proto::decode(&past).unwrap(), &mut out),
+        Reply::Data(0)
+    );
+    let mut rel = [0u8; 24];
+    rel[0..8].copy_from_slice(&0xdead_beef_0000_0001u64.to_ne_bytes());
+    let release = msg(opcode::RELEASE, 6, tid, &rel);
+    assert_eq!(
+        fs.handle(&mut w, &proto::decode(&release).unwrap(), &mut out),
+        Reply::Data(0)
+    );
 }
