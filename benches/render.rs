@@ -7,7 +7,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use lxcfs_uring::cgroupfs::cpu::CpuTime;
 use lxcfs_uring::cgroupfs::memory::{MemStat, MemoryInputs, SwapInputs};
 use lxcfs_uring::proto::{self, Attr, InitOut, OutBuf, Validity, abi, encode};
-use lxcfs_uring::render::stat::{StatHistory, StatInputs, Usage};
+use lxcfs_uring::render::stat::{StatHistory, StatInputs, StatScratch, Usage};
 use lxcfs_uring::render::{cpuinfo, loadavg, meminfo, stat, swaps, uptime};
 
 const HOST_MEMINFO: &[u8] = include_bytes!("../tests/fixtures/meminfo-host");
@@ -82,6 +82,7 @@ fn renders(c: &mut Criterion) {
         2
     ];
     let mut history = StatHistory::default();
+    let mut scratch = StatScratch::default();
     c.bench_function("render/stat (2 CPUs)", |b| {
         b.iter(|| {
             out.clear();
@@ -90,11 +91,11 @@ fn renders(c: &mut Criterion) {
                 cpuset: &[0, 1],
                 shown: 2,
                 renumber: false,
-                usage: Usage::PerCpu(per.clone()),
+                usage: Usage::PerCpu(&per),
                 quota_cpus: None,
                 ticks_per_sec: 100,
             };
-            stat::render(black_box(&i), &mut history, &mut out);
+            stat::render(black_box(&i), &mut history, &mut scratch, &mut out);
         })
     });
     let host = host_stat(1024);
@@ -114,11 +115,11 @@ fn renders(c: &mut Criterion) {
                 cpuset: &cpuset,
                 shown: 1024,
                 renumber: false,
-                usage: Usage::PerCpu(per.clone()),
+                usage: Usage::PerCpu(&per),
                 quota_cpus: None,
                 ticks_per_sec: 100,
             };
-            stat::render(black_box(&i), &mut history, &mut out);
+            stat::render(black_box(&i), &mut history, &mut scratch, &mut out);
         })
     });
     let mut load = loadavg::Load::default();

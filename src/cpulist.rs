@@ -3,10 +3,19 @@
 /// The CPUs of a list, ascending. Malformed pieces make the whole list None: a half-read
 /// cpuset must not be mistaken for a smaller one.
 pub fn parse(text: &[u8]) -> Option<Vec<u32>> {
-    let t = text.trim_ascii();
     let mut cpus = Vec::new();
+    parse_into(text, &mut cpus).then_some(cpus)
+}
+
+/// `parse` into a reused vector; false (and `cpus` unspecified) when malformed.
+pub fn parse_into(text: &[u8], cpus: &mut Vec<u32>) -> bool {
+    cpus.clear();
+    parse_ranges(text.trim_ascii(), cpus).is_some()
+}
+
+fn parse_ranges(t: &[u8], cpus: &mut Vec<u32>) -> Option<()> {
     if t.is_empty() {
-        return Some(cpus);
+        return Some(());
     }
     for part in t.split(|&c| c == b',') {
         let (a, b) = match memchr::memchr(b'-', part) {
@@ -24,7 +33,7 @@ pub fn parse(text: &[u8]) -> Option<Vec<u32>> {
     }
     cpus.sort_unstable();
     cpus.dedup();
-    Some(cpus)
+    Some(())
 }
 
 fn num(b: &[u8]) -> Option<u32> {
@@ -56,6 +65,18 @@ pub fn format(cpus: &[u32], out: &mut Vec<u8>) {
     out.push(b'\n');
 }
 
+/// Write `0-(n-1)` (or just `0`, or an empty line for 0) without building a list.
+pub fn format_range(n: u32, out: &mut Vec<u8>) {
+    if n > 0 {
+        out.push(b'0');
+    }
+    if n > 1 {
+        out.push(b'-');
+        crate::render::num(out, u64::from(n - 1));
+    }
+    out.push(b'\n');
+}
+
 /// Read a CPU list file such as /sys/devices/system/cpu/online.
 pub fn read(path: &std::ffi::CStr) -> std::io::Result<Vec<u32>> {
     let mut buf = Vec::new();
@@ -66,6 +87,15 @@ pub fn read(path: &std::ffi::CStr) -> std::io::Result<Vec<u32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ranges() {
+        for (n, want) in [(0, "\n"), (1, "0\n"), (2, "0-1\n"), (64, "0-63\n")] {
+            let mut out = Vec::new();
+            format_range(n, &mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), want);
+        }
+    }
 
     #[test]
     fn formatting_round_trips() {

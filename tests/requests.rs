@@ -94,7 +94,7 @@ fn steady_state_requests_do_not_allocate() {
             let Reply::Data(n) = fs.handle(w, &proto::decode(&read0).unwrap(), out) else {
                 panic!("read {name}")
             };
-            assert!(n > 0, "{name} is empty");
+            assert!(n > 0 || name == "diskstats", "{name} is empty"); // diskstats: empty without I/O
             eof[48..56].copy_from_slice(&(n as u64).to_ne_bytes());
             assert_eq!(
                 fs.handle(w, &proto::decode(&eof).unwrap(), out),

@@ -9,7 +9,8 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(Some(q)) = cpu::parse_cpu_max(data) {
         assert!(q.cpus() >= 1);
     }
-    let per = cpu::parse_usage_all(data);
+    let mut per = Vec::new();
+    cpu::parse_usage_all(data, &mut per);
     assert!(per.len() <= 8192);
     let _ = cpu::parse_cpu_stat(data);
     if let Some(cpus) = cpulist::parse(data) {

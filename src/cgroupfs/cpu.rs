@@ -7,13 +7,14 @@ use super::dir::{CgroupDir, Knob};
 use crate::cpulist;
 use crate::kfile::{self, parse_u64};
 
-/// The CPUs of the nearest cpuset (this cgroup's, else its parent's, ...) that is not
-/// empty. None when the cgroup has no cpuset at any level.
-pub fn cpuset(dir: &CgroupDir, buf: &mut Vec<u8>) -> io::Result<Option<Vec<u32>>> {
+/// Fill `cpus` with the CPUs of the nearest cpuset (this cgroup's, else its parent's, ...)
+/// that is not empty. False when the cgroup has none at any level.
+pub fn cpuset(dir: &CgroupDir, buf: &mut Vec<u8>, cpus: &mut Vec<u32>) -> io::Result<bool> {
     let found = dir.read_nearest(Knob::CpusetCpus, buf, |t| {
-        cpulist::parse(t).is_some_and(|c| !c.is_empty())
+        let t = t.trim_ascii();
+        !t.is_empty()
     })?;
-    Ok(if found { cpulist::parse(buf) } else { None })
+    Ok(found && cpulist::parse_into(buf, cpus) && !cpus.is_empty())
 }
 
 /// A CFS bandwidth limit: `quota` µs of CPU time every `period` µs.
@@ -103,9 +104,10 @@ impl CpuTime {
     }
 }
 
-/// v1 cpuacct.usage_all: `cpu user system` then one line per CPU, in ns. Index = CPU id.
-pub fn parse_usage_all(text: &[u8]) -> Vec<CpuTime> {
-    let mut v: Vec<CpuTime> = Vec::new();
+/// v1 cpuacct.usage_all: `cpu user system` then one line per CPU, in ns, into `v`
+/// indexed by CPU id.
+pub fn parse_usage_all(text: &[u8], v: &mut Vec<CpuTime>) {
+    v.clear();
     for line in kfile::lines(text).skip(1) {
         let mut f = line
             .split(|c| c.is_ascii_whitespace())
@@ -129,7 +131,6 @@ pub fn parse_usage_all(text: &[u8]) -> Vec<CpuTime> {
         }
         v[cpu] = CpuTime { user, system };
     }
-    v
 }
 
 /// v2 cpu.stat's user_usec and system_usec, in ns.
@@ -207,7 +208,8 @@ mod tests {
     #[test]
     fn usage_all() {
         let t = b"cpu user system\n0 100 200\n1 300 400\n3 5 6\nbad line\n99999 1 1\n";
-        let v = parse_usage_all(t);
+        let mut v = Vec::new();
+        parse_usage_all(t, &mut v);
         assert_eq!(v.len(), 4);
         assert_eq!(
             v[1],
@@ -218,7 +220,8 @@ mod tests {
         );
         assert_eq!(v[2], CpuTime::default());
         assert_eq!(v[3].total(), 11);
-        assert!(parse_usage_all(b"").is_empty());
+        parse_usage_all(b"", &mut v);
+        assert!(v.is_empty());
     }
 
     #[test]

@@ -51,6 +51,7 @@ pub struct Worker {
     /// A render served without a snapshot (a handle we did not open).
     pub scratch_file: Vec<u8>,
     pub files: views::HostFiles,
+    pub cpu: views::CpuBuffers,
     pub callers: crate::container::Callers,
     pub clk_tck: u64,
 }
@@ -69,6 +70,7 @@ impl Worker {
             host: Vec::with_capacity(8192),
             scratch_file: Vec::new(),
             files: views::HostFiles::open(),
+            cpu: Default::default(),
             callers: Default::default(),
             clk_tck,
         }
@@ -244,7 +246,7 @@ impl Fs {
     ) -> Result<R, i32> {
         let v = views::cpus_of(self, w, pid).map_err(|e| errno(&e))?;
         f(&sysfs::CpuNames {
-            shown: v.shown(),
+            shown: v.shown(&w.cpu),
             renumber: v.renumber,
         })
         .map_err(|e| errno(&e))

@@ -14,7 +14,7 @@ use crate::cgroupfs::memory::MemoryInputs;
 use crate::container::{Container, Containers, Controller};
 use crate::cpulist;
 use crate::kfile::{self, parse_u64};
-use crate::render::stat::{self, StatInputs, Usage};
+use crate::render::stat::{self, StatInputs, StatScratch, Usage};
 use crate::render::{cpuinfo, diskstats, loadavg, meminfo, swaps, uptime};
 use crate::stats::{self, Counter};
 
@@ -72,7 +72,7 @@ pub fn render(
         FileId::Cpuinfo => in_container(containers, w, pid, out, |w, c, out| {
             let v = cpu_view(containers, opts, w, c)?;
             kfile::read_path(c"/proc/cpuinfo", &mut w.host)?;
-            cpuinfo::render(&w.host, v.shown(), out);
+            cpuinfo::render(&w.host, v.shown(&w.cpu), out);
             Ok(())
         }),
         FileId::CpuList(list) => in_container(containers, w, pid, out, |w, c, out| {
@@ -80,11 +80,8 @@ pub fn render(
             match list {
                 // No CPU of the container is offline.
                 CpuList::Offline => out.push(b'\n'),
-                _ if v.renumber => {
-                    let ids: Vec<u32> = (0..v.shown as u32).collect();
-                    cpulist::format(&ids, out);
-                }
-                _ => cpulist::format(v.shown(), out),
+                _ if v.renumber => cpulist::format_range(v.shown as u32, out),
+                _ => cpulist::format(v.shown(&w.cpu), out),
             }
             Ok(())
         }),
@@ -158,6 +155,7 @@ pub const INPUT_TTL: Duration = Duration::from_millis(5);
 pub struct HostFiles {
     meminfo: Option<OwnedFd>,
     stat: Option<OwnedFd>,
+    online: Option<OwnedFd>,
     /// The host's /proc/meminfo, read at `meminfo_at`.
     meminfo_text: Vec<u8>,
     meminfo_at: Option<Instant>,
@@ -168,18 +166,10 @@ impl HostFiles {
         HostFiles {
             meminfo: kfile::open_path(c"/proc/meminfo").ok(),
             stat: kfile::open_path(c"/proc/stat").ok(),
+            online: kfile::open_path(c"/sys/devices/system/cpu/online").ok(),
             meminfo_text: Vec::with_capacity(8192),
             meminfo_at: None,
         }
-    }
-}
-
-/// The host's /proc/stat into `w.host`, always fresh: its counters are what idle is
-/// computed from.
-fn host_stat(w: &mut Worker) -> io::Result<()> {
-    match &w.files.stat {
-        Some(fd) => kfile::reread(fd.as_fd(), &mut w.host),
-        None => kfile::read_path(c"/proc/stat", &mut w.host),
     }
 }
 
@@ -250,55 +240,71 @@ fn uptime_view(
     Ok(())
 }
 
-/// The CPUs a container is shown.
-pub struct CpuView {
-    /// Host CPUs it may use (its cpuset, within the host's online CPUs), ascending.
+/// Per-worker buffers of the CPU views, reused so a render allocates nothing.
+#[derive(Default)]
+pub struct CpuBuffers {
+    online: Vec<u32>,
+    /// Host CPUs the container may use (its cpuset, within the host's online CPUs), ascending.
     cpuset: Vec<u32>,
-    /// How many of them it is shown: all, or ceil(quota) with --enable-cfs.
-    shown: usize,
+    usage: Vec<cpu::CpuTime>,
+    stat: StatScratch,
+}
+
+/// The CPUs a container is shown: the first `shown` of the worker's `cpuset`.
+pub struct CpuView {
+    /// How many of the cpuset it is shown: all, or ceil(quota) with --enable-cfs.
+    pub shown: usize,
     /// Shown as CPUs 0..shown rather than by host id (--enable-cfs).
     pub renumber: bool,
     quota: Option<Quota>,
 }
 
 impl CpuView {
-    pub fn shown(&self) -> &[u32] {
-        &self.cpuset[..self.shown]
+    pub fn shown<'a>(&self, b: &'a CpuBuffers) -> &'a [u32] {
+        &b.cpuset[..self.shown.min(b.cpuset.len())]
     }
 }
 
+/// Fill `w.cpu.cpuset` with the container's CPUs.
 fn cpu_view(
     containers: &Containers,
     opts: &ViewOptions,
     w: &mut Worker,
     c: &Container,
 ) -> io::Result<CpuView> {
-    let online = cpulist::read(c"/sys/devices/system/cpu/online")?;
-    let cpuset = match c.cgroup(&containers.hier, Controller::Cpuset) {
-        Some(dir) => cpu::cpuset(dir, &mut w.scratch)?
-            .map(|set| {
-                set.into_iter()
-                    .filter(|x| online.binary_search(x).is_ok())
-                    .collect::<Vec<_>>()
-            })
-            .filter(|set| !set.is_empty())
-            .unwrap_or_else(|| online.clone()),
-        None => online,
+    let b = &mut w.cpu;
+    match &w.files.online {
+        Some(fd) => kfile::reread(fd.as_fd(), &mut w.scratch)?,
+        None => kfile::read_path(c"/sys/devices/system/cpu/online", &mut w.scratch)?,
+    }
+    if !cpulist::parse_into(&w.scratch, &mut b.online) {
+        return Err(io::Error::from_raw_os_error(libc::EIO));
+    }
+    let in_cpuset = match c.cgroup(&containers.hier, Controller::Cpuset) {
+        Some(dir) => cpu::cpuset(dir, &mut w.scratch, &mut b.cpuset)?,
+        None => false,
     };
+    if in_cpuset {
+        let online = &b.online;
+        b.cpuset.retain(|x| online.binary_search(x).is_ok());
+    }
+    if !in_cpuset || b.cpuset.is_empty() {
+        b.cpuset.clear();
+        b.cpuset.extend_from_slice(&b.online);
+    }
     let quota = match (opts.cfs, c.cgroup(&containers.hier, Controller::Cpu)) {
         (true, Some(dir)) => cpu::quota(dir, &mut w.scratch)?,
         _ => None,
     };
-    let shown = quota.map_or(cpuset.len(), |q| (q.cpus() as usize).min(cpuset.len()));
+    let n = b.cpuset.len();
     Ok(CpuView {
-        cpuset,
-        shown,
+        shown: quota.map_or(n, |q| (q.cpus() as usize).min(n)),
         renumber: opts.cfs,
         quota,
     })
 }
 
-/// The CPUs the process `pid` is shown.
+/// The CPUs the process `pid` is shown (in `w.cpu`).
 pub fn cpus_of(fs: &Fs, w: &mut Worker, pid: u32) -> io::Result<CpuView> {
     let c = fs
         .containers
@@ -314,6 +320,7 @@ fn stat_view(
     out: &mut Vec<u8>,
 ) -> io::Result<()> {
     let v = cpu_view(containers, opts, w, c)?;
+    let b = &mut w.cpu;
     let usage = match c.cgroup(&containers.hier, Controller::Cpuacct) {
         Some(dir) if dir.unified => {
             dir.read(Knob::CpuStat, &mut w.scratch)?;
@@ -321,14 +328,18 @@ fn stat_view(
         }
         Some(dir) => {
             dir.read(Knob::CpuacctUsageAll, &mut w.scratch)?;
-            Usage::PerCpu(cpu::parse_usage_all(&w.scratch))
+            cpu::parse_usage_all(&w.scratch, &mut b.usage);
+            Usage::PerCpu(&b.usage)
         }
         None => Usage::Unknown,
     };
-    host_stat(w)?;
+    match &w.files.stat {
+        Some(fd) => kfile::reread(fd.as_fd(), &mut w.host)?,
+        None => kfile::read_path(c"/proc/stat", &mut w.host)?,
+    }
     let inputs = StatInputs {
         host: &w.host,
-        cpuset: &v.cpuset,
+        cpuset: &b.cpuset,
         shown: v.shown,
         renumber: v.renumber,
         usage,
@@ -336,7 +347,7 @@ fn stat_view(
         ticks_per_sec: w.clk_tck,
     };
     let mut history = c.stat_history.lock().unwrap_or_else(|e| e.into_inner());
-    stat::render(&inputs, &mut history, out);
+    stat::render(&inputs, &mut history, &mut b.stat, out);
     Ok(())
 }
 

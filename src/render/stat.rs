@@ -12,9 +12,9 @@ use crate::kfile::{lines, parse_u64};
 
 /// How the container's CPU time is known.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Usage {
+pub enum Usage<'a> {
     /// Per host CPU (v1 cpuacct.usage_all), indexed by host CPU id.
-    PerCpu(Vec<CpuTime>),
+    PerCpu(&'a [CpuTime]),
     /// Only in total (v2 cpu.stat): spread over the shown CPUs as the host's CPUs were busy.
     Total(CpuTime),
     /// No cpu accounting controller: the host's lines of the shown CPUs.
@@ -29,7 +29,7 @@ pub struct StatInputs<'a> {
     pub shown: usize,
     /// Show them as cpu0.. (--enable-cfs) rather than by their host ids.
     pub renumber: bool,
-    pub usage: Usage,
+    pub usage: Usage<'a>,
     /// The CFS quota in CPUs (quota / period), with --enable-cfs.
     pub quota_cpus: Option<f64>,
     /// USER_HZ
@@ -88,32 +88,52 @@ fn host_cpu_line(line: &[u8]) -> Option<(u32, HostCpu)> {
     Some((id, cpu))
 }
 
-pub fn render(i: &StatInputs<'_>, history: &mut StatHistory, out: &mut Vec<u8>) {
+/// Buffers a render needs, kept by the caller between renders so none allocates.
+#[derive(Default)]
+pub struct StatScratch {
+    /// Host counters indexed by CPU id.
+    host: Vec<Option<HostCpu>>,
+    shown: Vec<u32>,
+    /// (user, system) ticks per shown CPU; None where unknown.
+    busy: Vec<Option<(u64, u64)>>,
+    weights: Vec<u64>,
+    fields: Vec<[u64; 10]>,
+}
+
+pub fn render(
+    i: &StatInputs<'_>,
+    history: &mut StatHistory,
+    s: &mut StatScratch,
+    out: &mut Vec<u8>,
+) {
     // Indexed by CPU id (ids are below 8192, as cpulist enforces for cpusets).
-    let mut host: Vec<Option<HostCpu>> = Vec::new();
+    s.host.clear();
     for (id, cpu) in lines(i.host).filter_map(host_cpu_line) {
         let Ok(id) = usize::try_from(id) else {
             continue;
         };
         if id < 8192 {
-            if host.len() <= id {
-                host.resize(id + 1, None);
+            if s.host.len() <= id {
+                s.host.resize(id + 1, None);
             }
-            host[id] = Some(cpu);
+            s.host[id] = Some(cpu);
         }
     }
+    let host = &s.host;
     let host_of = |id: u32| host.get(id as usize).copied().flatten();
-    let shown: Vec<u32> = i
-        .cpuset
-        .iter()
-        .copied()
-        .filter(|&c| host_of(c).is_some())
-        .take(i.shown.max(1))
-        .collect();
+    s.shown.clear();
+    s.shown.extend(
+        i.cpuset
+            .iter()
+            .copied()
+            .filter(|&c| host_of(c).is_some())
+            .take(i.shown.max(1)),
+    );
+    let shown = &s.shown;
     if history
         .cpus
         .iter()
-        .map(|s| s.host_id)
+        .map(|c| c.host_id)
         .ne(shown.iter().copied())
     {
         *history = StatHistory::default();
@@ -126,16 +146,24 @@ pub fn render(i: &StatInputs<'_>, history: &mut StatHistory, out: &mut Vec<u8>) 
             .collect();
     }
     let ns_per_tick = 1_000_000_000 / i.ticks_per_sec.max(1);
-    let busy = container_busy(i, &shown, &host_of, history, ns_per_tick);
+    container_busy(
+        i,
+        shown,
+        &host_of,
+        history,
+        ns_per_tick,
+        &mut s.weights,
+        &mut s.busy,
+    );
     let share = match i.quota_cpus {
         Some(q) if !shown.is_empty() => (q / shown.len() as f64).min(1.0),
         _ => 1.0,
     };
     let mut total = [0u64; 10];
-    let mut per_cpu: Vec<(u32, [u64; 10])> = Vec::with_capacity(shown.len());
-    for (k, (&host_id, slot)) in shown.iter().zip(history.cpus.iter_mut()).enumerate() {
+    s.fields.clear();
+    for ((&host_id, slot), busy) in shown.iter().zip(history.cpus.iter_mut()).zip(&s.busy) {
         let h = host_of(host_id).unwrap_or_default();
-        let fields = match busy[k] {
+        let fields = match *busy {
             None => h.fields,
             Some((user, system)) => {
                 let capacity = (h.total() as f64 * share) as u64;
@@ -150,14 +178,20 @@ pub fn render(i: &StatInputs<'_>, history: &mut StatHistory, out: &mut Vec<u8>) 
         for (t, f) in total.iter_mut().zip(fields) {
             *t = t.saturating_add(f);
         }
-        let id = if i.renumber { k as u32 } else { host_id };
-        per_cpu.push((id, fields));
+        s.fields.push(fields);
     }
     out.extend_from_slice(b"cpu ");
     counters(out, &total);
-    for (id, fields) in &per_cpu {
+    for (k, (&host_id, fields)) in shown.iter().zip(&s.fields).enumerate() {
         out.extend_from_slice(b"cpu");
-        num(out, u64::from(*id));
+        num(
+            out,
+            if i.renumber {
+                k as u64
+            } else {
+                u64::from(host_id)
+            },
+        );
         counters(out, fields);
     }
     for line in lines(i.host).filter(|l| !l.starts_with(b"cpu")) {
@@ -165,17 +199,21 @@ pub fn render(i: &StatInputs<'_>, history: &mut StatHistory, out: &mut Vec<u8>) 
     }
 }
 
-/// (user, system) ticks of the container on each shown CPU; None where unknown.
+/// Fill `busy` with the (user, system) ticks of the container on each shown CPU; None
+/// where unknown.
 fn container_busy(
     i: &StatInputs<'_>,
     shown: &[u32],
     host_of: &dyn Fn(u32) -> Option<HostCpu>,
     history: &mut StatHistory,
     ns_per_tick: u64,
-) -> Vec<Option<(u64, u64)>> {
+    weights: &mut Vec<u64>,
+    busy: &mut Vec<Option<(u64, u64)>>,
+) {
     let ticks = |ns: u64| ns / ns_per_tick;
+    busy.clear();
     match &i.usage {
-        Usage::Unknown => vec![None; shown.len()],
+        Usage::Unknown => busy.resize(shown.len(), None),
         Usage::PerCpu(per) => {
             let of = |c: u32| per.get(c as usize).copied().unwrap_or_default();
             // Time spent on CPUs the container may use but is not shown (--enable-cfs)
@@ -189,16 +227,13 @@ fn container_busy(
                     system: a.system.saturating_add(of(c).system),
                 });
             let n = shown.len().max(1) as u64;
-            shown
-                .iter()
-                .map(|&c| {
-                    let t = of(c);
-                    Some((
-                        ticks(t.user + hidden.user / n),
-                        ticks(t.system + hidden.system / n),
-                    ))
-                })
-                .collect()
+            busy.extend(shown.iter().map(|&c| {
+                let t = of(c);
+                Some((
+                    ticks(t.user + hidden.user / n),
+                    ticks(t.system + hidden.system / n),
+                ))
+            }));
         }
         Usage::Total(t) => {
             // Spread what is new since last time by how busy each host CPU was meanwhile.
@@ -210,33 +245,30 @@ fn container_busy(
                 user: history.spread.user.max(t.user),
                 system: history.spread.system.max(t.system),
             };
-            let weights: Vec<u64> = shown
-                .iter()
-                .zip(&history.cpus)
-                .map(|(&c, s)| host_of(c).map_or(0, |h| h.busy().saturating_sub(s.host_busy)))
-                .collect();
+            weights.clear();
+            weights.extend(
+                shown
+                    .iter()
+                    .zip(&history.cpus)
+                    .map(|(&c, s)| host_of(c).map_or(0, |h| h.busy().saturating_sub(s.host_busy))),
+            );
             let sum: u64 = weights.iter().sum();
             let n = shown.len().max(1) as u128;
-            shown
-                .iter()
-                .zip(&weights)
-                .zip(&history.cpus)
-                .map(|((_, &w), s)| {
-                    let part = |v: u64| -> u64 {
-                        let v = u128::from(v);
-                        let p = if sum == 0 {
-                            v / n
-                        } else {
-                            v * u128::from(w) / u128::from(sum)
-                        };
-                        u64::try_from(p).unwrap_or(u64::MAX)
+            busy.extend(weights.iter().zip(&history.cpus).map(|(&w, s)| {
+                let part = |v: u64| -> u64 {
+                    let v = u128::from(v);
+                    let p = if sum == 0 {
+                        v / n
+                    } else {
+                        v * u128::from(w) / u128::from(sum)
                     };
-                    Some((
-                        s.user.saturating_add(ticks(part(delta.user))),
-                        s.system.saturating_add(ticks(part(delta.system))),
-                    ))
-                })
-                .collect()
+                    u64::try_from(p).unwrap_or(u64::MAX)
+                };
+                Some((
+                    s.user.saturating_add(ticks(part(delta.user))),
+                    s.system.saturating_add(ticks(part(delta.system))),
+                ))
+            }));
         }
     }
 }
@@ -259,7 +291,7 @@ cpu1 200 0 200 1000 0 0 0 0 0 0\n\
 intr 12345 1 2\nctxt 999\nbtime 1700000000\nprocesses 42\nprocs_running 1\nprocs_blocked 0\n\
 softirq 5 1 1\n";
 
-    fn inputs(usage: Usage) -> StatInputs<'static> {
+    fn inputs(usage: Usage<'_>) -> StatInputs<'_> {
         StatInputs {
             host: HOST,
             cpuset: &[0, 1],
@@ -285,7 +317,7 @@ softirq 5 1 1\n";
 
     fn run(i: &StatInputs<'_>, h: &mut StatHistory) -> String {
         let mut out = Vec::new();
-        render(i, h, &mut out);
+        render(i, h, &mut StatScratch::default(), &mut out);
         String::from_utf8(out).unwrap()
     }
 
@@ -303,7 +335,7 @@ softirq 5 1 1\n";
             },
         ];
         let mut h = StatHistory::default();
-        let text = run(&inputs(Usage::PerCpu(per)), &mut h);
+        let text = run(&inputs(Usage::PerCpu(&per)), &mut h);
         let c = cpu_lines(&text);
         assert_eq!(c[1], vec![10, 0, 5, 1200 - 15, 0, 0, 0, 0, 0, 0]);
         assert_eq!(c[2], vec![20, 0, 0, 1400 - 20, 0, 0, 0, 0, 0, 0]);
@@ -322,7 +354,7 @@ softirq 5 1 1\n";
         let tick = 10_000_000;
         let mut h = StatHistory::default();
         run(
-            &inputs(Usage::PerCpu(vec![
+            &inputs(Usage::PerCpu(&[
                 CpuTime {
                     user: 500 * tick,
                     system: 0
@@ -333,7 +365,7 @@ softirq 5 1 1\n";
         );
         // usage now larger than the host's busy ticks: idle would go negative, then drop
         let text = run(
-            &inputs(Usage::PerCpu(vec![
+            &inputs(Usage::PerCpu(&[
                 CpuTime {
                     user: 5000 * tick,
                     system: 0
@@ -345,7 +377,7 @@ softirq 5 1 1\n";
         let c = cpu_lines(&text);
         assert_eq!(c[1][3], 1200 - 500, "idle kept at its last value, not 0");
         // usage going down (a recreated cgroup) does not lower user
-        let text = run(&inputs(Usage::PerCpu(vec![CpuTime::default(); 2])), &mut h);
+        let text = run(&inputs(Usage::PerCpu(&[CpuTime::default(); 2])), &mut h);
         assert_eq!(cpu_lines(&text)[1][0], 5000);
     }
 
@@ -377,7 +409,7 @@ softirq 5 1 1\n";
                 system: 0,
             },
         ];
-        let mut i = inputs(Usage::PerCpu(per));
+        let mut i = inputs(Usage::PerCpu(&per));
         i.cpuset = &[1];
         i.shown = 1;
         let text = run(&i, &mut StatHistory::default());
@@ -387,7 +419,7 @@ softirq 5 1 1\n";
         );
         assert!(!text.contains("\ncpu0 "));
         // --enable-cfs with half a CPU over both: one CPU shown as cpu0, carrying the hidden one's time
-        let mut i = inputs(Usage::PerCpu(vec![
+        let both = [
             CpuTime {
                 user: 10 * tick,
                 system: 0,
@@ -396,7 +428,8 @@ softirq 5 1 1\n";
                 user: 30 * tick,
                 system: 0,
             },
-        ]));
+        ];
+        let mut i = inputs(Usage::PerCpu(&both));
         i.shown = 1;
         i.renumber = true;
         i.quota_cpus = Some(0.5);
@@ -428,7 +461,7 @@ softirq 5 1 1\n";
         }
         host.push_str("btime 1\n");
         let cpuset: Vec<u32> = (0..1024).collect();
-        let usage = Usage::PerCpu(vec![
+        let usage = Usage::PerCpu(&[
             CpuTime {
                 user: 50_000_000,
                 system: 0
@@ -468,7 +501,7 @@ softirq 5 1 1\n";
             }));
             i.host = host;
             let mut out = Vec::new();
-            render(&i, &mut h, &mut out);
+            render(&i, &mut h, &mut StatScratch::default(), &mut out);
             assert!(out.starts_with(b"cpu "));
         }
     }
