@@ -5,6 +5,7 @@
 //! walk, no open, no close, no allocation.
 
 use std::ffi::{CStr, CString};
+use std::path::{Path, PathBuf};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::OnceLock;
@@ -129,12 +130,17 @@ impl Level {
     }
 }
 
-/// A cgroup, held as directory fds from the cgroup up to its hierarchy's root.
+/// A cgroup, held as directory fds: its own, opened with one path walk, and its
+/// ancestors' up to the hierarchy's root, opened only when a view first needs them (a v1
+/// memory view never does: the kernel sums the hierarchy's limits in memory.stat).
 #[derive(Debug)]
 pub struct CgroupDir {
     pub unified: bool,
-    /// The cgroup's own directory first, then each parent up to the hierarchy's root.
-    chain: Vec<Level>,
+    own: Level,
+    /// The cgroup's absolute path, and how many ancestors lie between it and the mount.
+    path: PathBuf,
+    depth: usize,
+    ancestors: OnceLock<Vec<Level>>,
 }
 
 impl CgroupDir {
@@ -142,27 +148,37 @@ impl CgroupDir {
     pub fn open(h: &Hierarchy, cg: &str) -> io::Result<CgroupDir> {
         let rel = relative_to_root(cg, &h.root)
             .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
-        let mount = CString::new(h.mountpoint.as_os_str().as_encoded_bytes())?;
-        let mut dirs = vec![kfile::open_dir(None, &mount)?];
-        for part in rel.split('/').filter(|p| !p.is_empty()) {
-            if part == ".." || part == "." {
-                return Err(io::Error::from_raw_os_error(libc::EINVAL));
-            }
-            let name = CString::new(part)?;
-            let parent = dirs.last().map(|f| f.as_fd());
-            let next = kfile::open_dir(parent, &name)?;
-            dirs.push(next);
+        let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
+        if parts.iter().any(|p| *p == ".." || *p == ".") {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
+        let path = parts.iter().fold(h.mountpoint.clone(), |p, part| p.join(part));
+        let own = Level::new(open_dir_path(&path)?);
         Ok(CgroupDir {
             unified: h.unified,
-            chain: dirs.into_iter().rev().map(Level::new).collect(),
+            own,
+            path,
+            depth: parts.len(),
+            ancestors: OnceLock::new(),
+        })
+    }
+
+    /// The parent, grandparent, ... up to the hierarchy's root. An ancestor that cannot be
+    /// opened (removed meanwhile) ends the chain there.
+    fn ancestors(&self) -> &[Level] {
+        self.ancestors.get_or_init(|| {
+            self.path
+                .ancestors()
+                .skip(1)
+                .take(self.depth)
+                .map_while(|p| open_dir_path(p).ok().map(Level::new))
+                .collect()
         })
     }
 
     /// Read the cgroup's own `k` into `buf`. ENOENT when the file does not exist.
     pub fn read(&self, k: Knob, buf: &mut Vec<u8>) -> io::Result<()> {
-        // `open` always pushes the mount's directory, so the chain is never empty.
-        match self.chain[0].read(k, self.unified, buf)? {
+        match self.own.read(k, self.unified, buf)? {
             true => Ok(()),
             false => Err(io::Error::from_raw_os_error(libc::ENOENT)),
         }
@@ -170,7 +186,7 @@ impl CgroupDir {
 
     /// Whether the cgroup has the file `k`.
     pub fn has(&self, k: Knob) -> bool {
-        matches!(self.chain[0].file(k, self.unified), Ok(Some(_)))
+        matches!(self.own.file(k, self.unified), Ok(Some(_)))
     }
 
     /// A one-number file of the cgroup; "max" is None.
@@ -181,10 +197,12 @@ impl CgroupDir {
 
     /// This cgroup, then each ancestor up to the hierarchy's root.
     pub fn levels(&self) -> impl Iterator<Item = CgroupLevel<'_>> {
-        self.chain.iter().map(|level| CgroupLevel {
-            level,
-            unified: self.unified,
-        })
+        std::iter::once(&self.own)
+            .chain(self.ancestors())
+            .map(|level| CgroupLevel {
+                level,
+                unified: self.unified,
+            })
     }
 
     /// Read `k` from the nearest level (this cgroup, else its parent, ...) where it exists
@@ -229,4 +247,9 @@ impl CgroupLevel<'_> {
     pub fn read(&self, k: Knob, buf: &mut Vec<u8>) -> io::Result<bool> {
         self.level.read(k, self.unified, buf)
     }
+}
+
+fn open_dir_path(p: &Path) -> io::Result<OwnedFd> {
+    let c = CString::new(p.as_os_str().as_encoded_bytes())?;
+    kfile::open_dir(None, &c)
 }

@@ -70,8 +70,10 @@ pub struct Container {
     /// The process whose cgroups are the container's: the init of the caller's pid
     /// namespace, or the caller itself in the daemon's namespace.
     pub init: u32,
-    /// Start of the init of the caller's pid namespace, in clock ticks since boot.
-    pub ns_start_ticks: u64,
+    /// The init of the caller's pid namespace (whose age is the container's uptime).
+    ns_init: u32,
+    /// Its start, in clock ticks since boot, read when a view first needs it.
+    ns_start: OnceLock<Option<u64>>,
     /// The text of /proc/<init>/cgroup when this entry was built.
     cgroup_text: String,
     dirs: [OnceLock<Option<CgroupDir>>; CONTROLLERS],
@@ -86,6 +88,17 @@ pub struct Container {
 }
 
 impl Container {
+    /// When the container's pid namespace began (its init's start), in clock ticks since
+    /// boot.
+    pub fn ns_start_ticks(&self, scratch: &mut Vec<u8>) -> io::Result<u64> {
+        if let Some(t) = self.ns_start.get() {
+            return t.ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH));
+        }
+        let t = pidns::start_ticks(self.ns_init, scratch);
+        let _ = self.ns_start.set(t.as_ref().ok().copied());
+        t
+    }
+
     /// The pid namespace it is cached under; 0 for a process of the daemon's namespace.
     pub fn ns(&self) -> u64 {
         self.ns
@@ -234,13 +247,13 @@ impl Containers {
         scratch: &mut Vec<u8>,
     ) -> io::Result<Container> {
         let pidfd = pidns::pidfd_open(init).ok();
-        let ns_start_ticks = pidns::start_ticks(ns_init, scratch)?;
         kfile::read_path(ProcPath::new(init, "cgroup").as_cstr(), scratch)?;
         let cgroup_text = String::from_utf8_lossy(scratch).into_owned();
         Ok(Container {
             ns,
             init,
-            ns_start_ticks,
+            ns_init,
+            ns_start: OnceLock::new(),
             cgroup_text,
             dirs: Default::default(),
             memory_stat: StatCache::default(),

@@ -225,7 +225,10 @@ fn uptime_view(
 ) -> io::Result<()> {
     let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)?;
     let boottime_ns = now.tv_sec() as u64 * 1_000_000_000 + now.tv_nsec() as u64;
-    let init_start_ns = c.ns_start_ticks.saturating_mul(1_000_000_000) / w.clk_tck;
+    let init_start_ns = c
+        .ns_start_ticks(&mut w.scratch)?
+        .saturating_mul(1_000_000_000)
+        / w.clk_tck;
     let cpu_usage_ns = c
         .cgroup(&containers.hier, Controller::Cpuacct)
         .and_then(|dir| cpu_usage_ns(dir, &mut w.scratch));
