@@ -52,7 +52,10 @@ struct Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
         std::thread::sleep(Duration::from_millis(300));
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -63,7 +66,13 @@ impl Drop for Server {
 fn start(bin: &str, args: &[&str], dir: &Path, name: &str) -> Server {
     let mnt = dir.join(name);
     std::fs::create_dir_all(&mnt).unwrap();
-    let child = Command::new(bin).args(args).arg(&mnt).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let child = Command::new(bin)
+        .args(args)
+        .arg(&mnt)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !mnt.join("proc/meminfo").exists() {
         assert!(Instant::now() < deadline, "{name} did not mount");
@@ -74,13 +83,21 @@ fn start(bin: &str, args: &[&str], dir: &Path, name: &str) -> Server {
 
 fn status_kb(pid: u32, key: &str) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap_or(0)
+    s.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 fn cpu_ticks(pid: u32) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let f: Vec<&str> = s.rsplit_once(')').map_or("", |x| x.1).split_whitespace().collect();
-    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+    let f: Vec<&str> = s
+        .rsplit_once(')')
+        .map_or("", |x| x.1)
+        .split_whitespace()
+        .collect();
+    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
 }
 
 fn median(mut v: Vec<u64>) -> u64 {
@@ -89,24 +106,50 @@ fn median(mut v: Vec<u64>) -> u64 {
 }
 
 fn orchestrate() {
-    let n: usize = std::env::var("SCALE_CONTAINERS").ok().and_then(|s| s.parse().ok()).unwrap_or(1000);
+    let n: usize = std::env::var("SCALE_CONTAINERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000);
     let dir = std::env::temp_dir().join(format!("lxcfs-uring-scale-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let ours = start(env!("CARGO_BIN_EXE_lxcfs-uring"), &["-l", "--runtime-dir", dir.to_str().unwrap()], &dir, "ours");
-    let lx = start("/usr/bin/lxcfs", &["-f", "-l", "-p", dir.join("lx.pid").to_str().unwrap()], &dir, "lxcfs");
+    let ours = start(
+        env!("CARGO_BIN_EXE_lxcfs-uring"),
+        &["-l", "--runtime-dir", dir.to_str().unwrap()],
+        &dir,
+        "ours",
+    );
+    let lx = start(
+        "/usr/bin/lxcfs",
+        &["-f", "-l", "-p", dir.join("lx.pid").to_str().unwrap()],
+        &dir,
+        "lxcfs",
+    );
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-    let mem = own.lines().find_map(|l| l.split_once(":memory:").map(|x| x.1.to_owned())).expect("a v1 memory cgroup");
-    let base = PathBuf::from("/sys/fs/cgroup/memory").join(mem.trim_start_matches('/')).join(format!("scale-{}", std::process::id()));
+    let mem = own
+        .lines()
+        .find_map(|l| l.split_once(":memory:").map(|x| x.1.to_owned()))
+        .expect("a v1 memory cgroup");
+    let base = PathBuf::from("/sys/fs/cgroup/memory")
+        .join(mem.trim_start_matches('/'))
+        .join(format!("scale-{}", std::process::id()));
     std::fs::create_dir_all(&base).unwrap();
-    let rss0 = (status_kb(ours.child.id(), "VmRSS:"), status_kb(lx.child.id(), "VmRSS:"));
+    let rss0 = (
+        status_kb(ours.child.id(), "VmRSS:"),
+        status_kb(lx.child.id(), "VmRSS:"),
+    );
     let exe = std::env::current_exe().unwrap();
     let mut inits = Vec::with_capacity(n);
-    let (mut first_ours, mut first_lx, mut steady_ours, mut steady_lx) = (vec![], vec![], vec![], vec![]);
+    let (mut first_ours, mut first_lx, mut steady_ours, mut steady_lx) =
+        (vec![], vec![], vec![], vec![]);
     let start_all = Instant::now();
     for i in 0..n {
         let cg = base.join(format!("c{i}"));
         std::fs::create_dir_all(&cg).unwrap();
-        std::fs::write(cg.join("memory.limit_in_bytes"), format!("{}", (64 + i % 512) << 20)).unwrap();
+        std::fs::write(
+            cg.join("memory.limit_in_bytes"),
+            format!("{}", (64 + i % 512) << 20),
+        )
+        .unwrap();
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(format!(
@@ -121,8 +164,13 @@ fn orchestrate() {
             .spawn()
             .unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let v: Vec<u64> = line.split_whitespace().map(|x| x.parse().unwrap()).collect();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let v: Vec<u64> = line
+            .split_whitespace()
+            .map(|x| x.parse().unwrap())
+            .collect();
         first_ours.push(v[0]);
         steady_ours.push(v[1]);
         first_lx.push(v[2]);
@@ -131,7 +179,10 @@ fn orchestrate() {
     }
     let spawn_time = start_all.elapsed();
     std::thread::sleep(Duration::from_secs(1));
-    let rss = (status_kb(ours.child.id(), "VmRSS:"), status_kb(lx.child.id(), "VmRSS:"));
+    let rss = (
+        status_kb(ours.child.id(), "VmRSS:"),
+        status_kb(lx.child.id(), "VmRSS:"),
+    );
     // Idle with every container alive: what loadavg sampling costs each daemon.
     let idle = Duration::from_secs(20);
     let before = (cpu_ticks(ours.child.id()), cpu_ticks(lx.child.id()));
@@ -143,13 +194,45 @@ fn orchestrate() {
     println!("|---|---|---|---|");
     let us = |ns: u64| ns as f64 / 1000.0;
     let (fo, fl) = (median(first_ours.clone()), median(first_lx.clone()));
-    println!("| first read in a new container, median | {:.1} us | {:.1} us | {:.1}x |", us(fo), us(fl), fl as f64 / fo.max(1) as f64);
-    println!("| first read in a new container, p99 | {:.1} us | {:.1} us | |", us({ first_ours.sort_unstable(); first_ours[n * 99 / 100] }), us({ first_lx.sort_unstable(); first_lx[n * 99 / 100] }));
+    println!(
+        "| first read in a new container, median | {:.1} us | {:.1} us | {:.1}x |",
+        us(fo),
+        us(fl),
+        fl as f64 / fo.max(1) as f64
+    );
+    println!(
+        "| first read in a new container, p99 | {:.1} us | {:.1} us | |",
+        us({
+            first_ours.sort_unstable();
+            first_ours[n * 99 / 100]
+        }),
+        us({
+            first_lx.sort_unstable();
+            first_lx[n * 99 / 100]
+        })
+    );
     let (so, sl) = (median(steady_ours), median(steady_lx));
-    println!("| steady read (median of per-container medians) | {:.1} us | {:.1} us | {:.1}x |", us(so), us(sl), sl as f64 / so.max(1) as f64);
-    println!("| RSS before containers | {} kB | {} kB | |", rss0.0, rss0.1);
-    println!("| RSS with {n} containers alive | {} kB | {} kB | {:.2} |", rss.0, rss.1, rss.0 as f64 / rss.1.max(1) as f64);
-    println!("| daemon CPU per 5 s idle (loadavg sampling) | {:.1} ms | {:.1} ms | |", ticks_per_5s(before.0, after.0), ticks_per_5s(before.1, after.1));
+    println!(
+        "| steady read (median of per-container medians) | {:.1} us | {:.1} us | {:.1}x |",
+        us(so),
+        us(sl),
+        sl as f64 / so.max(1) as f64
+    );
+    println!(
+        "| RSS before containers | {} kB | {} kB | |",
+        rss0.0, rss0.1
+    );
+    println!(
+        "| RSS with {n} containers alive | {} kB | {} kB | {:.2} |",
+        rss.0,
+        rss.1,
+        rss.0 as f64 / rss.1.max(1) as f64
+    );
+    println!(
+        "| daemon CPU per 5 s idle (loadavg sampling) | {:.1} ms | {:.1} ms | |",
+        ticks_per_5s(before.0, after.0),
+        ticks_per_5s(before.1, after.1)
+    );
     drop(inits); // closes their stdin: the inits exit
     std::thread::sleep(Duration::from_secs(1));
     for i in 0..n {

@@ -196,7 +196,7 @@ pub fn parse_limit(text: &[u8]) -> io::Result<Option<u64>> {
     }
     parse_u64(text)
         .map(Some)
-        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EIO))
 }
 
 #[cfg(test)]

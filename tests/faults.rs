@@ -206,3 +206,95 @@ fn memory_stays_flat_over_a_soak() {
         start.elapsed()
     );
 }
+
+/// A file bind-mounted over a cgroup file for as long as it lives.
+struct Overlay(std::path::PathBuf);
+
+impl Overlay {
+    fn new(fake: &std::path::Path, target: &std::path::Path) -> Overlay {
+        nix::mount::mount(
+            Some(fake),
+            target,
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .unwrap();
+        Overlay(target.to_owned())
+    }
+}
+
+impl Drop for Overlay {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+#[test]
+fn hostile_cgroup_file_contents() {
+    if !root_or_skip("hostile_cgroup_file_contents") {
+        return;
+    }
+    let d = Daemon::start("hostile", &[]);
+    let mem = Cgroup::new("memory", "hostile");
+    mem.set("memory.limit_in_bytes", &(256u64 << 20).to_string());
+    let fake = d.dir.join("fake");
+    let huge = "total_cache 4096\n".repeat((20 << 20) / 17);
+    let cases: [(&str, &[u8]); 6] = [
+        ("memory.stat", b""),
+        (
+            "memory.stat",
+            b"\xff\xfe garbage \x00 total_cache -1\ntotal_rss 99999999999999999999999\n",
+        ),
+        ("memory.stat", huge.as_bytes()),
+        ("memory.usage_in_bytes", b""),
+        ("memory.usage_in_bytes", b"-5\n"),
+        ("memory.limit_in_bytes", b"max\n"),
+    ];
+    let meminfo = d.path("proc/meminfo");
+    for (file, contents) in cases {
+        std::fs::write(&fake, contents).unwrap();
+        let _overlay = Overlay::new(&fake, &mem.path.join(file));
+        // A new container each time: nothing cached from the previous case.
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "echo $$ > {}/cgroup.procs && exec unshare --pid --fork --mount-proc cat {}",
+                mem.path.display(),
+                meminfo.display()
+            ))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let err = String::from_utf8_lossy(&out.stderr);
+        let what = format!(
+            "{file} = {:?}",
+            String::from_utf8_lossy(&contents[..contents.len().min(40)])
+        );
+        // Either a well-formed file or a plain I/O error: never a hang, a crash, a torn file.
+        if out.status.success() {
+            assert!(
+                text.starts_with("MemTotal:") && text.ends_with(" kB\n"),
+                "{what}: {text}"
+            );
+            let total = meminfo_kb(&text, "MemTotal");
+            assert!(
+                total
+                    <= meminfo_kb(
+                        &std::fs::read_to_string("/proc/meminfo").unwrap(),
+                        "MemTotal"
+                    ),
+                "{what}"
+            );
+        } else {
+            assert!(err.contains("Input/output error"), "{what}: {err}");
+        }
+        assert_serves(&d);
+    }
+    // With the real files back, a new container sees its real limit.
+    let out = in_container(&[&mem], &format!("cat {}", meminfo.display()));
+    assert_eq!(
+        meminfo_kb(&String::from_utf8(out.stdout).unwrap(), "MemTotal"),
+        262144
+    );
+}

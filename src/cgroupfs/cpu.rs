@@ -38,17 +38,20 @@ impl Quota {
     }
 }
 
-/// v2 cpu.max: `max 100000` (None) or `50000 100000`. EINVAL on anything else.
+/// v2 cpu.max: `max 100000` (None) or `50000 100000`. EIO (malformed) on anything else.
 pub fn parse_cpu_max(text: &[u8]) -> io::Result<Option<Quota>> {
     let mut f = text
         .split(|c| c.is_ascii_whitespace())
         .filter(|s| !s.is_empty());
-    let (q, p) = (f.next().ok_or_else(einval)?, f.next().ok_or_else(einval)?);
-    let period = parse_u64(p).filter(|&p| p > 0).ok_or_else(einval)?;
+    let (q, p) = (
+        f.next().ok_or_else(malformed)?,
+        f.next().ok_or_else(malformed)?,
+    );
+    let period = parse_u64(p).filter(|&p| p > 0).ok_or_else(malformed)?;
     if q == b"max" {
         return Ok(None);
     }
-    let quota = parse_u64(q).ok_or_else(einval)?;
+    let quota = parse_u64(q).ok_or_else(malformed)?;
     Ok(Some(Quota { quota, period }))
 }
 
@@ -58,7 +61,7 @@ fn parse_cfs_quota(text: &[u8]) -> io::Result<Option<u64>> {
     if t == b"-1" {
         return Ok(None);
     }
-    parse_u64(t).map(Some).ok_or_else(einval)
+    parse_u64(t).map(Some).ok_or_else(malformed)
 }
 
 /// The tightest CFS quota over the cgroup and its ancestors (lxcfs 6.x looks at the cgroup
@@ -79,7 +82,7 @@ pub fn quota(dir: &CgroupDir, buf: &mut Vec<u8>) -> io::Result<Option<Quota>> {
                 None => None,
                 Some(quota) => {
                     level.read(Knob::CfsPeriod, buf)?;
-                    let period = parse_u64(buf).filter(|&p| p > 0).ok_or_else(einval)?;
+                    let period = parse_u64(buf).filter(|&p| p > 0).ok_or_else(malformed)?;
                     Some(Quota { quota, period })
                 }
             }
@@ -150,8 +153,8 @@ pub fn parse_cpu_stat(text: &[u8]) -> Option<CpuTime> {
     })
 }
 
-fn einval() -> io::Error {
-    io::Error::from_raw_os_error(libc::EINVAL)
+fn malformed() -> io::Error {
+    io::Error::from_raw_os_error(libc::EIO)
 }
 
 #[cfg(test)]

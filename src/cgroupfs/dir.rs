@@ -5,9 +5,9 @@
 //! walk, no open, no close, no allocation.
 
 use std::ffi::{CStr, CString};
-use std::path::{Path, PathBuf};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use super::membership::relative_to_root;
@@ -56,9 +56,11 @@ pub enum Knob {
     KmemSlabinfo,
     /// v1 tasks, v2 cgroup.threads: every thread in the cgroup
     Threads,
+    /// v2 cgroup.controllers: the controllers active in the cgroup
+    Controllers,
 }
 
-const KNOBS: usize = 20;
+const KNOBS: usize = 21;
 
 impl Knob {
     pub fn name(self, unified: bool) -> &'static CStr {
@@ -87,6 +89,7 @@ impl Knob {
             (Knob::KmemSlabinfo, _) => c"memory.kmem.slabinfo",
             (Knob::Threads, false) => c"tasks",
             (Knob::Threads, true) => c"cgroup.threads",
+            (Knob::Controllers, _) => c"cgroup.controllers",
         }
     }
 }
@@ -150,9 +153,11 @@ impl CgroupDir {
             .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
         let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
         if parts.iter().any(|p| *p == ".." || *p == ".") {
-            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+            return Err(io::Error::from_raw_os_error(libc::EIO));
         }
-        let path = parts.iter().fold(h.mountpoint.clone(), |p, part| p.join(part));
+        let path = parts
+            .iter()
+            .fold(h.mountpoint.clone(), |p, part| p.join(part));
         let own = Level::new(open_dir_path(&path)?);
         Ok(CgroupDir {
             unified: h.unified,

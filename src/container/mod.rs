@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Instant;
 
-use crate::cgroupfs::dir::CgroupDir;
+use crate::cgroupfs::dir::{CgroupDir, Knob};
 use crate::cgroupfs::membership;
 use crate::cgroupfs::memory::StatCache;
 use crate::cgroupfs::mounts::Hierarchies;
@@ -126,7 +126,21 @@ fn open_cgroup(hier: &Hierarchies, text: &str, c: Controller) -> io::Result<Cgro
         .ok_or_else(enoent)?;
     let controller = if h.unified { None } else { Some(c.name()) };
     let path = membership::cgroup_path(text, controller).ok_or_else(enoent)?;
-    CgroupDir::open(h, path)
+    let dir = CgroupDir::open(h, path)?;
+    if h.unified && c != Controller::Cpuacct {
+        // On v2 a controller's files exist only where its parent enabled it: elsewhere
+        // nothing of that kind limits or accounts the container (cpu.stat, which
+        // Cpuacct reads, is always there).
+        let mut list = Vec::new();
+        dir.read(Knob::Controllers, &mut list)?;
+        if !list
+            .split(|b| b.is_ascii_whitespace())
+            .any(|w| w == c.v2_name().as_bytes())
+        {
+            return Err(enoent());
+        }
+    }
+    Ok(dir)
 }
 
 /// The resolver and its cache, shared by all workers (read-mostly).

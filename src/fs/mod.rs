@@ -343,9 +343,10 @@ impl Fs {
                 kind: Kind::File(file),
                 ..
             }) => views::render(self, w, *file, pid, buf).map_err(|e| {
+                // The reader gets a plain EIO; the cause goes to the log.
                 stats::add(Counter::RenderErrors);
                 crate::warn!("rendering {file:?} for pid {pid}: {e}");
-                errno(&e)
+                libc::EIO
             }),
             _ => Err(libc::EISDIR),
         }

@@ -329,6 +329,8 @@ fn stat_view(
             dir.read(Knob::CpuStat, &mut w.scratch)?;
             cpu::parse_cpu_stat(&w.scratch).map_or(Usage::Unknown, Usage::Total)
         }
+        // Kernels before 4.7 have no usage_all: the host's lines of the container's CPUs.
+        Some(dir) if !dir.has(Knob::CpuacctUsageAll) => Usage::Unknown,
         Some(dir) => {
             dir.read(Knob::CpuacctUsageAll, &mut w.scratch)?;
             cpu::parse_usage_all(&w.scratch, &mut b.usage);

@@ -354,24 +354,22 @@ softirq 5 1 1\n";
         let tick = 10_000_000;
         let mut h = StatHistory::default();
         run(
-            &inputs(Usage::PerCpu(&[
-                CpuTime {
+            &inputs(Usage::PerCpu(
+                &[CpuTime {
                     user: 500 * tick,
-                    system: 0
-                };
-                2
-            ])),
+                    system: 0,
+                }; 2],
+            )),
             &mut h,
         );
         // usage now larger than the host's busy ticks: idle would go negative, then drop
         let text = run(
-            &inputs(Usage::PerCpu(&[
-                CpuTime {
+            &inputs(Usage::PerCpu(
+                &[CpuTime {
                     user: 5000 * tick,
-                    system: 0
-                };
-                2
-            ])),
+                    system: 0,
+                }; 2],
+            )),
             &mut h,
         );
         let c = cpu_lines(&text);
@@ -461,13 +459,12 @@ softirq 5 1 1\n";
         }
         host.push_str("btime 1\n");
         let cpuset: Vec<u32> = (0..1024).collect();
-        let usage = Usage::PerCpu(&[
-            CpuTime {
+        let usage = Usage::PerCpu(
+            &[CpuTime {
                 user: 50_000_000,
-                system: 0
-            };
-            1024
-        ]);
+                system: 0,
+            }; 1024],
+        );
         let i = StatInputs {
             host: host.as_bytes(),
             cpuset: &cpuset,

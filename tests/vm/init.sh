@@ -23,7 +23,14 @@ C=/tmp/cfs
 n=0
 while [ ! -e $L/proc/meminfo ] || [ ! -e $C/proc/meminfo ]; do
     n=$((n + 1))
-    if [ $n -gt 300 ]; then echo "VMTEST mount FAIL saw=[$(cat /tmp/d1.log /tmp/d2.log)] want=[two mounts]"; echo "VMTEST DONE"; poweroff -f; fi
+    if [ $n -gt 300 ]; then echo "VMTEST mount FAIL saw=[$(cat /tmp/d1.log /tmp/d2.log)] want=[two mounts]"; # a container whose cgroup has no controller enabled (its parent delegates none): the
+# host's values, and every read succeeds
+mkdir -p /sys/fs/cgroup/plain/leaf
+run_in plain/leaf cat $L/proc/meminfo > /tmp/plain
+check missing_controller_meminfo "$(awk '/^MemTotal:/{print $2}' /tmp/plain)" "$(awk '/^MemTotal:/{print $2}' /proc/meminfo)"
+check missing_controller_reads "$(run_in plain/leaf sh -c "cat $L/proc/diskstats $L/proc/stat $L/proc/cpuinfo $L/proc/swaps >/dev/null && echo ok")" ok
+
+echo "VMTEST DONE"; poweroff -f; fi
     sleep 0.1
 done
 
@@ -97,6 +104,13 @@ mkdir -p /sys/fs/cgroup/load
 run_in load sh -c "cat $C/proc/loadavg; (timeout 12 sh -c 'while :; do :; done' &); (timeout 12 sh -c 'while :; do :; done' &); sleep 11; cat $C/proc/loadavg" > /tmp/load
 check loadavg_starts_at_zero "$(awk 'NR==1{print $1, $2, $3}' /tmp/load)" "0.00 0.00 0.00"
 check loadavg_rises "$(awk 'NR==2{print ($1 > 0.2) ? "yes" : $0}' /tmp/load)" yes
+
+# a container whose cgroup has no controller enabled (its parent delegates none): the
+# host's values, and every read succeeds
+mkdir -p /sys/fs/cgroup/plain/leaf
+run_in plain/leaf cat $L/proc/meminfo > /tmp/plain
+check missing_controller_meminfo "$(awk '/^MemTotal:/{print $2}' /tmp/plain)" "$(awk '/^MemTotal:/{print $2}' /proc/meminfo)"
+check missing_controller_reads "$(run_in plain/leaf sh -c "cat $L/proc/diskstats $L/proc/stat $L/proc/cpuinfo $L/proc/swaps >/dev/null && echo ok")" ok
 
 echo "VMTEST DONE"
 poweroff -f
