@@ -145,6 +145,8 @@ fn orchestrate() {
     for i in 0..n {
         let cg = base.join(format!("c{i}"));
         std::fs::create_dir_all(&cg).unwrap();
+        let cpu_cg = cpu_base.join(format!("c{i}"));
+        std::fs::create_dir_all(&cpu_cg).unwrap();
         std::fs::write(
             cg.join("memory.limit_in_bytes"),
             format!("{}", (64 + i % 512) << 20),
@@ -153,8 +155,9 @@ fn orchestrate() {
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(format!(
-                "echo $$ > {}/cgroup.procs && exec unshare --pid --fork --mount-proc {} --init {} {}",
+                "echo $$ > {}/cgroup.procs && echo $$ > {}/cgroup.procs && exec unshare --pid --fork --mount-proc {} --init {} {}",
                 cg.display(),
+                cpu_cg.display(),
                 exe.display(),
                 ours.mnt.display(),
                 lx.mnt.display()
@@ -237,8 +240,10 @@ fn orchestrate() {
     std::thread::sleep(Duration::from_secs(1));
     for i in 0..n {
         let _ = std::fs::remove_dir(base.join(format!("c{i}")));
+        let _ = std::fs::remove_dir(cpu_base.join(format!("c{i}")));
     }
     let _ = std::fs::remove_dir(&base);
+    let _ = std::fs::remove_dir(&cpu_base);
     drop(ours);
     drop(lx);
     let _ = std::fs::remove_dir_all(&dir);

@@ -26,21 +26,31 @@ struct Tracked {
     last_read: Instant,
 }
 
+/// Tracked cgroups, by their path in the cpu hierarchy: containers sharing a cgroup are
+/// sampled once.
 #[derive(Default)]
 pub struct LoadTracker {
-    entries: Mutex<HashMap<u64, Tracked>>,
+    entries: Mutex<HashMap<String, Tracked>>,
 }
 
 impl LoadTracker {
-    /// The load of `c` now; the first read of a container starts tracking it (and shows
-    /// zeros, as lxcfs does, until the first sample).
-    pub fn read(&self, key: u64, c: &Arc<Container>) -> Load {
+    /// The load of the cpu cgroup `path` (of container `c`) now; the first read starts
+    /// tracking it (and shows zeros, as lxcfs does, until the first sample).
+    pub fn read(&self, path: &str, c: &Arc<Container>) -> Load {
         let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let t = map.entry(key).or_insert_with(|| Tracked {
-            container: c.clone(),
-            load: Load::default(),
-            last_read: Instant::now(),
-        });
+        if !map.contains_key(path) {
+            map.insert(
+                path.to_owned(),
+                Tracked {
+                    container: c.clone(),
+                    load: Load::default(),
+                    last_read: Instant::now(),
+                },
+            );
+        }
+        let Some(t) = map.get_mut(path) else {
+            return Load::default();
+        };
         if !Arc::ptr_eq(&t.container, c) {
             t.container = c.clone(); // rebuilt entry of the same namespace
         }
@@ -50,17 +60,19 @@ impl LoadTracker {
 
     /// One 5-second sample of every tracked container. Returns how many were sampled.
     pub fn tick(&self, containers: &Containers, scratch: &mut Vec<u8>) -> usize {
-        let list: Vec<(u64, Arc<Container>)> = {
+        let list: Vec<(String, Arc<Container>)> = {
             let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
             map.retain(|_, t| t.last_read.elapsed() < FORGET_AFTER && !t.container.has_exited());
-            map.iter().map(|(k, t)| (*k, t.container.clone())).collect()
+            map.iter()
+                .map(|(k, t)| (k.clone(), t.container.clone()))
+                .collect()
         };
         for (key, c) in &list {
             let Ok(s) = sample(containers, c, scratch) else {
                 continue;
             };
             let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(t) = map.get_mut(key) {
+            if let Some(t) = map.get_mut(key.as_str()) {
                 t.load.tick(s.active, s.running, s.total, s.last_pid);
             }
         }

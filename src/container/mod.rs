@@ -59,8 +59,9 @@ impl Controller {
 /// How long a container's cgroup membership is trusted before /proc/<init>/cgroup is read
 /// again (an init moved to another cgroup is seen within this time).
 const RECHECK_MS: u64 = 1000;
-/// Past this many cached namespaces, entries whose init has exited are swept.
-const SWEEP_AT: usize = 256;
+/// The cache is swept of exited inits once it holds this many entries, then again each
+/// time it has doubled since the last sweep (amortised O(1) per new container).
+const FIRST_SWEEP: usize = 256;
 
 /// One container: its init and lazily opened cgroup directories.
 #[derive(Debug)]
@@ -76,7 +77,9 @@ pub struct Container {
     ns_start: OnceLock<Option<u64>>,
     /// The text of /proc/<init>/cgroup when this entry was built.
     cgroup_text: String,
-    dirs: [OnceLock<Option<CgroupDir>>; CONTROLLERS],
+    /// Boxed: most containers use one or two controllers, and an unopened slot then costs
+    /// a pointer, not a whole CgroupDir.
+    dirs: [OnceLock<Option<Box<CgroupDir>>>; CONTROLLERS],
     /// The memory cgroup's memory.stat, briefly reused across requests.
     pub memory_stat: StatCache,
     /// What its /proc/stat showed last, so counters never go backwards.
@@ -113,8 +116,14 @@ impl Container {
     /// not mounted or the cgroup is gone.
     pub fn cgroup(&self, hier: &Hierarchies, c: Controller) -> Option<&CgroupDir> {
         self.dirs[c as usize]
-            .get_or_init(|| open_cgroup(hier, &self.cgroup_text, c).ok())
-            .as_ref()
+            .get_or_init(|| open_cgroup(hier, &self.cgroup_text, c).ok().map(Box::new))
+            .as_deref()
+    }
+
+    /// The container's cgroup path for `c`, as the host names it.
+    pub fn cgroup_path(&self, hier: &Hierarchies, c: Controller) -> Option<&str> {
+        let unified = hier.v1_for(c.name()).is_none();
+        membership::cgroup_path(&self.cgroup_text, (!unified).then(|| c.name()))
     }
 }
 
@@ -150,6 +159,7 @@ pub struct Containers {
     own_pid: u32,
     epoch: Instant,
     cache: RwLock<HashMap<u64, Arc<Container>>>,
+    sweep_at: std::sync::atomic::AtomicUsize,
 }
 
 impl Containers {
@@ -161,6 +171,7 @@ impl Containers {
             own_pid,
             epoch: Instant::now(),
             cache: RwLock::new(HashMap::new()),
+            sweep_at: std::sync::atomic::AtomicUsize::new(FIRST_SWEEP),
         })
     }
 
@@ -184,8 +195,10 @@ impl Containers {
         let init = pidns::init_of(pid, scratch)?;
         let c = Arc::new(self.build(ns, init, init, scratch)?);
         let mut map = self.cache.write().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= SWEEP_AT {
-            map.retain(|_, c| c.pidfd.as_ref().is_none_or(|fd| !pidns::has_exited(fd)));
+        if map.len() >= self.sweep_at.load(Ordering::Relaxed) {
+            map.retain(|_, c| !c.has_exited());
+            self.sweep_at
+                .store((map.len() * 2).max(FIRST_SWEEP), Ordering::Relaxed);
         }
         map.insert(ns, c.clone());
         Ok(c)

@@ -71,8 +71,8 @@ pub fn render(
         }),
         FileId::Cpuinfo => in_container(containers, w, pid, out, |w, c, out| {
             let v = cpu_view(containers, opts, w, c)?;
-            kfile::read_path(c"/proc/cpuinfo", &mut w.host)?;
-            cpuinfo::render(&w.host, v.shown(&w.cpu), out);
+            let host = w.files.cpuinfo.read()?;
+            cpuinfo::render(host, v.shown(&w.cpu), out);
             Ok(())
         }),
         FileId::CpuList(list) => in_container(containers, w, pid, out, |w, c, out| {
@@ -94,12 +94,15 @@ pub fn render(
         FileId::Loadavg => match &fs.loadavg {
             Some(tracker) => {
                 let c = containers.resolve_for(&mut w.callers, pid, &mut w.scratch)?;
-                if c.ns() == 0 {
-                    // A process of the host sees the host's load.
-                    return host_file(c"/proc/loadavg", out);
+                match c.cgroup_path(&containers.hier, Controller::Cpu) {
+                    // A process of the host, or a container in the root cpu cgroup (with
+                    // every host task), sees the host's load.
+                    Some(path) if c.ns() != 0 && path != "/" => {
+                        loadavg::render(&tracker.read(path, &c), out);
+                        Ok(())
+                    }
+                    _ => host_file(c"/proc/loadavg", out),
                 }
-                loadavg::render(&tracker.read(c.ns(), &c), out);
-                Ok(())
             }
             None => host_file(c"/proc/loadavg", out),
         },
@@ -144,47 +147,69 @@ fn host_file(path: &std::ffi::CStr, out: &mut Vec<u8>) -> io::Result<()> {
     kfile::read_path(path, out)
 }
 
-/// How long a read of an input that the kernel itself refreshes lazily (host meminfo,
-/// memcg statistics: per-CPU counters folded in batches) may be reused. Nothing a reader
-/// could observe changes within it; at tens of thousands of reads a second it saves most
-/// of the kernel's formatting work.
+/// How long a read of an input that the kernel itself refreshes lazily may be reused:
+/// host meminfo and memcg statistics (per-CPU counters folded in batches), host stat
+/// (tick-based counters). Nothing a reader could observe changes within it; at tens of
+/// thousands of reads a second it saves most of the kernel's formatting work.
 pub const INPUT_TTL: Duration = Duration::from_millis(5);
+/// /proc/cpuinfo changes only with CPU hotplug and its sampled "cpu MHz" lines, and the
+/// kernel takes long to produce it (it queries every CPU's frequency).
+const CPUINFO_TTL: Duration = Duration::from_secs(1);
 
-/// The host files a view starts from, kept open per worker (no contention on the
-/// kernel's per-file lock) and re-read at offset 0.
+/// A host file a view starts from, per worker (no contention on the kernel's per-file
+/// lock), reused for up to `ttl`.
+pub struct HostFile {
+    path: &'static std::ffi::CStr,
+    /// Kept open and re-read at offset 0, for files the kernel makes as one record.
+    fd: Option<OwnedFd>,
+    ttl: Duration,
+    text: Vec<u8>,
+    at: Option<Instant>,
+}
+
+impl HostFile {
+    fn new(path: &'static std::ffi::CStr, single_record: bool, ttl: Duration) -> HostFile {
+        HostFile {
+            path,
+            fd: single_record.then(|| kfile::open_path(path).ok()).flatten(),
+            ttl,
+            text: Vec::new(),
+            at: None,
+        }
+    }
+
+    /// The file's contents, at most `ttl` old.
+    pub fn read(&mut self) -> io::Result<&[u8]> {
+        if !self.at.is_some_and(|t| t.elapsed() < self.ttl) {
+            self.at = None;
+            match &self.fd {
+                Some(fd) => kfile::reread(fd.as_fd(), &mut self.text)?,
+                None => kfile::read_path(self.path, &mut self.text)?,
+            }
+            self.at = Some(Instant::now());
+        }
+        Ok(&self.text)
+    }
+}
+
+/// The host files the views start from.
 pub struct HostFiles {
-    meminfo: Option<OwnedFd>,
-    stat: Option<OwnedFd>,
-    online: Option<OwnedFd>,
-    /// The host's /proc/meminfo, read at `meminfo_at`.
-    meminfo_text: Vec<u8>,
-    meminfo_at: Option<Instant>,
+    pub meminfo: HostFile,
+    pub stat: HostFile,
+    pub cpuinfo: HostFile,
+    pub online: HostFile,
 }
 
 impl HostFiles {
     pub fn open() -> HostFiles {
         HostFiles {
-            meminfo: kfile::open_path(c"/proc/meminfo").ok(),
-            stat: kfile::open_path(c"/proc/stat").ok(),
-            online: kfile::open_path(c"/sys/devices/system/cpu/online").ok(),
-            meminfo_text: Vec::with_capacity(8192),
-            meminfo_at: None,
+            meminfo: HostFile::new(c"/proc/meminfo", true, INPUT_TTL),
+            stat: HostFile::new(c"/proc/stat", true, INPUT_TTL),
+            // One record per CPU: read whole each time it is refreshed.
+            cpuinfo: HostFile::new(c"/proc/cpuinfo", false, CPUINFO_TTL),
+            online: HostFile::new(c"/sys/devices/system/cpu/online", true, INPUT_TTL),
         }
     }
-}
-
-fn host_meminfo(w: &mut Worker) -> io::Result<()> {
-    if w.files.meminfo_at.is_some_and(|t| t.elapsed() < INPUT_TTL) {
-        return Ok(());
-    }
-    let f = &mut w.files;
-    f.meminfo_at = None;
-    match &f.meminfo {
-        Some(fd) => kfile::reread(fd.as_fd(), &mut f.meminfo_text)?,
-        None => kfile::read_path(c"/proc/meminfo", &mut f.meminfo_text)?,
-    }
-    w.files.meminfo_at = Some(Instant::now());
-    Ok(())
 }
 
 fn memory_view(
@@ -195,19 +220,15 @@ fn memory_view(
     file: FileId,
     out: &mut Vec<u8>,
 ) -> io::Result<()> {
-    host_meminfo(w)?;
     let Some(dir) = c.cgroup(&containers.hier, Controller::Memory) else {
         // No memory controller: nothing limits the container, so the host's values hold.
         return match file {
-            FileId::Meminfo => {
-                out.extend_from_slice(&w.files.meminfo_text);
-                Ok(())
-            }
+            FileId::Meminfo => host_file(c"/proc/meminfo", out),
             _ => host_file(c"/proc/swaps", out),
         };
     };
     let m = MemoryInputs::gather(dir, &c.memory_stat, INPUT_TTL, &mut w.scratch)?;
-    let host = &w.files.meminfo_text;
+    let host = w.files.meminfo.read()?;
     let host_swap = meminfo::host_value(host, b"SwapTotal").unwrap_or(0);
     let swap = swaps::SwapView::new(&m, host_swap, opts.swap);
     match file {
@@ -276,11 +297,7 @@ fn cpu_view(
     c: &Container,
 ) -> io::Result<CpuView> {
     let b = &mut w.cpu;
-    match &w.files.online {
-        Some(fd) => kfile::reread(fd.as_fd(), &mut w.scratch)?,
-        None => kfile::read_path(c"/sys/devices/system/cpu/online", &mut w.scratch)?,
-    }
-    if !cpulist::parse_into(&w.scratch, &mut b.online) {
+    if !cpulist::parse_into(w.files.online.read()?, &mut b.online) {
         return Err(io::Error::from_raw_os_error(libc::EIO));
     }
     let in_cpuset = match c.cgroup(&containers.hier, Controller::Cpuset) {
@@ -338,12 +355,8 @@ fn stat_view(
         }
         None => Usage::Unknown,
     };
-    match &w.files.stat {
-        Some(fd) => kfile::reread(fd.as_fd(), &mut w.host)?,
-        None => kfile::read_path(c"/proc/stat", &mut w.host)?,
-    }
     let inputs = StatInputs {
-        host: &w.host,
+        host: w.files.stat.read()?,
         cpuset: &b.cpuset,
         shown: v.shown,
         renumber: v.renumber,
