@@ -180,7 +180,7 @@ impl HostFile {
 
     /// The file's contents, at most `ttl` old.
     pub fn read(&mut self) -> io::Result<&[u8]> {
-        if !self.at.is_some_and(|t| t.elapsed() < self.ttl) {
+        if self.at.is_none_or(|t| t.elapsed() >= self.ttl) {
             self.at = None;
             match &self.fd {
                 Some(fd) => kfile::reread(fd.as_fd(), &mut self.text)?,
