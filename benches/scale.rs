@@ -133,6 +133,10 @@ fn orchestrate() {
         .join(mem.trim_start_matches('/'))
         .join(format!("scale-{}", std::process::id()));
     std::fs::create_dir_all(&base).unwrap();
+    // Each container also gets a cpu cgroup of its own, so -l samples each one.
+    let cpu_base =
+        PathBuf::from("/sys/fs/cgroup/cpu").join(format!("scale-{}", std::process::id()));
+    std::fs::create_dir_all(&cpu_base).unwrap();
     let rss0 = (
         status_kb(ours.child.id(), "VmRSS:"),
         status_kb(lx.child.id(), "VmRSS:"),
