@@ -11,8 +11,13 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{cpu_ticks, start};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -58,57 +63,6 @@ fn reader(args: &[String]) {
             .unwrap_or(0)
     };
     println!("{} {} {}", all.len(), pct(0.5), pct(0.99));
-}
-
-struct Server {
-    name: &'static str,
-    child: Option<Child>,
-    mnt: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(c.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            std::thread::sleep(Duration::from_millis(300));
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = nix::mount::umount2(&self.mnt, nix::mount::MntFlags::MNT_DETACH);
-    }
-}
-
-fn start(name: &'static str, dir: &Path, cmd: &mut Command) -> Server {
-    let mnt = dir.join(name);
-    std::fs::create_dir_all(&mnt).unwrap();
-    let child = cmd
-        .arg(&mnt)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start server");
-    let s = Server {
-        name,
-        child: Some(child),
-        mnt,
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !s.mnt.join("proc/meminfo").exists() {
-        assert!(Instant::now() < deadline, "{name} did not mount");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    s
-}
-
-fn cpu_ticks(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = s.rsplit_once(')').map_or("", |x| x.1);
-    let f: Vec<&str> = after.split_whitespace().collect();
-    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
 }
 
 struct Cell {
@@ -237,7 +191,7 @@ fn orchestrate() {
                             &s.mnt.join("proc").join(file),
                             r,
                             secs,
-                            s.child.as_ref().map(|c| c.id()),
+                            Some(s.pid()),
                         ),
                     )
                 })

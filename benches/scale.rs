@@ -8,8 +8,13 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{cpu_ticks, start, status_kb};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -45,61 +50,6 @@ fn init(mounts: &[String]) {
     let _ = std::io::stdin().read_to_string(&mut rest);
 }
 
-struct Server {
-    child: Child,
-    mnt: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        std::thread::sleep(Duration::from_millis(300));
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = nix::mount::umount2(&self.mnt, nix::mount::MntFlags::MNT_DETACH);
-    }
-}
-
-fn start(bin: &str, args: &[&str], dir: &Path, name: &str) -> Server {
-    let mnt = dir.join(name);
-    std::fs::create_dir_all(&mnt).unwrap();
-    let child = Command::new(bin)
-        .args(args)
-        .arg(&mnt)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !mnt.join("proc/meminfo").exists() {
-        assert!(Instant::now() < deadline, "{name} did not mount");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Server { child, mnt }
-}
-
-fn status_kb(pid: u32, key: &str) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-fn cpu_ticks(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let f: Vec<&str> = s
-        .rsplit_once(')')
-        .map_or("", |x| x.1)
-        .split_whitespace()
-        .collect();
-    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-}
-
 fn median(mut v: Vec<u64>) -> u64 {
     v.sort_unstable();
     v.get(v.len() / 2).copied().unwrap_or(0)
@@ -113,16 +63,18 @@ fn orchestrate() {
     let dir = std::env::temp_dir().join(format!("lxcfs-uring-scale-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let ours = start(
-        env!("CARGO_BIN_EXE_lxcfs-uring"),
-        &["-l", "--runtime-dir", dir.to_str().unwrap()],
-        &dir,
         "ours",
+        &dir,
+        Command::new(env!("CARGO_BIN_EXE_lxcfs-uring"))
+            .args(["-l", "--runtime-dir"])
+            .arg(&dir),
     );
     let lx = start(
-        "/usr/bin/lxcfs",
-        &["-f", "-l", "-p", dir.join("lx.pid").to_str().unwrap()],
-        &dir,
         "lxcfs",
+        &dir,
+        Command::new("/usr/bin/lxcfs")
+            .args(["-f", "-l", "-p"])
+            .arg(dir.join("lx.pid")),
     );
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
     let mem = own
@@ -138,8 +90,8 @@ fn orchestrate() {
         PathBuf::from("/sys/fs/cgroup/cpu").join(format!("scale-{}", std::process::id()));
     std::fs::create_dir_all(&cpu_base).unwrap();
     let rss0 = (
-        status_kb(ours.child.id(), "VmRSS:"),
-        status_kb(lx.child.id(), "VmRSS:"),
+        status_kb(ours.pid(), "VmRSS:"),
+        status_kb(lx.pid(), "VmRSS:"),
     );
     let exe = std::env::current_exe().unwrap();
     let mut inits = Vec::with_capacity(n);
@@ -187,14 +139,14 @@ fn orchestrate() {
     let spawn_time = start_all.elapsed();
     std::thread::sleep(Duration::from_secs(1));
     let rss = (
-        status_kb(ours.child.id(), "VmRSS:"),
-        status_kb(lx.child.id(), "VmRSS:"),
+        status_kb(ours.pid(), "VmRSS:"),
+        status_kb(lx.pid(), "VmRSS:"),
     );
     // Idle with every container alive: what loadavg sampling costs each daemon.
     let idle = Duration::from_secs(20);
-    let before = (cpu_ticks(ours.child.id()), cpu_ticks(lx.child.id()));
+    let before = (cpu_ticks(ours.pid()), cpu_ticks(lx.pid()));
     std::thread::sleep(idle);
-    let after = (cpu_ticks(ours.child.id()), cpu_ticks(lx.child.id()));
+    let after = (cpu_ticks(ours.pid()), cpu_ticks(lx.pid()));
     let ticks_per_5s = |a: u64, b: u64| (b - a) as f64 * 10.0 / (idle.as_secs_f64() / 5.0);
     println!("containers: {n} (spawned and first-read in {spawn_time:?})");
     println!("| measure | lxcfs-uring | lxcfs 5.0.3 | ratio |");

@@ -45,20 +45,12 @@ fn uptime_is_the_containers_age(transport: &str) {
         "container uptime {up} should be about 2 s: {text}"
     );
     assert!(idle >= 0.0 && idle <= up, "{text}");
-    let host_up: f64 = std::fs::read_to_string("/proc/uptime")
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let seen_by_host: f64 = std::fs::read_to_string(&uptime)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let first_field = |p: &std::path::Path| -> f64 {
+        let text = std::fs::read_to_string(p).unwrap();
+        text.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    let host_up = first_field(std::path::Path::new("/proc/uptime"));
+    let seen_by_host = first_field(&uptime);
     assert!(
         (seen_by_host - host_up).abs() < 2.0,
         "host sees {seen_by_host}, /proc/uptime says {host_up}"

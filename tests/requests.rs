@@ -61,15 +61,19 @@ fn read_args(fh: u64, offset: u64) -> Vec<u8> {
     a
 }
 
-#[test]
-fn steady_state_requests_do_not_allocate() {
+/// The filesystem, a worker, a reply buffer, and this thread's id as the caller.
+fn setup() -> (Fs, Worker, Vec<u8>, u32) {
     let fs = Fs::new(
         ViewOptions::default(),
         Containers::new(Hierarchies::discover().unwrap()).unwrap(),
     );
-    let mut w = Worker::new(0);
-    let mut out = vec![0u8; 256 << 10];
     let tid = nix::unistd::gettid().as_raw() as u32;
+    (fs, Worker::new(0), vec![0u8; 256 << 10], tid)
+}
+
+#[test]
+fn steady_state_requests_do_not_allocate() {
+    let (fs, mut w, mut out, tid) = setup();
     // (node id, file): the files whose steady state must not allocate.
     for (node, name) in [
         (6u64, "meminfo"),
@@ -124,13 +128,7 @@ fn steady_state_requests_do_not_allocate() {
 fn a_handle_opened_by_a_predecessor_is_served() {
     // After a takeover or a crash, the kernel still holds handles this process never
     // issued; reads on them must work, from the node the request names.
-    let fs = Fs::new(
-        ViewOptions::default(),
-        Containers::new(Hierarchies::discover().unwrap()).unwrap(),
-    );
-    let mut w = Worker::new(0);
-    let mut out = vec![0u8; 256 << 10];
-    let tid = nix::unistd::gettid().as_raw() as u32;
+    let (fs, mut w, mut out, tid) = setup();
     let read = msg(opcode::READ, 6, tid, &read_args(0xdead_beef_0000_0001, 0));
     let Reply::Data(n) = fs.handle(&mut w, &proto::decode(&read).unwrap(), &mut out) else {
         panic!("unknown fh not served")
