@@ -174,14 +174,12 @@ fn after_init(s: &Arc<Session>) {
                 info!("serving with FUSE-over-io_uring: {n} pinned workers");
                 return;
             }
-            // Once INIT enabled the ring, the kernel waits for every queue: there is no
-            // falling back on this connection.
-            Err(e) => {
-                warn!(
-                    "FUSE-over-io_uring failed to start: {e}; requests will stall. Restart with --transport classic."
-                );
-                return;
-            }
+            // Whatever the kernel then routes through /dev/fuse is served by classic
+            // workers; if it waits for the ring instead, only a restart helps.
+            Err(e) => warn!(
+                "FUSE-over-io_uring failed to start: {e}; serving /dev/fuse with classic workers \
+                 (if reads hang, restart with --transport classic)"
+            ),
         }
     }
     if s.transport == TransportKind::Uring {
