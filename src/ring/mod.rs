@@ -181,8 +181,7 @@ fn after_init(s: &Arc<Session>) {
                  (if reads hang, restart with --transport classic)"
             ),
         }
-    }
-    if s.transport == TransportKind::Uring {
+    } else if s.transport == TransportKind::Uring {
         warn!("the kernel did not offer FUSE-over-io_uring; serving with the classic transport");
     }
     stats::set_transport("classic");
