@@ -79,6 +79,10 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = TransportKind::Auto)]
     pub transport: TransportKind,
 
+    /// State handed over by a predecessor program image on a SIGUSR1 upgrade (internal).
+    #[arg(long, hide = true)]
+    pub resume: Option<String>,
+
     /// Worker threads of the classic transport [default: online CPUs]. The io_uring
     /// transport always runs one worker per online CPU, pinned to it.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]

@@ -28,6 +28,9 @@ pub fn run(cli: &Cli) -> Result<(), String> {
     if !nix::unistd::geteuid().is_root() {
         return Err("lxcfs-uring must run as root: it mounts a filesystem and reads every container's cgroups.".into());
     }
+    if let Some(state) = &cli.resume {
+        return run_resumed(cli, mountpoint, state);
+    }
     let pidfile_path = cli.pidfile();
     let pidfile = Pidfile::acquire(&pidfile_path).map_err(|e| {
         if Pidfile::is_held_elsewhere(&e) {
@@ -36,19 +39,45 @@ pub fn run(cli: &Cli) -> Result<(), String> {
             format!("cannot create the pidfile {} ({e}): create the directory or pass --pidfile.", pidfile_path.display())
         }
     })?;
-    let result = run_locked(cli, mountpoint);
+    let result = run_locked(cli, mountpoint, &pidfile);
     pidfile.remove();
     result
 }
 
-/// Everything after the pidfile is ours.
-fn run_locked(cli: &Cli, mountpoint: &Path) -> Result<(), String> {
-    let transport = choose_transport(cli.transport)?;
+/// Continue serving a connection a predecessor program image handed over (SIGUSR1).
+fn run_resumed(cli: &Cli, mountpoint: &Path, state: &str) -> Result<(), String> {
+    let r = crate::upgrade::adopt(state)?;
+    let pidfile = Pidfile::adopt(&cli.pidfile(), r.pidfile);
     raise_fd_limit();
-    let dev = mount::open_dev().map_err(|e| {
-        format!("cannot open /dev/fuse ({e}): load the fuse module (modprobe fuse) or give the daemon access to the device.")
-    })?;
+    let session = Arc::new(
+        Session::new(
+            build_fs(cli)?,
+            r.dev,
+            TransportKind::Classic,
+            r.clones.len() + 1,
+        )
+        .resumed(r.init, r.kernel_flags),
+    );
+    let signals = block_signals()?;
+    let workers = ring::classic::start_workers(session.clone(), r.clones);
+    crate::stats::set_transport("classic");
+    info!(
+        "resumed on {} as {} (classic transport, {} workers, pid {})",
+        mountpoint.display(),
+        std::env::current_exe().map_or_else(|_| "?".into(), |p| p.display().to_string()),
+        workers + 1,
+        std::process::id()
+    );
+    // Requests the predecessor read but did not answer come back to us.
+    crate::upgrade::resend(session.dev.as_fd())
+        .map_err(|e| format!("cannot ask the kernel to resend held requests ({e})."))?;
+    let result = serve(cli, mountpoint, &session, &signals, &pidfile);
+    pidfile.remove();
+    result
+}
 
+/// The filesystem with the views the command line asks for.
+fn build_fs(cli: &Cli) -> Result<Fs, String> {
     let hier = Hierarchies::discover()
         .map_err(|e| format!("cannot read /proc/self/mountinfo ({e}): is /proc mounted?"))?;
     if hier.v1.is_empty() && hier.unified.is_none() {
@@ -61,15 +90,11 @@ fn run_locked(cli: &Cli, mountpoint: &Path) -> Result<(), String> {
         cfs: cli.enable_cfs,
         loadavg: cli.enable_loadavg,
     };
-    let threads = cli.threads.map_or_else(online_cpus, usize::from);
-    let session = Arc::new(Session::new(
-        Fs::new(opts, containers),
-        dev,
-        transport,
-        threads,
-    ));
+    Ok(Fs::new(opts, containers))
+}
 
-    // Signals are taken synchronously by this thread; workers inherit the blocked mask.
+/// Signals are taken synchronously by the main thread; workers inherit the blocked mask.
+fn block_signals() -> Result<SigSet, String> {
     let mut signals = SigSet::empty();
     for s in [
         Signal::SIGINT,
@@ -83,7 +108,19 @@ fn run_locked(cli: &Cli, mountpoint: &Path) -> Result<(), String> {
     signals
         .thread_block()
         .map_err(|e| format!("cannot block signals: {e}"))?;
+    Ok(signals)
+}
 
+/// Everything after the pidfile is ours.
+fn run_locked(cli: &Cli, mountpoint: &Path, pidfile: &Pidfile) -> Result<(), String> {
+    let transport = choose_transport(cli.transport)?;
+    raise_fd_limit();
+    let dev = mount::open_dev().map_err(|e| {
+        format!("cannot open /dev/fuse ({e}): load the fuse module (modprobe fuse) or give the daemon access to the device.")
+    })?;
+    let threads = cli.threads.map_or_else(online_cpus, usize::from);
+    let session = Arc::new(Session::new(build_fs(cli)?, dev, transport, threads));
+    let signals = block_signals()?;
     mount::mount(session.dev.as_fd(), mountpoint).map_err(|e| mount_error(mountpoint, &e))?;
     info!(
         "mounted on {} (transport {:?}, pid {})",
@@ -91,7 +128,20 @@ fn run_locked(cli: &Cli, mountpoint: &Path) -> Result<(), String> {
         transport,
         std::process::id()
     );
+    serve(cli, mountpoint, &session, &signals, pidfile)
+}
 
+/// Serve until a signal says stop: then unmount. SIGUSR1 upgrades in place.
+fn serve(
+    cli: &Cli,
+    mountpoint: &Path,
+    session: &Arc<Session>,
+    signals: &SigSet,
+    pidfile: &Pidfile,
+) -> Result<(), String> {
+    // The binary's path now, before an upgrade replaces the file, and our arguments.
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find our own binary: {e}"))?;
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(tracker) = session.fs.loadavg.clone() {
         let s = session.clone();
         std::thread::Builder::new()
@@ -106,7 +156,6 @@ fn run_locked(cli: &Cli, mountpoint: &Path) -> Result<(), String> {
             .spawn(move || ring::serve(s))
             .map_err(|e| format!("cannot start the server thread: {e}"))?
     };
-
     crate::control::listen(&cli.runtime_dir).map_err(|e| {
         format!(
             "cannot listen on {} ({e}): check --runtime-dir.",
@@ -116,31 +165,28 @@ fn run_locked(cli: &Cli, mountpoint: &Path) -> Result<(), String> {
     // Ready once a file of the mount reads: systemd (Type=notify) starts containers after.
     match std::fs::metadata(mountpoint.join("proc/meminfo")) {
         Ok(_) => notify_ready(),
-        Err(e) => warn!("the new mount does not answer yet: {e}"),
+        Err(e) => warn!("the mount does not answer yet: {e}"),
     }
 
     let sig = loop {
         let sig = signals
             .wait()
             .map_err(|e| format!("waiting for signals: {e}"))?;
-        if sig == Signal::SIGUSR1 {
-            // lxcfs reloads itself on SIGUSR1; its default action would kill every
-            // container's views here, so it is caught until re-exec upgrades exist.
-            warn!("SIGUSR1: in-place reload is not supported yet; still serving");
-            continue;
-        }
-        if sig != Signal::SIGUSR2 {
-            break sig;
-        }
-        let on = !session.fs.passthrough.fetch_xor(true, Ordering::Relaxed);
-        info!(
-            "SIGUSR2: {}",
-            if on {
-                "showing the host's files unchanged"
-            } else {
-                "showing containers their own files again"
+        match sig {
+            Signal::SIGUSR1 => upgrade(session, pidfile, &exe, &argv),
+            Signal::SIGUSR2 => {
+                let on = !session.fs.passthrough.fetch_xor(true, Ordering::Relaxed);
+                info!(
+                    "SIGUSR2: {}",
+                    if on {
+                        "showing the host's files unchanged"
+                    } else {
+                        "showing containers their own files again"
+                    }
+                );
             }
-        );
+            _ => break sig,
+        }
     };
     info!("{sig:?}: unmounting {}", mountpoint.display());
     if let Err(e) = mount::unmount(mountpoint) {
@@ -149,6 +195,18 @@ fn run_locked(cli: &Cli, mountpoint: &Path) -> Result<(), String> {
     // Workers end when the kernel drops the connection; the process exits regardless.
     drop(server);
     Ok(())
+}
+
+/// SIGUSR1: become the binary now at `exe`, keeping the mount (as lxcfs's reload does).
+fn upgrade(session: &Session, pidfile: &Pidfile, exe: &Path, argv: &[std::ffi::OsString]) {
+    if let Some(why) = crate::upgrade::refusal(session) {
+        warn!("SIGUSR1: no in-place upgrade: {why}; still serving");
+        return;
+    }
+    info!("SIGUSR1: upgrading in place to {}", exe.display());
+    if let Err(e) = crate::upgrade::exec(session, pidfile.raw_fd(), exe, argv) {
+        warn!("SIGUSR1: the upgrade failed ({e}); still serving as before");
+    }
 }
 
 /// Tell systemd (Type=notify) that we serve, when it asked to be told.

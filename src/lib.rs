@@ -22,3 +22,4 @@ pub mod proto;
 pub mod render;
 pub mod ring;
 pub mod stats;
+pub mod upgrade;

@@ -43,6 +43,19 @@ impl Pidfile {
         Ok(p)
     }
 
+    /// The pidfile a predecessor program image held (and still holds the lock of: record
+    /// locks survive execve while the fd stays open).
+    pub fn adopt(path: &Path, fd: std::os::fd::OwnedFd) -> Pidfile {
+        Pidfile {
+            path: path.to_owned(),
+            file: File::from(fd),
+        }
+    }
+
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.file.as_raw_fd()
+    }
+
     /// Whether `err` from `acquire` means another instance holds the lock.
     pub fn is_held_elsewhere(err: &io::Error) -> bool {
         matches!(err.raw_os_error(), Some(libc::EAGAIN | libc::EACCES))

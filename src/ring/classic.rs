@@ -5,8 +5,9 @@
 //! threads because /dev/fuse has no FMODE_NOWAIT), plain blocking calls were faster; see
 //! BENCHMARKS.md.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use super::{MAX_PAYLOAD, MAX_WRITE, Session, reply_header};
 use crate::fs::{Reply, Worker};
@@ -65,6 +66,15 @@ fn serve_one(
     let Some(len) = reply_header(hdr, unique, reply) else {
         return true;
     };
+    if s.frozen.load(Ordering::Acquire) {
+        // Handing over: this request stays unanswered in our fd's queue and the kernel
+        // resends it to the successor. Wait here until the process image is replaced (or
+        // the upgrade is abandoned, and the request resent to us).
+        while s.frozen.load(Ordering::Acquire) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        return true;
+    }
     match nix::unistd::write(fd, &out[..len]) {
         Ok(_) => true,
         // The request was interrupted and is gone; nothing to do.
@@ -96,10 +106,10 @@ fn serve_fd(s: &Session, w: &mut Worker, fd: BorrowedFd<'_>, mut on_request: imp
 
 /// The reader of the original /dev/fuse file: answers INIT, then calls `after_init` once,
 /// and keeps serving whatever the kernel sends there (FORGET and INTERRUPT on the ring
-/// transport, everything on the classic one).
+/// transport, everything on the classic one). A resumed session has had INIT already.
 pub fn run_main(s: &Arc<Session>, after_init: fn(&Arc<Session>)) {
     let mut w = Worker::new(0);
-    let mut started = false;
+    let mut started = s.init().is_some();
     serve_fd(s, &mut w, s.dev.as_fd(), || {
         if !started && s.init().is_some() {
             started = true;
@@ -111,15 +121,29 @@ pub fn run_main(s: &Arc<Session>, after_init: fn(&Arc<Session>)) {
 /// Start the other classic workers, each on a clone of the connection. Returns how many
 /// started.
 pub fn start_clones(s: Arc<Session>) -> usize {
-    let mut started = 0;
+    let mut fds = Vec::new();
     for id in 1..s.threads {
-        let fd = match crate::mount::clone_dev(s.dev.as_fd()) {
-            Ok(fd) => fd,
+        match crate::mount::clone_dev(s.dev.as_fd()) {
+            Ok(fd) => fds.push(fd),
             Err(e) => {
                 warn!("cloning /dev/fuse for worker {id}: {e}");
                 break;
             }
-        };
+        }
+    }
+    start_workers(s, fds)
+}
+
+/// Start one classic worker on each of `fds` (clones of the connection). Returns how many
+/// started.
+pub fn start_workers(s: Arc<Session>, fds: Vec<OwnedFd>) -> usize {
+    let mut started = 0;
+    for (i, fd) in fds.into_iter().enumerate() {
+        let id = i + 1;
+        s.clones
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(fd.as_raw_fd());
         let s = s.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("fuse-{id}"))

@@ -46,6 +46,13 @@ pub struct Session {
     pub transport: TransportKind,
     pub threads: usize,
     init: OnceLock<InitOut>,
+    /// What the kernel offered at INIT (HAS_RESEND tells whether an upgrade is lossless).
+    kernel_flags: OnceLock<u64>,
+    /// Set while handing the connection to a new program image: replies are held back so
+    /// the kernel resends those requests to the successor.
+    pub frozen: std::sync::atomic::AtomicBool,
+    /// The /dev/fuse clones the classic workers serve (kept open across an upgrade).
+    pub clones: std::sync::Mutex<Vec<std::os::fd::RawFd>>,
 }
 
 impl Session {
@@ -56,7 +63,22 @@ impl Session {
             transport,
             threads: threads.max(1),
             init: OnceLock::new(),
+            kernel_flags: OnceLock::new(),
+            frozen: Default::default(),
+            clones: Default::default(),
         }
+    }
+
+    /// A session continuing a connection a predecessor image negotiated.
+    pub fn resumed(mut self, init: InitOut, kernel_flags: u64) -> Session {
+        self.init = OnceLock::from(init);
+        self.kernel_flags = OnceLock::from(kernel_flags);
+        self
+    }
+
+    /// The flags the kernel offered at INIT.
+    pub fn kernel_flags(&self) -> u64 {
+        self.kernel_flags.get().copied().unwrap_or(0)
     }
 
     /// Negotiated INIT, once the kernel sent it.
@@ -79,6 +101,7 @@ impl Session {
         if self.transport != TransportKind::Classic {
             want |= init_flags::OVER_IO_URING;
         }
+        let _ = self.kernel_flags.set(k.flags);
         Ok(*self
             .init
             .get_or_init(|| InitOut::negotiate(k, want, MAX_WRITE, MAX_PAGES)))

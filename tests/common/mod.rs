@@ -48,6 +48,13 @@ impl Daemon {
         })
     }
 
+    /// The lxcfs-uring binary at `binary` (a copy an upgrade test replaces) with `args`.
+    pub fn start_binary(name: &str, binary: &str, args: &[&str]) -> Daemon {
+        Daemon::spawn(name, binary, args, &[], |run| {
+            vec!["--runtime-dir".into(), run.to_string_lossy().into_owned()]
+        })
+    }
+
     /// Debian's lxcfs (the reference implementation) with `args`.
     pub fn start_lxcfs(name: &str, args: &[&str]) -> Daemon {
         Daemon::spawn(name, LXCFS, args, &[], |run| {
