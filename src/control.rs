@@ -2,13 +2,15 @@
 //! other local tools run as root) talk to the running instance. One request line per
 //! connection, one answer; the socket is only reachable by root (mode 0600).
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{stats, warn};
+use crate::ring::Session;
+use crate::{info, stats, warn};
 
 pub fn socket_path(runtime_dir: &Path) -> PathBuf {
     runtime_dir.join("lxcfs-uring.sock")
@@ -16,7 +18,7 @@ pub fn socket_path(runtime_dir: &Path) -> PathBuf {
 
 /// Listen on the control socket (replacing a stale one: the caller holds the pidfile
 /// lock, so no live instance owns it) and answer in a thread of its own.
-pub fn listen(runtime_dir: &Path) -> io::Result<()> {
+pub fn listen(runtime_dir: &Path, session: Arc<Session>) -> io::Result<()> {
     let path = socket_path(runtime_dir);
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path)?;
@@ -26,11 +28,15 @@ pub fn listen(runtime_dir: &Path) -> io::Result<()> {
         .spawn(move || {
             for conn in listener.incoming() {
                 match conn {
-                    Ok(c) => {
-                        if let Err(e) = answer(c) {
-                            warn!("control socket: {e}");
+                    Ok(c) => match answer(&session, c) {
+                        Ok(true) => {
+                            // A successor took the connection: leave without unmounting.
+                            info!("handed the mount over; exiting");
+                            std::process::exit(0);
                         }
-                    }
+                        Ok(false) => {}
+                        Err(e) => warn!("control socket: {e}"),
+                    },
                     Err(e) => warn!("control socket: {e}"),
                 }
             }
@@ -38,16 +44,31 @@ pub fn listen(runtime_dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-fn answer(conn: UnixStream) -> io::Result<()> {
+/// Answer one request. True when the connection was handed over (`takeover`).
+fn answer(session: &Session, conn: UnixStream) -> io::Result<bool> {
     conn.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut line = String::new();
-    BufReader::new((&conn).take(256)).read_line(&mut line)?;
-    let reply = match line.trim() {
-        "stats" => stats::snapshot().text(),
-        "stats prometheus" => stats::snapshot().prometheus(),
-        other => format!("error: unknown request {other:?}\n"),
+    // One byte at a time: nothing past the request line may be swallowed by a buffer
+    // (a takeover's confirmation follows on the same connection).
+    let mut byte = [0u8; 1];
+    while line.len() <= 256 {
+        (&conn).read_exact(&mut byte)?;
+        if byte[0] == b'\n' {
+            break;
+        }
+        line.push(char::from(byte[0]));
+    }
+    let reply = match line.trim().split_once(' ').unwrap_or((line.trim(), "")) {
+        ("stats", "") => stats::snapshot().text(),
+        ("stats", "prometheus") => stats::snapshot().prometheus(),
+        ("takeover", version) => {
+            let version = version.parse().unwrap_or(0);
+            return crate::upgrade::give(session, &conn, version);
+        }
+        _ => format!("error: unknown request {:?}\n", line.trim()),
     };
-    (&conn).write_all(reply.as_bytes())
+    (&conn).write_all(reply.as_bytes())?;
+    Ok(false)
 }
 
 /// Ask the instance with `runtime_dir` for `request`; its answer. Errors are one sentence.

@@ -31,6 +31,9 @@ pub fn run(cli: &Cli) -> Result<(), String> {
     if let Some(state) = &cli.resume {
         return run_resumed(cli, mountpoint, state);
     }
+    if cli.takeover {
+        return run_takeover(cli, mountpoint);
+    }
     let pidfile_path = cli.pidfile();
     let pidfile = Pidfile::acquire(&pidfile_path).map_err(|e| {
         if Pidfile::is_held_elsewhere(&e) {
@@ -46,8 +49,44 @@ pub fn run(cli: &Cli) -> Result<(), String> {
 
 /// Continue serving a connection a predecessor program image handed over (SIGUSR1).
 fn run_resumed(cli: &Cli, mountpoint: &Path, state: &str) -> Result<(), String> {
-    let r = crate::upgrade::adopt(state)?;
-    let pidfile = Pidfile::adopt(&cli.pidfile(), r.pidfile);
+    let (r, pidfile_fd) =
+        crate::upgrade::adopt_exec(state).map_err(|e| format!("{e}: start without --resume."))?;
+    let pidfile = Pidfile::adopt(&cli.pidfile(), pidfile_fd);
+    serve_handed_over(cli, mountpoint, r, pidfile)
+}
+
+/// `--takeover`: take the connection over from the instance running with our
+/// --runtime-dir, then serve it.
+fn run_takeover(cli: &Cli, mountpoint: &Path) -> Result<(), String> {
+    let r = crate::upgrade::take(&cli.runtime_dir)?;
+    // The predecessor exits once it has our confirmation; its pidfile lock goes with it.
+    let pidfile_path = cli.pidfile();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let pidfile = loop {
+        match Pidfile::acquire(&pidfile_path) {
+            Ok(p) => break p,
+            Err(e) if Pidfile::is_held_elsewhere(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => {
+                return Err(format!(
+                    "took the connection over, but the pidfile {} stays locked ({e}).",
+                    pidfile_path.display()
+                ));
+            }
+        }
+    };
+    info!("took over from pid {}", r.predecessor);
+    serve_handed_over(cli, mountpoint, r, pidfile)
+}
+
+/// Serve a connection handed over by a predecessor (an older image or process).
+fn serve_handed_over(
+    cli: &Cli,
+    mountpoint: &Path,
+    r: crate::upgrade::Resume,
+    pidfile: Pidfile,
+) -> Result<(), String> {
     raise_fd_limit();
     let session = Arc::new(
         Session::new(
@@ -156,7 +195,7 @@ fn serve(
             .spawn(move || ring::serve(s))
             .map_err(|e| format!("cannot start the server thread: {e}"))?
     };
-    crate::control::listen(&cli.runtime_dir).map_err(|e| {
+    crate::control::listen(&cli.runtime_dir, session.clone()).map_err(|e| {
         format!(
             "cannot listen on {} ({e}): check --runtime-dir.",
             crate::control::socket_path(&cli.runtime_dir).display()

@@ -8,16 +8,22 @@
 //! answered. Handles opened before the upgrade are served from the node the kernel names
 //! (fs::Fs::read). The io_uring transport is refused: its uAPI (6.14-6.18) cannot hand a
 //! request held in a ring entry to another ring.
+//!
+//! `--takeover` does the same between two processes: the new one asks over the control
+//! socket, the old one freezes and passes its /dev/fuse files with SCM_RIGHTS, exits once
+//! the new one confirms, and the new one has the kernel resend what the old one held.
 
 use std::ffi::{CString, OsString};
-use std::io;
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStringExt;
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
 
 use crate::proto::abi::{self, init_flags};
 use crate::proto::{InitOut, encode};
@@ -25,19 +31,25 @@ use crate::ring::Session;
 
 /// The hidden command-line flag that carries the handed-over state to the new image.
 pub const RESUME_FLAG: &str = "--resume";
+/// The format of handed-over state. A peer that speaks another refuses before anything is
+/// frozen, and the running instance keeps serving.
+pub const STATE_VERSION: u32 = 1;
 
-/// What a new image takes over.
+/// What a successor takes over.
 pub struct Resume {
     pub dev: OwnedFd,
     pub clones: Vec<OwnedFd>,
-    pub pidfile: OwnedFd,
     pub init: InitOut,
     pub kernel_flags: u64,
+    /// The process that served until now.
+    pub predecessor: u32,
 }
 
 /// Why an upgrade cannot happen now; None when it can.
 pub fn refusal(s: &Session) -> Option<&'static str> {
-    let init = s.init()?;
+    let Some(init) = s.init() else {
+        return Some("the kernel has not initialised the connection yet");
+    };
     if init.flags & init_flags::OVER_IO_URING != 0 {
         return Some(
             "the io_uring transport cannot hand in-flight requests over; run with --transport classic for live upgrades",
@@ -51,9 +63,9 @@ pub fn refusal(s: &Session) -> Option<&'static str> {
     None
 }
 
-/// Replace this process's image with `exe`, handing the connection over. Returns only if
-/// the exec failed; the process then goes on serving.
-pub fn exec(s: &Session, pidfile: RawFd, exe: &Path, argv: &[OsString]) -> io::Result<()> {
+/// Stop answering and describe the connection: the state line and the fds to hand over,
+/// the original /dev/fuse file first, then the workers' clones.
+fn freeze(s: &Session) -> io::Result<(String, Vec<RawFd>)> {
     let init = s
         .init()
         .copied()
@@ -61,32 +73,40 @@ pub fn exec(s: &Session, pidfile: RawFd, exe: &Path, argv: &[OsString]) -> io::R
     s.frozen.store(true, Ordering::Release);
     // A worker past its frozen check finishes its write within microseconds.
     std::thread::sleep(Duration::from_millis(20));
-    let clones: Vec<RawFd> = s.clones.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let fds: Vec<RawFd> = [s.dev.as_raw_fd(), pidfile]
-        .into_iter()
-        .chain(clones.iter().copied())
-        .collect();
+    let clones = s.clones.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let fds: Vec<RawFd> = std::iter::once(s.dev.as_raw_fd()).chain(clones).collect();
+    let state = format!(
+        "v={STATE_VERSION},pid={},minor={},readahead={},flags={},background={},max_write={},max_pages={},kernel={},fds={}",
+        std::process::id(),
+        init.minor,
+        init.max_readahead,
+        init.flags,
+        init.max_background,
+        init.max_write,
+        init.max_pages,
+        s.kernel_flags(),
+        fds.len()
+    );
+    Ok((state, fds))
+}
+
+/// Undo a freeze: answer again, and have the kernel resend what we held back.
+fn thaw(s: &Session) -> io::Result<()> {
+    s.frozen.store(false, Ordering::Release);
+    resend(s.dev.as_fd())
+}
+
+/// Replace this process's image with `exe`, handing the connection over. Returns only if
+/// the exec failed; the process then goes on serving.
+pub fn exec(s: &Session, pidfile: RawFd, exe: &Path, argv: &[OsString]) -> io::Result<()> {
+    let (state, fds) = freeze(s)?;
+    let kept: Vec<RawFd> = fds.iter().copied().chain([pidfile]).collect();
     let result = (|| {
-        for &fd in &fds {
+        for &fd in &kept {
             set_cloexec(fd, false)?;
         }
-        let state = format!(
-            "dev={},clones={},pidfile={},minor={},readahead={},flags={},background={},max_write={},max_pages={},kernel={}",
-            s.dev.as_raw_fd(),
-            clones
-                .iter()
-                .map(i32::to_string)
-                .collect::<Vec<_>>()
-                .join(":"),
-            pidfile,
-            init.minor,
-            init.max_readahead,
-            init.flags,
-            init.max_background,
-            init.max_write,
-            init.max_pages,
-            s.kernel_flags()
-        );
+        let numbers: Vec<String> = fds.iter().map(i32::to_string).collect();
+        let state = format!("{state},fdnums={},pidfile={pidfile}", numbers.join(":"));
         let mut args: Vec<CString> = Vec::with_capacity(argv.len() + 2);
         let mut skip = false;
         for a in argv {
@@ -107,12 +127,181 @@ pub fn exec(s: &Session, pidfile: RawFd, exe: &Path, argv: &[OsString]) -> io::R
         Ok(())
     })();
     // Still here: the exec failed. Serve on, and have the held requests resent to us.
-    for &fd in &fds {
+    for &fd in &kept {
         let _ = set_cloexec(fd, true);
     }
-    s.frozen.store(false, Ordering::Release);
-    resend(s.dev.as_fd())?;
+    thaw(s)?;
     result
+}
+
+/// Give the connection to the process at the other end of `conn` (`--takeover`). True
+/// when it took it: the caller then exits without unmounting. False (serving on) when it
+/// is refused, or the peer fails before confirming.
+pub fn give(s: &Session, conn: &UnixStream, request_version: u32) -> io::Result<bool> {
+    let refuse = |why: &str| -> io::Result<bool> {
+        (&*conn).write_all(format!("error: {why}\n").as_bytes())?;
+        Ok(false)
+    };
+    if request_version != STATE_VERSION {
+        return refuse(&format!(
+            "this instance hands over state version {STATE_VERSION}, the new one asked for {request_version}"
+        ));
+    }
+    if let Some(why) = refusal(s) {
+        return refuse(why);
+    }
+    let (state, fds) = freeze(s)?;
+    let line = format!("{state}\n");
+    let sent = sendmsg::<()>(
+        conn.as_raw_fd(),
+        &[io::IoSlice::new(line.as_bytes())],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    );
+    if let Err(e) = sent {
+        thaw(s)?;
+        return Err(e.into());
+    }
+    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut ok = [0u8; 3];
+    match (&*conn).read_exact(&mut ok) {
+        Ok(()) if &ok == b"ok\n" => Ok(true),
+        _ => {
+            thaw(s)?;
+            Ok(false)
+        }
+    }
+}
+
+/// Take the connection over from the instance listening in `runtime_dir`.
+pub fn take(runtime_dir: &Path) -> Result<Resume, String> {
+    let path = crate::control::socket_path(runtime_dir);
+    let conn = UnixStream::connect(&path).map_err(|e| {
+        format!(
+            "nothing to take over: no lxcfs-uring answers at {} ({e}); start without --takeover.",
+            path.display()
+        )
+    })?;
+    let talk = |e: io::Error| {
+        format!(
+            "the running instance at {} did not hand over: {e}.",
+            path.display()
+        )
+    };
+    (&conn)
+        .write_all(format!("takeover {STATE_VERSION}\n").as_bytes())
+        .map_err(talk)?;
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(talk)?;
+    let mut buf = vec![0u8; 4096];
+    let mut space = nix::cmsg_space!([RawFd; 1025]);
+    let mut iov = [io::IoSliceMut::new(&mut buf)];
+    let msg = recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(|e| talk(e.into()))?;
+    let mut fds = Vec::new();
+    for c in msg.cmsgs().map_err(|e| talk(e.into()))? {
+        if let ControlMessageOwned::ScmRights(raw) = c {
+            // SAFETY: SCM_RIGHTS just installed these fds in our table; nothing else owns them.
+            fds.extend(raw.into_iter().map(|r| unsafe { OwnedFd::from_raw_fd(r) }));
+        }
+    }
+    let n = msg.bytes;
+    let line = String::from_utf8_lossy(&buf[..n]).trim().to_owned();
+    if let Some(why) = line.strip_prefix("error: ") {
+        return Err(format!("the running instance refused to hand over: {why}."));
+    }
+    let resume = resume_from(&line, fds)?;
+    (&conn).write_all(b"ok\n").map_err(talk)?;
+    Ok(resume)
+}
+
+/// Parse the state a predecessor image passed across execve, and take its fds.
+pub fn adopt_exec(state: &str) -> Result<(Resume, OwnedFd), String> {
+    let fds = field(state, "fdnums")?
+        .split(':')
+        .map(|n| {
+            n.parse::<RawFd>()
+                .map_err(|_| bad("fdnums"))
+                .and_then(adopt_raw)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let pidfile = adopt_raw(
+        field(state, "pidfile")?
+            .parse()
+            .map_err(|_| bad("pidfile"))?,
+    )?;
+    Ok((resume_from(state, fds)?, pidfile))
+}
+
+fn field<'a>(state: &'a str, key: &str) -> Result<&'a str, String> {
+    state
+        .split(',')
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+        .ok_or_else(|| format!("the handed-over state lacks {key}"))
+}
+
+fn bad(key: &str) -> String {
+    format!("the handed-over state has a bad {key}")
+}
+
+fn adopt_raw(raw: RawFd) -> Result<OwnedFd, String> {
+    // Only take fds that are open (a --resume typed by hand must not adopt garbage).
+    // SAFETY: F_GETFD reads no memory; on a closed fd it fails with EBADF.
+    if unsafe { libc::fcntl(raw, libc::F_GETFD) } < 0 {
+        return Err(format!("fd {raw} of the handed-over state is not open"));
+    }
+    // SAFETY: the predecessor image left this fd open across execve for us alone, and we
+    // checked above that it is open; nothing else in this process owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    set_cloexec(fd.as_raw_fd(), true).map_err(|e| e.to_string())?;
+    Ok(fd)
+}
+
+/// A Resume from a state line and the fds it describes (dev first, then clones).
+fn resume_from(state: &str, mut fds: Vec<OwnedFd>) -> Result<Resume, String> {
+    let num =
+        |key: &str| -> Result<u64, String> { field(state, key)?.parse().map_err(|_| bad(key)) };
+    if num("v")? != u64::from(STATE_VERSION) {
+        return Err(format!(
+            "the predecessor speaks state version {}, this binary {STATE_VERSION}",
+            num("v")?
+        ));
+    }
+    if fds.is_empty() || num("fds")? != fds.len() as u64 {
+        return Err(format!(
+            "{} fds handed over, the state says {}",
+            fds.len(),
+            num("fds")?
+        ));
+    }
+    for fd in &fds {
+        is_fuse_device(fd)?;
+    }
+    let dev = fds.remove(0);
+    let small =
+        |key: &str| -> Result<u16, String> { u16::try_from(num(key)?).map_err(|_| bad(key)) };
+    let word =
+        |key: &str| -> Result<u32, String> { u32::try_from(num(key)?).map_err(|_| bad(key)) };
+    Ok(Resume {
+        init: InitOut {
+            minor: word("minor")?,
+            max_readahead: word("readahead")?,
+            flags: num("flags")?,
+            max_background: small("background")?,
+            max_write: word("max_write")?,
+            max_pages: small("max_pages")?,
+        },
+        kernel_flags: num("kernel")?,
+        predecessor: word("pid")?,
+        dev,
+        clones: fds,
+    })
 }
 
 fn set_cloexec(fd: RawFd, on: bool) -> io::Result<()> {
@@ -136,70 +325,6 @@ pub fn resend(dev: BorrowedFd<'_>) -> io::Result<()> {
         .map_err(|_| io::Error::other("notify header"))?;
     nix::unistd::write(dev, &msg)?;
     Ok(())
-}
-
-/// Parse the state a predecessor image passed, and take its file descriptors.
-pub fn adopt(state: &str) -> Result<Resume, String> {
-    let get = |key: &str| -> Result<&str, String> {
-        state
-            .split(',')
-            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
-            .ok_or_else(|| format!("the resume state lacks {key}: start without --resume."))
-    };
-    let num = |key: &str| -> Result<u64, String> {
-        get(key)?
-            .parse()
-            .map_err(|_| format!("the resume state has a bad {key}: start without --resume."))
-    };
-    let fd_of = |n: u64| -> Result<OwnedFd, String> {
-        let raw = RawFd::try_from(n).map_err(|_| "a bad fd in the resume state".to_owned())?;
-        // Only take fds that are open (a --resume typed by hand must not adopt garbage).
-        // SAFETY: F_GETFD reads no memory; on a closed fd it fails with EBADF.
-        if unsafe { libc::fcntl(raw, libc::F_GETFD) } < 0 {
-            return Err(format!(
-                "fd {raw} of the resume state is not open: start without --resume."
-            ));
-        }
-        // SAFETY: the predecessor image left this fd open across execve for us alone, and
-        // we checked above that it is open; nothing else in this process owns it.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        set_cloexec(fd.as_raw_fd(), true).map_err(|e| e.to_string())?;
-        Ok(fd)
-    };
-    let dev = fd_of(num("dev")?)?;
-    is_fuse_device(&dev)?;
-    let clones = get("clones")?
-        .split(':')
-        .filter(|c| !c.is_empty())
-        .map(|c| {
-            c.parse::<u64>()
-                .map_err(|_| "a bad clone fd in the resume state".to_owned())
-                .and_then(fd_of)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    for c in &clones {
-        is_fuse_device(c)?;
-    }
-    let small = |key: &str| -> Result<u16, String> {
-        u16::try_from(num(key)?).map_err(|_| format!("a bad {key}"))
-    };
-    let word = |key: &str| -> Result<u32, String> {
-        u32::try_from(num(key)?).map_err(|_| format!("a bad {key}"))
-    };
-    Ok(Resume {
-        pidfile: fd_of(num("pidfile")?)?,
-        init: InitOut {
-            minor: word("minor")?,
-            max_readahead: word("readahead")?,
-            flags: num("flags")?,
-            max_background: small("background")?,
-            max_write: word("max_write")?,
-            max_pages: small("max_pages")?,
-        },
-        kernel_flags: num("kernel")?,
-        dev,
-        clones,
-    })
 }
 
 /// /dev/fuse is character device 10:229.

@@ -113,8 +113,8 @@ fn sigusr1_upgrades_in_place_without_a_failed_read() {
 }
 
 #[test]
-fn sigusr1_on_the_uring_transport_is_refused_and_serving_goes_on() {
-    if !root_or_skip("sigusr1_on_the_uring_transport_is_refused_and_serving_goes_on") {
+fn upgrades_on_the_uring_transport_are_refused_and_serving_goes_on() {
+    if !root_or_skip("upgrades_on_the_uring_transport_are_refused_and_serving_goes_on") {
         return;
     }
     let mut d = Daemon::start("upgrade-uring", &["--transport", "uring"]);
@@ -131,4 +131,115 @@ fn sigusr1_on_the_uring_transport_is_refused_and_serving_goes_on() {
         log.contains("no in-place upgrade") && log.contains("io_uring"),
         "{log}"
     );
+}
+
+#[test]
+fn takeover_by_a_new_process_without_a_failed_read() {
+    if !root_or_skip("takeover_by_a_new_process_without_a_failed_read") {
+        return;
+    }
+    let mut d = Daemon::start("takeover", &["--transport", "classic"]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers = hammer(
+        &d,
+        &["proc/meminfo", "proc/stat", "proc/uptime", "proc/cpuinfo"],
+        stop.clone(),
+    );
+    let mut current: Option<std::process::Child> = None;
+    for round in 0..4 {
+        std::thread::sleep(Duration::from_millis(300));
+        let next = std::process::Command::new(env!("CARGO_BIN_EXE_lxcfs-uring"))
+            .args(["--takeover", "--transport", "classic", "--runtime-dir"])
+            .arg(&d.runtime)
+            .arg(&d.mnt)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The predecessor hands over and exits 0, leaving the mount in place.
+        match current.take() {
+            None => {
+                let (status, log) = d
+                    .wait_exit(Duration::from_secs(10))
+                    .expect("the first instance hands over and exits");
+                assert!(
+                    status.success() && log.contains("handed the mount over"),
+                    "{status}: {log}"
+                );
+            }
+            Some(mut prev) => {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                let status = loop {
+                    if let Some(st) = prev.try_wait().unwrap() {
+                        break st;
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "round {round}: the predecessor did not exit"
+                    );
+                    std::thread::sleep(Duration::from_millis(10));
+                };
+                assert!(status.success(), "round {round}: {status}");
+            }
+        }
+        current = Some(next);
+        assert!(is_mounted(&d.mnt), "round {round}: the mount went away");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let (mut reads, mut failures, mut slowest) = (0, Vec::new(), Duration::ZERO);
+    for r in readers {
+        let (n, f, s) = r.join().unwrap();
+        reads += n;
+        failures.extend(f);
+        slowest = slowest.max(s);
+    }
+    let mut last = current.unwrap();
+    let pid: i32 = std::fs::read_to_string(d.runtime.join("lxcfs.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        pid as u32,
+        last.id(),
+        "the pidfile names the process that serves"
+    );
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let status = last.wait().unwrap();
+    let mut log = String::new();
+    let _ = last.stderr.take().unwrap().read_to_string(&mut log);
+    assert!(status.success(), "{log}");
+    assert!(
+        failures.is_empty(),
+        "{} of {reads} reads failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(slowest < Duration::from_secs(1), "slowest read {slowest:?}");
+    assert!(reads > 100, "the readers ran: {reads}");
+}
+
+#[test]
+fn takeover_with_nothing_running_fails_and_disturbs_nothing() {
+    let dir = std::env::temp_dir().join(unique("takeover-none"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lxcfs-uring"))
+        .args(["--takeover", "--runtime-dir"])
+        .arg(&dir)
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !nix::unistd::geteuid().is_root() {
+        return; // refused earlier, for not being root
+    }
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("nothing to take over"), "{err}");
+    assert!(!is_mounted(&dir));
 }
