@@ -85,6 +85,10 @@ pub struct Cli {
     #[arg(long)]
     pub takeover: bool,
 
+    /// Run as the keeper of a serving process (internal; see src/keeper.rs).
+    #[arg(long, hide = true)]
+    pub keep: Option<String>,
+
     /// State handed over by a predecessor program image on a SIGUSR1 upgrade (internal).
     #[arg(long, hide = true)]
     pub resume: Option<String>,

@@ -30,7 +30,15 @@ pub fn listen(runtime_dir: &Path, session: Arc<Session>) -> io::Result<()> {
                 match conn {
                     Ok(c) => match answer(&session, c) {
                         Ok(true) => {
-                            // A successor took the connection: leave without unmounting.
+                            // A successor took the connection: leave without unmounting,
+                            // and take our keeper along (the successor starts its own).
+                            let keeper = session.keeper.load(std::sync::atomic::Ordering::Relaxed);
+                            if keeper != 0 {
+                                let _ = nix::sys::signal::kill(
+                                    nix::unistd::Pid::from_raw(keeper as i32),
+                                    nix::sys::signal::Signal::SIGTERM,
+                                );
+                            }
                             info!("handed the mount over; exiting");
                             std::process::exit(0);
                         }

@@ -28,6 +28,10 @@ pub fn run(cli: &Cli) -> Result<(), String> {
     if !nix::unistd::geteuid().is_root() {
         return Err("lxcfs-uring must run as root: it mounts a filesystem and reads every container's cgroups.".into());
     }
+    if let Some(state) = &cli.keep {
+        let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        return crate::keeper::run(state, mountpoint, &crate::keeper::successor_args(&argv));
+    }
     if let Some(state) = &cli.resume {
         return run_resumed(cli, mountpoint, state);
     }
@@ -51,33 +55,43 @@ pub fn run(cli: &Cli) -> Result<(), String> {
 fn run_resumed(cli: &Cli, mountpoint: &Path, state: &str) -> Result<(), String> {
     let (r, pidfile_fd) =
         crate::upgrade::adopt_exec(state).map_err(|e| format!("{e}: start without --resume."))?;
-    let pidfile = Pidfile::adopt(&cli.pidfile(), pidfile_fd);
+    let pidfile = match pidfile_fd {
+        Some(fd) => Pidfile::adopt(&cli.pidfile(), fd),
+        // Started by the keeper after a crash: the dead server's lock died with it.
+        None => acquire_pidfile_soon(&cli.pidfile())?,
+    };
     serve_handed_over(cli, mountpoint, r, pidfile)
 }
 
 /// `--takeover`: take the connection over from the instance running with our
 /// --runtime-dir, then serve it.
 fn run_takeover(cli: &Cli, mountpoint: &Path) -> Result<(), String> {
-    let r = crate::upgrade::take(&cli.runtime_dir)?;
+    let mut r = crate::upgrade::take(&cli.runtime_dir)?;
+    // The predecessor takes its keeper along; ours is started once we serve.
+    r.keeper = 0;
     // The predecessor exits once it has our confirmation; its pidfile lock goes with it.
-    let pidfile_path = cli.pidfile();
+    let pidfile = acquire_pidfile_soon(&cli.pidfile())?;
+    info!("took over from pid {}", r.predecessor);
+    serve_handed_over(cli, mountpoint, r, pidfile)
+}
+
+/// The pidfile, waiting up to 10 s for a predecessor that is exiting to release it.
+fn acquire_pidfile_soon(path: &Path) -> Result<Pidfile, String> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let pidfile = loop {
-        match Pidfile::acquire(&pidfile_path) {
-            Ok(p) => break p,
+    loop {
+        match Pidfile::acquire(path) {
+            Ok(p) => return Ok(p),
             Err(e) if Pidfile::is_held_elsewhere(&e) && std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
             Err(e) => {
                 return Err(format!(
                     "took the connection over, but the pidfile {} stays locked ({e}).",
-                    pidfile_path.display()
+                    path.display()
                 ));
             }
         }
-    };
-    info!("took over from pid {}", r.predecessor);
-    serve_handed_over(cli, mountpoint, r, pidfile)
+    }
 }
 
 /// Serve a connection handed over by a predecessor (an older image or process).
@@ -98,6 +112,7 @@ fn serve_handed_over(
         .resumed(r.init, r.kernel_flags),
     );
     let signals = block_signals()?;
+    session.keeper.store(r.keeper, Ordering::Relaxed);
     let workers = ring::classic::start_workers(session.clone(), r.clones);
     crate::stats::set_transport("classic");
     info!(
@@ -205,6 +220,13 @@ fn serve(
     match std::fs::metadata(mountpoint.join("proc/meminfo")) {
         Ok(_) => notify_ready(),
         Err(e) => warn!("the mount does not answer yet: {e}"),
+    }
+    // Where a successor can recover what we hold, a keeper holds the connection for one.
+    if session.keeper.load(Ordering::Relaxed) == 0 && crate::upgrade::refusal(session).is_none() {
+        match crate::keeper::spawn(session, &exe, &argv) {
+            Ok(pid) => info!("keeper pid {pid} holds the connection should this process die"),
+            Err(e) => warn!("cannot start a keeper ({e}): a crash would take the mount down"),
+        }
     }
 
     let sig = loop {

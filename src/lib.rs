@@ -13,6 +13,7 @@ pub mod control;
 pub mod cpulist;
 pub mod daemon;
 pub mod fs;
+pub mod keeper;
 pub mod kfile;
 pub mod loadavg;
 pub mod log;

@@ -37,6 +37,8 @@ pub const STATE_VERSION: u32 = 1;
 
 /// What a successor takes over.
 pub struct Resume {
+    /// The keeper process watching over the connection (0: none).
+    pub keeper: u32,
     pub dev: OwnedFd,
     pub clones: Vec<OwnedFd>,
     pub init: InitOut,
@@ -66,17 +68,23 @@ pub fn refusal(s: &Session) -> Option<&'static str> {
 /// Stop answering and describe the connection: the state line and the fds to hand over,
 /// the original /dev/fuse file first, then the workers' clones.
 fn freeze(s: &Session) -> io::Result<(String, Vec<RawFd>)> {
+    s.frozen.store(true, Ordering::Release);
+    // A worker past its frozen check finishes its write within microseconds.
+    std::thread::sleep(Duration::from_millis(20));
+    describe(s)
+}
+
+/// The state line and the fds of the connection (the original first, then the clones).
+pub fn describe(s: &Session) -> io::Result<(String, Vec<RawFd>)> {
     let init = s
         .init()
         .copied()
         .ok_or_else(|| io::Error::other("INIT not done yet"))?;
-    s.frozen.store(true, Ordering::Release);
-    // A worker past its frozen check finishes its write within microseconds.
-    std::thread::sleep(Duration::from_millis(20));
+    let keeper = s.keeper.load(Ordering::Relaxed);
     let clones = s.clones.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let fds: Vec<RawFd> = std::iter::once(s.dev.as_raw_fd()).chain(clones).collect();
     let state = format!(
-        "v={STATE_VERSION},pid={},minor={},readahead={},flags={},background={},max_write={},max_pages={},kernel={},fds={}",
+        "v={STATE_VERSION},pid={},keeper={keeper},minor={},readahead={},flags={},background={},max_write={},max_pages={},kernel={},fds={}",
         std::process::id(),
         init.minor,
         init.max_readahead,
@@ -222,7 +230,7 @@ pub fn take(runtime_dir: &Path) -> Result<Resume, String> {
 }
 
 /// Parse the state a predecessor image passed across execve, and take its fds.
-pub fn adopt_exec(state: &str) -> Result<(Resume, OwnedFd), String> {
+pub fn adopt_exec(state: &str) -> Result<(Resume, Option<OwnedFd>), String> {
     let fds = field(state, "fdnums")?
         .split(':')
         .map(|n| {
@@ -231,11 +239,11 @@ pub fn adopt_exec(state: &str) -> Result<(Resume, OwnedFd), String> {
                 .and_then(adopt_raw)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let pidfile = adopt_raw(
-        field(state, "pidfile")?
-            .parse()
-            .map_err(|_| bad("pidfile"))?,
-    )?;
+    // A keeper's successor has no pidfile fd: the dead server's lock went with it.
+    let pidfile = match field(state, "pidfile") {
+        Ok(n) => Some(adopt_raw(n.parse().map_err(|_| bad("pidfile"))?)?),
+        Err(_) => None,
+    };
     Ok((resume_from(state, fds)?, pidfile))
 }
 
@@ -299,6 +307,10 @@ fn resume_from(state: &str, mut fds: Vec<OwnedFd>) -> Result<Resume, String> {
         },
         kernel_flags: num("kernel")?,
         predecessor: word("pid")?,
+        keeper: field(state, "keeper")
+            .ok()
+            .and_then(|k| k.parse().ok())
+            .unwrap_or(0),
         dev,
         clones: fds,
     })

@@ -243,3 +243,84 @@ fn takeover_with_nothing_running_fails_and_disturbs_nothing() {
     assert!(err.contains("nothing to take over"), "{err}");
     assert!(!is_mounted(&dir));
 }
+
+fn pidfile_pid(d: &Daemon) -> Option<i32> {
+    std::fs::read_to_string(d.runtime.join("lxcfs.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn alive(pid: i32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
+}
+
+#[test]
+fn sigkill_of_the_server_is_survived_without_a_failed_read() {
+    if !root_or_skip("sigkill_of_the_server_is_survived_without_a_failed_read") {
+        return;
+    }
+    let d = Daemon::start("crash", &["--transport", "classic"]);
+    std::thread::sleep(Duration::from_millis(300)); // the keeper starts once the mount serves
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers = hammer(
+        &d,
+        &["proc/meminfo", "proc/stat", "proc/uptime", "proc/cpuinfo"],
+        stop.clone(),
+    );
+    for round in 0..5 {
+        std::thread::sleep(Duration::from_millis(400));
+        let victim = pidfile_pid(&d).expect("a pidfile");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(victim),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        // A successor serves within a second, and the pidfile names it.
+        let deadline = Instant::now() + Duration::from_secs(1);
+        loop {
+            if pidfile_pid(&d).is_some_and(|p| p != victim && alive(p)) {
+                assert!(is_mounted(&d.mnt), "round {round}: the mount went away");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: no successor within a second"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(400));
+    stop.store(true, Ordering::Relaxed);
+    let (mut reads, mut failures, mut slowest) = (0, Vec::new(), Duration::ZERO);
+    for r in readers {
+        let (n, f, s) = r.join().unwrap();
+        reads += n;
+        failures.extend(f);
+        slowest = slowest.max(s);
+    }
+    // Stop the last successor cleanly: it unmounts, and the keeper leaves with it.
+    let last = pidfile_pid(&d).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(last),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(last) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!alive(last), "the last server did not stop");
+    assert!(
+        failures.is_empty(),
+        "{} of {reads} reads failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(slowest < Duration::from_secs(1), "slowest read {slowest:?}");
+    assert!(reads > 100, "the readers ran: {reads}");
+}

@@ -53,6 +53,8 @@ pub struct Session {
     pub frozen: std::sync::atomic::AtomicBool,
     /// The /dev/fuse clones the classic workers serve (kept open across an upgrade).
     pub clones: std::sync::Mutex<Vec<std::os::fd::RawFd>>,
+    /// The keeper process holding the connection for a successor should we crash (0: none).
+    pub keeper: std::sync::atomic::AtomicU32,
 }
 
 impl Session {
@@ -66,6 +68,7 @@ impl Session {
             kernel_flags: OnceLock::new(),
             frozen: Default::default(),
             clones: Default::default(),
+            keeper: Default::default(),
         }
     }
 

@@ -1,0 +1,162 @@
+//! Crash survival: a small keeper process holds duplicates of the connection's /dev/fuse
+//! files, so a server that dies (SIGKILL, a crash) does not take the mount with it, and
+//! starts a successor at once. The successor has the kernel resend every request the dead
+//! server had read but not answered: they sit in the processing queues of files the keeper
+//! still holds. Classic transport with FUSE_NOTIFY_RESEND only (see `upgrade`).
+//!
+//! The keeper parses no request and no kernel text: it waits on the server's pidfd.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+
+use crate::container::pidns;
+use crate::ring::Session;
+use crate::upgrade::{self, RESUME_FLAG};
+use crate::{info, warn};
+
+/// The hidden flag that makes a process a keeper.
+pub const KEEP_FLAG: &str = "--keep";
+
+/// Start a keeper for this serving process. It is given duplicates of the connection's
+/// files and the arguments to start a successor with.
+pub fn spawn(s: &Session, exe: &Path, argv: &[OsString]) -> io::Result<u32> {
+    let (state, fds) = upgrade::describe(s)?;
+    // Duplicates without close-on-exec, so the keeper inherits them.
+    let dups: Vec<OwnedFd> = fds
+        .iter()
+        .map(|&fd| nix::unistd::dup(unsafe_borrowed(fd)).map_err(io::Error::from))
+        .collect::<io::Result<_>>()?;
+    let numbers: Vec<String> = dups.iter().map(|d| d.as_raw_fd().to_string()).collect();
+    let state = format!("{state},fdnums={}", numbers.join(":"));
+    let child = Command::new(exe)
+        .arg(KEEP_FLAG)
+        .arg(state)
+        .args(successor_args(argv))
+        .stdin(Stdio::null())
+        .spawn()?;
+    drop(dups); // the keeper has its own now
+    let pid = child.id();
+    s.keeper.store(pid, Ordering::Relaxed);
+    // The keeper outlives us by design; it is never waited for here.
+    std::mem::forget(child);
+    Ok(pid)
+}
+
+fn unsafe_borrowed(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
+    // SAFETY: `fd` is one of the session's /dev/fuse files, open for the process's life.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+}
+
+/// Our arguments without the hidden hand-over flags (and the program name).
+pub fn successor_args(argv: &[OsString]) -> Vec<OsString> {
+    let mut out = Vec::new();
+    let mut skip = false;
+    for a in argv.iter().skip(1) {
+        if skip {
+            skip = false;
+        } else if a == RESUME_FLAG || a == KEEP_FLAG {
+            skip = true;
+        } else if a != "--takeover" {
+            out.push(a.clone());
+        }
+    }
+    out
+}
+
+/// The keeper's life: watch the server; when it dies with the mount still in place, start
+/// a successor on the held files; when the mount is gone (a clean stop), leave.
+pub fn run(state: &str, mountpoint: &Path, args: &[OsString]) -> Result<(), String> {
+    // The server spawned us with its signals blocked (it takes them synchronously): the
+    // keeper must die of SIGTERM when the server hands the mount over.
+    let _ = nix::sys::signal::SigSet::all().thread_unblock();
+    let fds: Vec<OwnedFd> = field(state, "fdnums")?
+        .split(':')
+        .map(|n| {
+            let raw: RawFd = n.parse().map_err(|_| "a bad fd number".to_owned())?;
+            // SAFETY: our parent passed these duplicates to us alone, open and inherited.
+            Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+        })
+        .collect::<Result<_, String>>()?;
+    let numbers: Vec<String> = fds.iter().map(|f| f.as_raw_fd().to_string()).collect();
+    let mut server: u32 = field(state, "pid")?
+        .parse()
+        .map_err(|_| "a bad pid".to_owned())?;
+    let mut child: Option<Child> = None;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let me = std::process::id();
+    info!("keeper {me}: holding the connection for pid {server}");
+    loop {
+        let pidfd = pidns::pidfd_open(server).map_err(|e| format!("watching pid {server}: {e}"))?;
+        wait_exit(&pidfd);
+        if let Some(mut c) = child.take() {
+            let _ = c.wait(); // our own successor: reap it
+        }
+        if !is_mounted(mountpoint) {
+            info!("keeper {me}: pid {server} stopped and unmounted; leaving");
+            return Ok(());
+        }
+        // The server died with the mount in place: a crash, or SIGKILL.
+        let base: Vec<&str> = state
+            .split(',')
+            .filter(|kv| {
+                !kv.starts_with("fdnums=") && !kv.starts_with("pid=") && !kv.starts_with("keeper=")
+            })
+            .collect();
+        let successor_state = format!(
+            "{},pid={server},keeper={me},fdnums={}",
+            base.join(","),
+            numbers.join(":")
+        );
+        let c = Command::new(&exe)
+            .arg(RESUME_FLAG)
+            .arg(successor_state)
+            .args(args)
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting a successor: {e}"))?;
+        warn!(
+            "keeper {me}: pid {server} died; successor is pid {}",
+            c.id()
+        );
+        server = c.id();
+        child = Some(c);
+    }
+}
+
+fn wait_exit(pidfd: &OwnedFd) {
+    let mut p = libc::pollfd {
+        fd: pidfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one valid pollfd; blocks until the process exits.
+        let r = unsafe { libc::poll(&mut p, 1, -1) };
+        if r > 0 || (r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR)) {
+            return;
+        }
+    }
+}
+
+fn field<'a>(state: &'a str, key: &str) -> Result<&'a str, String> {
+    state
+        .split(',')
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+        .ok_or_else(|| format!("the keeper's state lacks {key}"))
+}
+
+/// Whether lxcfs-uring's filesystem is still mounted at `mountpoint`.
+fn is_mounted(mountpoint: &Path) -> bool {
+    let canonical: PathBuf =
+        std::fs::canonicalize(mountpoint).unwrap_or_else(|_| mountpoint.to_owned());
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let want = canonical.to_string_lossy();
+    info.lines().any(|l| {
+        let mut f = l.split(' ');
+        f.nth(4) == Some(want.as_ref()) && l.contains(" - fuse.lxcfs ")
+    })
+}
