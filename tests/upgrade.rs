@@ -44,6 +44,20 @@ fn hammer(
         .collect()
 }
 
+/// The readers' totals: reads, failures, slowest read.
+fn gather(
+    readers: Vec<std::thread::JoinHandle<(u64, Vec<String>, Duration)>>,
+) -> (u64, Vec<String>, Duration) {
+    let (mut reads, mut failures, mut slowest) = (0, Vec::new(), Duration::ZERO);
+    for r in readers {
+        let (n, f, s) = r.join().unwrap();
+        reads += n;
+        failures.extend(f);
+        slowest = slowest.max(s);
+    }
+    (reads, failures, slowest)
+}
+
 #[test]
 fn sigusr1_upgrades_in_place_without_a_failed_read() {
     if !root_or_skip("sigusr1_upgrades_in_place_without_a_failed_read") {
@@ -76,13 +90,7 @@ fn sigusr1_upgrades_in_place_without_a_failed_read() {
     }
     std::thread::sleep(Duration::from_millis(400));
     stop.store(true, Ordering::Relaxed);
-    let (mut reads, mut failures, mut slowest) = (0, Vec::new(), Duration::ZERO);
-    for r in readers {
-        let (n, f, s) = r.join().unwrap();
-        reads += n;
-        failures.extend(f);
-        slowest = slowest.max(s);
-    }
+    let (reads, failures, slowest) = gather(readers);
     assert!(is_mounted(&d.mnt), "the mount went away");
     assert_eq!(d.pid(), pid);
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
@@ -188,13 +196,7 @@ fn takeover_by_a_new_process_without_a_failed_read() {
     }
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
-    let (mut reads, mut failures, mut slowest) = (0, Vec::new(), Duration::ZERO);
-    for r in readers {
-        let (n, f, s) = r.join().unwrap();
-        reads += n;
-        failures.extend(f);
-        slowest = slowest.max(s);
-    }
+    let (reads, failures, slowest) = gather(readers);
     let mut last = current.unwrap();
     let pid: i32 = std::fs::read_to_string(d.runtime.join("lxcfs.pid"))
         .unwrap()
@@ -296,13 +298,7 @@ fn sigkill_of_the_server_is_survived_without_a_failed_read() {
     }
     std::thread::sleep(Duration::from_millis(400));
     stop.store(true, Ordering::Relaxed);
-    let (mut reads, mut failures, mut slowest) = (0, Vec::new(), Duration::ZERO);
-    for r in readers {
-        let (n, f, s) = r.join().unwrap();
-        reads += n;
-        failures.extend(f);
-        slowest = slowest.max(s);
-    }
+    let (reads, failures, slowest) = gather(readers);
     // Stop the last successor cleanly: it unmounts, and the keeper leaves with it.
     let last = pidfile_pid(&d).unwrap();
     nix::sys::signal::kill(
