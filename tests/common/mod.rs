@@ -166,6 +166,26 @@ impl Drop for Daemon {
             let _ = c.kill();
             let _ = c.wait();
         }
+        // Keepers, successors and takeover processes name our mountpoint on their command
+        // lines: none may outlive the test, whatever it did.
+        let mark = self.mnt.to_string_lossy().into_owned();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|p| p.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            if pid != std::process::id() as i32 && String::from_utf8_lossy(&cmdline).contains(&mark)
+            {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
         if is_mounted(&self.mnt) {
             let _ = nix::mount::umount2(&self.mnt, nix::mount::MntFlags::MNT_DETACH);
         }
