@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 
 use crate::container::pidns;
 use crate::ring::Session;
-use crate::upgrade::{self, RESUME_FLAG};
+use crate::upgrade::{self, RESUME_FLAG, field};
 use crate::{info, warn};
 
 /// The hidden flag that makes a process a keeper.
@@ -91,7 +91,7 @@ pub fn run(state: &str, mountpoint: &Path, args: &[OsString]) -> Result<(), Stri
     info!("keeper {me}: holding the connection for pid {server}");
     loop {
         let pidfd = pidns::pidfd_open(server).map_err(|e| format!("watching pid {server}: {e}"))?;
-        wait_exit(&pidfd);
+        pidns::wait_exit(&pidfd);
         if let Some(mut c) = child.take() {
             let _ = c.wait(); // our own successor: reap it
         }
@@ -125,28 +125,6 @@ pub fn run(state: &str, mountpoint: &Path, args: &[OsString]) -> Result<(), Stri
         server = c.id();
         child = Some(c);
     }
-}
-
-fn wait_exit(pidfd: &OwnedFd) {
-    let mut p = libc::pollfd {
-        fd: pidfd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    loop {
-        // SAFETY: one valid pollfd; blocks until the process exits.
-        let r = unsafe { libc::poll(&mut p, 1, -1) };
-        if r > 0 || (r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR)) {
-            return;
-        }
-    }
-}
-
-fn field<'a>(state: &'a str, key: &str) -> Result<&'a str, String> {
-    state
-        .split(',')
-        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
-        .ok_or_else(|| format!("the keeper's state lacks {key}"))
 }
 
 /// Whether lxcfs-uring's filesystem is still mounted at `mountpoint`.

@@ -247,7 +247,8 @@ pub fn adopt_exec(state: &str) -> Result<(Resume, Option<OwnedFd>), String> {
     Ok((resume_from(state, fds)?, pidfile))
 }
 
-fn field<'a>(state: &'a str, key: &str) -> Result<&'a str, String> {
+/// The value of `key` in a state line (`k=v,k=v,...`).
+pub fn field<'a>(state: &'a str, key: &str) -> Result<&'a str, String> {
     state
         .split(',')
         .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))

@@ -58,6 +58,21 @@ fn gather(
     (reads, failures, slowest)
 }
 
+/// The readers ran, no read failed, none took a second.
+fn assert_no_read_failed(reads: u64, failures: &[String], slowest: Duration, log: &str) {
+    assert!(
+        failures.is_empty(),
+        "{} of {reads} reads failed: {:?}\n{log}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(
+        slowest < Duration::from_secs(1),
+        "slowest read {slowest:?}\n{log}"
+    );
+    assert!(reads > 100, "the readers ran: {reads}");
+}
+
 #[test]
 fn sigusr1_upgrades_in_place_without_a_failed_read() {
     if !root_or_skip("sigusr1_upgrades_in_place_without_a_failed_read") {
@@ -102,16 +117,7 @@ fn sigusr1_upgrades_in_place_without_a_failed_read() {
     d.signal(nix::sys::signal::Signal::SIGTERM);
     let (_, log) = d.wait_exit(Duration::from_secs(10)).expect("exits");
     let _ = std::fs::remove_dir_all(&bin_dir);
-    assert!(
-        failures.is_empty(),
-        "{} of {reads} reads failed: {:?}\n{log}",
-        failures.len(),
-        &failures[..failures.len().min(5)]
-    );
-    assert!(
-        slowest < Duration::from_secs(1),
-        "slowest read {slowest:?}\n{log}"
-    );
+    assert_no_read_failed(reads, &failures, slowest, &log);
     assert_eq!(
         log.matches("resumed on").count(),
         upgrades,
@@ -216,14 +222,7 @@ fn takeover_by_a_new_process_without_a_failed_read() {
     let mut log = String::new();
     let _ = last.stderr.take().unwrap().read_to_string(&mut log);
     assert!(status.success(), "{log}");
-    assert!(
-        failures.is_empty(),
-        "{} of {reads} reads failed: {:?}",
-        failures.len(),
-        &failures[..failures.len().min(5)]
-    );
-    assert!(slowest < Duration::from_secs(1), "slowest read {slowest:?}");
-    assert!(reads > 100, "the readers ran: {reads}");
+    assert_no_read_failed(reads, &failures, slowest, "");
 }
 
 #[test]
@@ -311,12 +310,5 @@ fn sigkill_of_the_server_is_survived_without_a_failed_read() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(!alive(last), "the last server did not stop");
-    assert!(
-        failures.is_empty(),
-        "{} of {reads} reads failed: {:?}",
-        failures.len(),
-        &failures[..failures.len().min(5)]
-    );
-    assert!(slowest < Duration::from_secs(1), "slowest read {slowest:?}");
-    assert!(reads > 100, "the readers ran: {reads}");
+    assert_no_read_failed(reads, &failures, slowest, "");
 }

@@ -168,14 +168,25 @@ fn pidfd_open_flags(pid: u32, flags: libc::c_long) -> io::Result<OwnedFd> {
 
 /// Whether the process behind `pidfd` has exited.
 pub fn has_exited(pidfd: &OwnedFd) -> bool {
+    poll_exit(pidfd, 0)
+}
+
+/// Block until the process behind `pidfd` exits.
+pub fn wait_exit(pidfd: &OwnedFd) {
+    while !poll_exit(pidfd, -1) {}
+}
+
+/// Poll `pidfd` for exit for up to `timeout_ms` (-1: forever). True once it has exited, or
+/// when polling itself fails (the caller must not wait on a broken fd).
+fn poll_exit(pidfd: &OwnedFd, timeout_ms: libc::c_int) -> bool {
     let mut p = libc::pollfd {
         fd: pidfd.as_raw_fd(),
         events: libc::POLLIN,
         revents: 0,
     };
-    // SAFETY: one valid pollfd, zero timeout.
-    let r = unsafe { libc::poll(&mut p, 1, 0) };
-    r != 0
+    // SAFETY: one valid pollfd on an fd we own for the whole call.
+    let r = unsafe { libc::poll(&mut p, 1, timeout_ms) };
+    r > 0 || (r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR))
 }
 
 #[cfg(test)]
