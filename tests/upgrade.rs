@@ -123,7 +123,6 @@ fn sigusr1_upgrades_in_place_without_a_failed_read() {
         upgrades,
         "every SIGUSR1 upgraded:\n{log}"
     );
-    assert!(reads > 100, "the readers ran: {reads}");
 }
 
 #[test]
