@@ -57,6 +57,12 @@ pub struct Cli {
     #[arg(short = 'l', long)]
     pub enable_loadavg: bool,
 
+    /// Show the cgroup hierarchies under cgroup/ (for runtimes without cgroup namespaces):
+    /// each caller sees only its own cgroup and below, with pids in its own numbering, and
+    /// may create, remove and configure cgroups there as the kernel would let it.
+    #[arg(long)]
+    pub enable_cgroup: bool,
+
     /// Accepted for lxcfs compatibility: pidfds are always used where the kernel has them.
     #[arg(long)]
     pub enable_pidfd: bool,

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use nix::sys::signal::{SigSet, Signal};
 
 use crate::cgroupfs::mounts::Hierarchies;
+use crate::cgroupfs::tree::CgroupTree;
 use crate::cli::Cli;
 use crate::container::Containers;
 use crate::fs::{Fs, ViewOptions};
@@ -137,6 +138,14 @@ fn build_fs(cli: &Cli) -> Result<Fs, String> {
     if hier.v1.is_empty() && hier.unified.is_none() {
         warn!("no cgroup hierarchy is mounted: every container will see the host's values");
     }
+    let cgroups = cli
+        .enable_cgroup
+        .then(|| {
+            let own = std::fs::read_to_string("/proc/self/cgroup")
+                .map_err(|e| format!("cannot read /proc/self/cgroup ({e}): is /proc mounted?"))?;
+            Ok::<_, String>(CgroupTree::discover(&hier, &own))
+        })
+        .transpose()?;
     let containers = Containers::new(hier)
         .map_err(|e| format!("cannot read our own pid namespace ({e}): is /proc mounted?"))?;
     let opts = ViewOptions {
@@ -144,7 +153,9 @@ fn build_fs(cli: &Cli) -> Result<Fs, String> {
         cfs: cli.enable_cfs,
         loadavg: cli.enable_loadavg,
     };
-    Ok(Fs::new(opts, containers))
+    let mut fs = Fs::new(opts, containers);
+    fs.cgroups = cgroups;
+    Ok(fs)
 }
 
 /// Signals are taken synchronously by the main thread; workers inherit the blocked mask.

@@ -4,16 +4,26 @@
 /// `controller` None asks for the unified (v2) line `0::/path`. A trailing `/init.scope`
 /// (systemd's place for a container's init) is dropped, as lxcfs does.
 pub fn cgroup_path<'a>(text: &'a str, controller: Option<&str>) -> Option<&'a str> {
+    find(text, |id, list| match controller {
+        None => id == "0" && list.is_empty(),
+        Some(c) => !list.is_empty() && list.split(',').any(|x| x == c),
+    })
+}
+
+/// The cgroup path in the hierarchy with id `hid` (the line's first field), as
+/// `cgroup_path` gives it.
+pub fn path_by_hid(text: &str, hid: u32) -> Option<&str> {
+    find(text, |id, _| id.parse() == Ok(hid))
+}
+
+/// The path of the first line whose id and controller list `hit` accepts.
+fn find(text: &str, hit: impl Fn(&str, &str) -> bool) -> Option<&str> {
     for line in text.lines() {
         let mut f = line.splitn(3, ':');
         let (Some(id), Some(list), Some(path)) = (f.next(), f.next(), f.next()) else {
             continue;
         };
-        let hit = match controller {
-            None => id == "0" && list.is_empty(),
-            Some(c) => !list.is_empty() && list.split(',').any(|x| x == c),
-        };
-        if hit && path.starts_with('/') {
+        if hit(id, list) && path.starts_with('/') {
             let p = path.strip_suffix("/init.scope").unwrap_or(path);
             return Some(if p.is_empty() { "/" } else { p });
         }
@@ -54,6 +64,9 @@ mod tests {
         assert_eq!(cgroup_path(HYBRID, None), Some("/user.slice"));
         assert_eq!(cgroup_path(HYBRID, Some("blkio")), None);
         assert_eq!(cgroup_path("0::/init.scope\n", None), Some("/"));
+        assert_eq!(path_by_hid(HYBRID, 2), Some("/lxc/c1"));
+        assert_eq!(path_by_hid(HYBRID, 0), Some("/user.slice"));
+        assert_eq!(path_by_hid(HYBRID, 7), None);
     }
 
     #[test]

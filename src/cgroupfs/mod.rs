@@ -3,7 +3,9 @@
 
 pub mod cpu;
 pub mod dir;
+pub mod fhandle;
 pub mod io;
 pub mod membership;
 pub mod memory;
 pub mod mounts;
+pub mod tree;

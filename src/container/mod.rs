@@ -5,6 +5,7 @@
 //! decide what the caller sees. A caller in the daemon's own pid namespace (or one the
 //! kernel could not name, pid 0) is its own container.
 
+pub mod creds;
 pub mod pidns;
 
 use std::collections::HashMap;

@@ -13,7 +13,11 @@ use nix::sys::stat::Mode;
 
 use crate::kfile::{self, ProcPath, parse_u64};
 
-/// `_IOR(0xb7, 0x7, int)` from linux/nsfs.h: a pid of the namespace, in ours.
+/// `_IO(0xb7, 0x2)` from linux/nsfs.h: the parent of a pid namespace.
+const NS_GET_PARENT: libc::c_ulong = 0xb702;
+/// `_IOR(0xb7, 0x6, int)`: a thread id of the namespace, in ours.
+const NS_GET_PID_FROM_PIDNS: libc::c_ulong = 0x8004_b706;
+/// `_IOR(0xb7, 0x7, int)`: a pid of the namespace, in ours (its thread group's id).
 const NS_GET_TGID_FROM_PIDNS: libc::c_ulong = 0x8004_b707;
 /// `_IOR(0xb7, 0x8, int)`: a pid of ours, in the namespace.
 const NS_GET_PID_IN_PIDNS: libc::c_ulong = 0x8004_b708;
@@ -36,38 +40,143 @@ pub fn init_of(pid: u32, scratch: &mut Vec<u8>) -> io::Result<u32> {
 }
 
 fn init_by_ioctl(pid: u32) -> io::Result<u32> {
-    ns_ioctl(pid, NS_GET_TGID_FROM_PIDNS, 1)
+    ioctl_pid(&open_pidns(pid)?, NS_GET_TGID_FROM_PIDNS, 1)
 }
 
-/// Translate `arg` with a pid-namespace ioctl on the namespace of `pid`.
-fn ns_ioctl(pid: u32, request: libc::c_ulong, arg: u32) -> io::Result<u32> {
-    let ns = nix::fcntl::open(
-        ProcPath::new(pid, "ns/pid").as_cstr(),
-        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
+/// Translate `arg` with a pid-namespace ioctl on the nsfs file `ns`.
+fn ioctl_pid(ns: &OwnedFd, request: libc::c_ulong, arg: u32) -> io::Result<u32> {
     // SAFETY: the NS_GET_*PID* ioctls take an integer argument by value and touch no
     // memory of ours; `ns` is an open nsfs file for the whole call.
     let r = unsafe { libc::ioctl(ns.as_raw_fd(), request as _, libc::c_ulong::from(arg)) };
-    if r <= 0 {
-        return Err(io::Error::last_os_error());
+    match r {
+        r if r > 0 => Ok(r as u32),
+        0 => Err(io::Error::from_raw_os_error(libc::ESRCH)),
+        _ => Err(io::Error::last_os_error()),
     }
-    Ok(r as u32)
 }
 
 /// The pid that `tid` (a pid of ours) has in the pid namespace of `member`.
 pub fn pid_in_ns_of(member: u32, tid: u32, scratch: &mut Vec<u8>) -> io::Result<u32> {
-    match ns_ioctl(member, NS_GET_PID_IN_PIDNS, tid) {
-        Ok(p) => Ok(p),
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTTY | libc::EINVAL)) => {
-            // Older kernels: the innermost entry of NSpid (tid is then in the same namespace).
-            kfile::read_path(ProcPath::new(tid, "status").as_cstr(), scratch)?;
-            let st =
-                parse_status(scratch).ok_or_else(|| io::Error::from_raw_os_error(libc::EIO))?;
-            Ok(st.nspid_last)
-        }
-        Err(e) => Err(e),
+    PidNs::of(member, scratch)?
+        .ns_pid(tid, scratch)
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))
+}
+
+/// One process's pid namespace, for translating pids between it and ours (the /cgroup
+/// tree's tasks and cgroup.procs, loadavg's last pid).
+pub struct PidNs {
+    /// The namespace's nsfs file; None when it is our own (pids are the same).
+    ns: Option<OwnedFd>,
+    ino: u64,
+    /// How many namespaces below ours it is (0: ours).
+    level: usize,
+}
+
+impl PidNs {
+    /// The pid namespace of `pid` (a pid of ours).
+    pub fn of(pid: u32, scratch: &mut Vec<u8>) -> io::Result<PidNs> {
+        let ns = open_pidns(pid)?;
+        let ino = nix::sys::stat::fstat(&ns)?.st_ino;
+        kfile::read_path(ProcPath::new(pid, "status").as_cstr(), scratch)?;
+        let depth = parse_status(scratch).map_or(0, |s| s.nspid_depth);
+        let level = depth.saturating_sub(1);
+        Ok(PidNs {
+            ns: (level > 0).then_some(ns),
+            ino,
+            level,
+        })
     }
+
+    /// The pid our `pid` has in this namespace; None when it is not visible there.
+    pub fn ns_pid(&self, pid: u32, scratch: &mut Vec<u8>) -> Option<u32> {
+        let Some(ns) = &self.ns else {
+            return Some(pid);
+        };
+        match ioctl_pid(ns, NS_GET_PID_IN_PIDNS, pid) {
+            Ok(p) => Some(p),
+            Err(e) if unsupported(&e) => self.ns_pid_by_status(pid, scratch),
+            Err(_) => None,
+        }
+    }
+
+    /// Our pid for the pid `pid` of this namespace (a thread id or a process id).
+    pub fn host_pid(&self, pid: u32, scratch: &mut Vec<u8>) -> io::Result<u32> {
+        let Some(ns) = &self.ns else {
+            return Ok(pid);
+        };
+        match ioctl_pid(ns, NS_GET_PID_FROM_PIDNS, pid) {
+            Err(e) if unsupported(&e) => self.host_pid_by_scan(pid, scratch),
+            r => r,
+        }
+    }
+
+    /// Before Linux 6.11: NSpid lists a process's pid in each namespace from ours down;
+    /// the entry at our level counts only if its namespace there is this one.
+    fn ns_pid_by_status(&self, pid: u32, scratch: &mut Vec<u8>) -> Option<u32> {
+        kfile::read_path(ProcPath::new(pid, "status").as_cstr(), scratch).ok()?;
+        let ids = nspid(scratch)?;
+        let at_level = *ids.get(self.level)?;
+        let mut ns = open_pidns(pid).ok()?;
+        for _ in 0..ids.len() - 1 - self.level {
+            ns = ns_parent(&ns).ok()?;
+        }
+        let ino = nix::sys::stat::fstat(&ns).ok()?.st_ino;
+        (ino == self.ino).then_some(at_level)
+    }
+
+    /// Before Linux 6.11: look through every thread for the one with that pid here.
+    fn host_pid_by_scan(&self, pid: u32, scratch: &mut Vec<u8>) -> io::Result<u32> {
+        for proc in numeric_entries("/proc".as_ref())? {
+            let tasks = numeric_entries(format!("/proc/{proc}/task").as_ref()).unwrap_or_default();
+            if let Some(t) = tasks
+                .into_iter()
+                .find(|&t| self.ns_pid_by_status(t, scratch) == Some(pid))
+            {
+                return Ok(t);
+            }
+        }
+        Err(io::Error::from_raw_os_error(libc::ESRCH))
+    }
+}
+
+/// Whether an nsfs ioctl failed only because this kernel does not have it.
+fn unsupported(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOTTY | libc::EINVAL))
+}
+
+fn open_pidns(pid: u32) -> io::Result<OwnedFd> {
+    Ok(nix::fcntl::open(
+        ProcPath::new(pid, "ns/pid").as_cstr(),
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+/// The parent of a pid namespace (NS_GET_PARENT, Linux 4.9+).
+fn ns_parent(ns: &OwnedFd) -> io::Result<OwnedFd> {
+    // SAFETY: NS_GET_PARENT takes no argument and returns a new fd or -1.
+    let fd = unsafe { libc::ioctl(ns.as_raw_fd(), NS_GET_PARENT as _) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this fd to us and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The pids on the NSpid line of /proc/<pid>/status, ours first.
+fn nspid(status: &[u8]) -> Option<Vec<u32>> {
+    let line = kfile::lines(status).find_map(|l| l.strip_prefix(b"NSpid:"))?;
+    line.split(|c| c.is_ascii_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(|s| parse_u64(s).and_then(|v| u32::try_from(v).ok()))
+        .collect()
+}
+
+/// The numeric names in a /proc directory.
+fn numeric_entries(dir: &std::path::Path) -> io::Result<Vec<u32>> {
+    Ok(std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect())
 }
 
 /// Walk up the parents while they stay in the namespace, until the one that is pid 1 there.

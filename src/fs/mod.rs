@@ -1,5 +1,6 @@
 //! The filesystem: requests in, replies out, over the static tree.
 
+pub mod cgroup;
 pub mod handles;
 pub mod sysfs;
 pub mod tree;
@@ -85,6 +86,8 @@ pub struct Fs {
     pub loadavg: Option<std::sync::Arc<crate::loadavg::LoadTracker>>,
     /// Show the host's files unchanged (toggled by SIGUSR2, as in lxcfs).
     pub passthrough: std::sync::atomic::AtomicBool,
+    /// The /cgroup tree, with --enable-cgroup.
+    pub cgroups: Option<crate::cgroupfs::tree::CgroupTree>,
     /// Seconds since the epoch at mount: the tree's timestamps.
     mount_time: u64,
 }
@@ -101,6 +104,7 @@ impl Fs {
             handles: Handles::default(),
             loadavg,
             passthrough: Default::default(),
+            cgroups: None,
             mount_time,
         }
     }
@@ -146,9 +150,14 @@ impl Fs {
         let h = &req.header;
         let overflow = |_: Overflow| libc::EIO;
         let dynamic = sysfs::is_dynamic(h.nodeid);
+        if self.in_cgroup_tree(h.nodeid)
+            && let Some(r) = self.cgroup_request(w, req, o)
+        {
+            return r.map(Some);
+        }
         match req.op {
             Op::Lookup { name } => {
-                if let Some(n) = tree::lookup(h.nodeid, name).filter(|n| shown(n)) {
+                if let Some(n) = tree::lookup(h.nodeid, name).filter(|n| self.shown(n)) {
                     encode::entry(o, &self.attr(n), STATIC_TTL, STATIC_TTL).map_err(overflow)?;
                 } else if h.nodeid == tree::CPU_DIR || dynamic {
                     let e = self.sys(w, h.pid, |cpus| match h.nodeid {
@@ -167,7 +176,7 @@ impl Fs {
                 encode::attr_out(o, &self.sys_attr(&e), SYS_ATTR_TTL).map_err(overflow)?;
             }
             Op::Getattr { .. } => {
-                encode::attr_out(o, &self.attr(static_node(h.nodeid)?), STATIC_TTL)
+                encode::attr_out(o, &self.attr(self.static_node(h.nodeid)?), STATIC_TTL)
                     .map_err(overflow)?;
             }
             Op::Open { flags } => {
@@ -181,7 +190,7 @@ impl Fs {
                         return Err(libc::EACCES);
                     }
                 } else {
-                    let n = static_node(h.nodeid)?;
+                    let n = self.static_node(h.nodeid)?;
                     if n.kind == Kind::Dir {
                         return Err(libc::EISDIR);
                     }
@@ -198,7 +207,7 @@ impl Fs {
                         .meta
                         .is_dir()
                 } else {
-                    static_node(h.nodeid)?.kind == Kind::Dir
+                    self.static_node(h.nodeid)?.kind == Kind::Dir
                 };
                 if !is_dir {
                     return Err(libc::ENOTDIR);
@@ -224,7 +233,8 @@ impl Fs {
             Op::Statfs => encode::statfs(o, 255).map_err(overflow)?,
             // procfs: a write to these files fails with EIO.
             Op::Write { .. } => return Err(libc::EIO),
-            Op::Setattr | Op::Remove => return Err(libc::EPERM),
+            Op::Setattr(_) | Op::Remove | Op::Rmdir { .. } => return Err(libc::EPERM),
+            Op::Mkdir { .. } => return Err(libc::EACCES),
             Op::Create { .. } => return Err(libc::EACCES),
             Op::Destroy => {}
             // ENOSYS is remembered by the kernel: no more FLUSH, ACCESS (then allowed),
@@ -274,12 +284,12 @@ impl Fs {
             v.extend(self.sys(w, pid, |cpus| sysfs::readdir(id, cpus))?);
             return Ok(v);
         }
-        let dir = static_node(id)?;
+        let dir = self.static_node(id)?;
         if dir.kind != Kind::Dir {
             return Err(libc::ENOTDIR);
         }
         let mut v = vec![dot(b".", id), dot(b"..", dir.parent)];
-        v.extend(tree::children(id).filter(|n| shown(n)).map(|n| {
+        v.extend(tree::children(id).filter(|n| self.shown(n)).map(|n| {
             let dtype = if n.kind == Kind::Dir { DT_DIR } else { DT_REG };
             (n.name.to_vec(), n.id, dtype)
         }));
@@ -332,6 +342,9 @@ impl Fs {
         pid: u32,
         buf: &mut Vec<u8>,
     ) -> Result<(), i32> {
+        if crate::cgroupfs::tree::is_node(node) {
+            return self.cg_render(w, node, pid, buf);
+        }
         if sysfs::is_dynamic(node) {
             stats::add(Counter::RenderSysfs);
             return self
@@ -365,16 +378,23 @@ fn copy_range(data: &[u8], offset: u64, size: u32, o: &mut OutBuf<'_>) -> Result
     o.bytes(&data[start..end]).map_err(|_| libc::EIO)
 }
 
-/// A static node, by id.
-fn static_node(id: u64) -> Result<&'static Node, i32> {
-    tree::node(id).filter(|n| shown(n)).ok_or(libc::ENOENT)
-}
+impl Fs {
+    /// A static node, by id.
+    fn static_node(&self, id: u64) -> Result<&'static Node, i32> {
+        tree::node(id).filter(|n| self.shown(n)).ok_or(libc::ENOENT)
+    }
 
-/// Whether a static node exists on this host: /sys/devices/system/cpu/enabled only where
-/// the host has one.
-fn shown(n: &Node) -> bool {
-    n.kind != Kind::File(tree::FileId::CpuList(tree::CpuList::Enabled))
-        || std::path::Path::new("/sys/devices/system/cpu/enabled").exists()
+    /// Whether a static node exists here: /cgroup only with --enable-cgroup,
+    /// /sys/devices/system/cpu/enabled only where the host has one.
+    fn shown(&self, n: &Node) -> bool {
+        match n.id {
+            tree::CGROUP_DIR => self.cgroups.is_some(),
+            _ => {
+                n.kind != Kind::File(tree::FileId::CpuList(tree::CpuList::Enabled))
+                    || std::path::Path::new("/sys/devices/system/cpu/enabled").exists()
+            }
+        }
+    }
 }
 
 /// Write the directory entries from cookie `offset` on, as many as fit in `size`.

@@ -66,6 +66,8 @@ pub struct Node {
 pub const ROOT: u64 = 1;
 /// /sys/devices/system/cpu: its other entries are the host's, passed through (fs::sysfs).
 pub const CPU_DIR: u64 = 14;
+/// /cgroup: the cgroup hierarchies (fs::cgroup), with --enable-cgroup only.
+pub const CGROUP_DIR: u64 = 16;
 
 const fn dir(id: u64, parent: u64, name: &'static [u8], perm: u32) -> Node {
     Node {

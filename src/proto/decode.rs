@@ -57,7 +57,7 @@ pub enum Op<'a> {
     Getattr {
         fh: Option<u64>,
     },
-    Setattr,
+    Setattr(SetattrIn),
     Open {
         flags: u32,
     },
@@ -78,7 +78,8 @@ pub enum Op<'a> {
     Write {
         fh: u64,
         offset: u64,
-        size: u32,
+        /// The bytes to write (the kernel's `size` of them).
+        data: &'a [u8],
     },
     Release {
         fh: u64,
@@ -97,14 +98,43 @@ pub enum Op<'a> {
         unique: u64,
     },
     Readlink,
-    /// mknod, mkdir, symlink, link, create, tmpfile: something new would appear.
+    Mkdir {
+        name: &'a [u8],
+        /// The mode asked for, the caller's umask already applied by the kernel.
+        mode: u32,
+    },
+    Rmdir {
+        name: &'a [u8],
+    },
+    /// mknod, symlink, link, create, tmpfile: something new would appear.
     Create {
         name: &'a [u8],
     },
-    /// unlink, rmdir, rename, rename2: something would go or move.
+    /// unlink, rename, rename2: something would go or move.
     Remove,
     /// Any opcode we do not implement (xattrs, fsync, locks, ioctl, ...).
     Unsupported,
+}
+
+/// What a SETATTR asks to change (fuse_setattr_in); `valid` says which fields count.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SetattrIn {
+    pub valid: u32,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+}
+
+impl SetattrIn {
+    pub const MODE: u32 = 1 << 0;
+    pub const UID: u32 = 1 << 1;
+    pub const GID: u32 = 1 << 2;
+    pub const SIZE: u32 = 1 << 3;
+
+    pub fn has(&self, bit: u32) -> bool {
+        self.valid & bit != 0
+    }
 }
 
 /// The records of a BATCH_FORGET, decoded lazily.
@@ -238,8 +268,14 @@ fn decode_op<'a>(h: &InHeader, body: Body<'a>) -> Result<Op<'a>, DecodeError> {
             }
         }
         opcode::SETATTR => {
-            body.fixed(in_size::SETATTR)?;
-            Op::Setattr
+            let f = body.fixed(in_size::SETATTR)?.0;
+            Op::Setattr(SetattrIn {
+                valid: u32_at(f, 0),
+                size: u64_at(f, 16),
+                mode: u32_at(f, 68),
+                uid: u32_at(f, 76),
+                gid: u32_at(f, 80),
+            })
         }
         opcode::OPEN => Op::Open {
             flags: u32_at(body.fixed(in_size::OPEN)?.0, 0),
@@ -263,11 +299,12 @@ fn decode_op<'a>(h: &InHeader, body: Body<'a>) -> Result<Op<'a>, DecodeError> {
             }
         }
         opcode::WRITE => {
-            let f = body.fixed(in_size::WRITE)?.0;
+            let (f, rest) = body.fixed(in_size::WRITE)?;
+            let size = u32_at(f, 16) as usize;
             Op::Write {
                 fh: u64_at(f, 0),
                 offset: u64_at(f, 8),
-                size: u32_at(f, 16),
+                data: split(rest, size).ok_or(DecodeError::ShortArgs)?.0,
             }
         }
         opcode::RELEASE => Op::Release {
@@ -290,9 +327,13 @@ fn decode_op<'a>(h: &InHeader, body: Body<'a>) -> Result<Op<'a>, DecodeError> {
         opcode::MKNOD => Op::Create {
             name: name(body.fixed(in_size::MKNOD)?.1)?,
         },
-        opcode::MKDIR => Op::Create {
-            name: name(body.fixed(in_size::MKDIR)?.1)?,
-        },
+        opcode::MKDIR => {
+            let (f, rest) = body.fixed(in_size::MKDIR)?;
+            Op::Mkdir {
+                name: name(rest)?,
+                mode: u32_at(f, 0),
+            }
+        }
         opcode::CREATE => Op::Create {
             name: name(body.fixed(in_size::CREATE)?.1)?,
         },
@@ -304,7 +345,10 @@ fn decode_op<'a>(h: &InHeader, body: Body<'a>) -> Result<Op<'a>, DecodeError> {
             name: name(body.tail())?,
         },
         opcode::TMPFILE => Op::Create { name: b"" },
-        opcode::UNLINK | opcode::RMDIR => {
+        opcode::RMDIR => Op::Rmdir {
+            name: name(body.tail())?,
+        },
+        opcode::UNLINK => {
             name(body.tail())?;
             Op::Remove
         }

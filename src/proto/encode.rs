@@ -139,6 +139,12 @@ pub fn open_out(o: &mut OutBuf<'_>, fh: u64, open_flags: u32) -> Result<(), Over
     o.u32(0)
 }
 
+/// fuse_write_out: how many bytes were written.
+pub fn write_out(o: &mut OutBuf<'_>, written: u32) -> Result<(), Overflow> {
+    o.u32(written)?;
+    o.u32(0)
+}
+
 /// `fuse_kstatfs` (STATFS): an empty, read-only filesystem.
 pub fn statfs(o: &mut OutBuf<'_>, namelen: u32) -> Result<(), Overflow> {
     o.zeros(40)?; // blocks, bfree, bavail, files, ffree

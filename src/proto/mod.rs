@@ -4,7 +4,9 @@ pub mod abi;
 pub mod decode;
 pub mod encode;
 
-pub use decode::{DecodeError, InHeader, InitIn, Op, Request, decode, decode_header, decode_ring};
+pub use decode::{
+    DecodeError, InHeader, InitIn, Op, Request, SetattrIn, decode, decode_header, decode_ring,
+};
 pub use encode::{Attr, InitOut, OutBuf, Overflow, Validity};
 
 #[cfg(test)]

@@ -142,11 +142,18 @@ fn open_read_release_flush() {
 
 #[test]
 fn mutations_are_recognised() {
-    let mut mk = vec![0u8; 8];
+    let mut mk = words(&[0o755 | (0o022 << 32)]);
     mk.extend_from_slice(b"newdir\0");
     assert_eq!(
         ok(&msg(opcode::MKDIR, &mk)).op,
-        Op::Create { name: b"newdir" }
+        Op::Mkdir {
+            name: b"newdir",
+            mode: 0o755
+        }
+    );
+    assert_eq!(
+        ok(&msg(opcode::RMDIR, b"old\0")).op,
+        Op::Rmdir { name: b"old" }
     );
     let mut cr = vec![0u8; 16];
     cr.extend_from_slice(b"f\0");
@@ -155,9 +162,36 @@ fn mutations_are_recognised() {
     let mut rn = words(&[1]);
     rn.extend_from_slice(b"a\0b\0");
     assert_eq!(ok(&msg(opcode::RENAME, &rn)).op, Op::Remove);
-    let w = [0u8; 40];
-    assert!(matches!(ok(&msg(opcode::WRITE, &w)).op, Op::Write { .. }));
-    assert_eq!(ok(&msg(opcode::SETATTR, &[0u8; 88])).op, Op::Setattr);
+    // fuse_write_in: fh 7, offset 0, size 3; then the data (one byte more than size).
+    let mut w = words(&[7, 0, 3, 0, 0]);
+    w.extend_from_slice(b"42\nX");
+    assert_eq!(
+        ok(&msg(opcode::WRITE, &w)).op,
+        Op::Write {
+            fh: 7,
+            offset: 0,
+            data: b"42\n"
+        }
+    );
+    // A size beyond the data is refused.
+    w.truncate(41);
+    assert_eq!(decode(&msg(opcode::WRITE, &w)), Err(DecodeError::ShortArgs));
+    let mut sa = vec![0u8; 88];
+    sa[0..4].copy_from_slice(&(SetattrIn::MODE | SetattrIn::UID).to_ne_bytes());
+    sa[16..24].copy_from_slice(&5u64.to_ne_bytes());
+    sa[68..72].copy_from_slice(&0o640u32.to_ne_bytes());
+    sa[76..80].copy_from_slice(&1000u32.to_ne_bytes());
+    sa[80..84].copy_from_slice(&100u32.to_ne_bytes());
+    assert_eq!(
+        ok(&msg(opcode::SETATTR, &sa)).op,
+        Op::Setattr(SetattrIn {
+            valid: SetattrIn::MODE | SetattrIn::UID,
+            mode: 0o640,
+            uid: 1000,
+            gid: 100,
+            size: 5
+        })
+    );
     assert_eq!(ok(&msg(opcode::GETXATTR, &[0u8; 8])).op, Op::Unsupported);
     assert_eq!(ok(&msg(9999, &[])).op, Op::Unsupported);
 }
