@@ -211,7 +211,23 @@ impl Cgroup {
     pub fn new(controller: &str, name: &str) -> Cgroup {
         let (mount, own) =
             own_cgroup(controller).unwrap_or_else(|| panic!("no {controller} cgroup"));
-        let path = mount.join(own.trim_start_matches('/')).join(unique(name));
+        Cgroup::make(mount.join(own.trim_start_matches('/')).join(unique(name)))
+    }
+
+    /// A child of this process's own cgroup in the unified (v2) hierarchy.
+    pub fn unified(name: &str) -> Cgroup {
+        let (mount, own) = own_unified().expect("no cgroup2 mount");
+        Cgroup::make(mount.join(own.trim_start_matches('/')).join(unique(name)))
+    }
+
+    /// `name` below this cgroup, removed first on drop when declared after it.
+    pub fn child(&self, name: &str) -> Cgroup {
+        Cgroup {
+            path: self.path.join(name),
+        }
+    }
+
+    fn make(path: PathBuf) -> Cgroup {
         std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
         Cgroup { path }
     }
@@ -239,7 +255,7 @@ impl Drop for Cgroup {
                     nix::sys::signal::Signal::SIGKILL,
                 );
             }
-            if std::fs::remove_dir(&self.path).is_ok() || !self.path.exists() {
+            if !self.path.exists() || std::fs::remove_dir(&self.path).is_ok() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -269,6 +285,13 @@ pub fn own_cgroup(controller: &str) -> Option<(PathBuf, String)> {
             return Some((PathBuf::from(mnt), path));
         }
     }
+    own_unified()
+}
+
+/// (mountpoint, our cgroup path) of the unified hierarchy.
+pub fn own_unified() -> Option<(PathBuf, String)> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
     for line in info.lines() {
         let (left, right) = line.split_once(" - ")?;
         if right.starts_with("cgroup2 ") {
