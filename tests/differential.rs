@@ -347,3 +347,51 @@ fn documented_differences_hold() {
     );
     assert_eq!(lines[1], "0");
 }
+
+/// The /cgroup tree: lxcfs 5.0.3 always shows it (v1 only); ours with --enable-cgroup. A
+/// container sees the same names, the same confinement and the same pids through both.
+#[test]
+fn cgroup_tree_agrees_with_lxcfs() {
+    if !lxcfs_or_skip("cgroup_tree_agrees_with_lxcfs") {
+        return;
+    }
+    let lx = Daemon::start_lxcfs("difftree-lx", &[]);
+    let ours = Daemon::start("difftree-ours", &["--enable-cgroup"]);
+    let (mount, _) = own_cgroup("memory").unwrap();
+    let c1 = Cgroup::new("memory", "difftree");
+    let own = c1.path.strip_prefix(&mount).unwrap().display().to_string();
+    let parent = own.rsplit_once('/').map_or("", |(p, _)| p).to_owned();
+    let script = format!(
+        r#"for D in {lx} {ours}; do
+M=$D/cgroup/memory
+echo "$(ls $D/cgroup | tr '\n' ' ')|$(ls $M | tr '\n' ' ')|$(ls $M/{parent} | tr '\n' ' ')|$(ls $M/{own} | tr '\n' ' ')|$(cat $M/{own}/tasks | tr '\n' ' ')|$(stat -c %a $M/{parent})|$(stat -c %s $M/{own}/tasks)"
+done"#,
+        lx = lx.mnt.display(),
+        ours = ours.mnt.display(),
+    );
+    let out = in_container(&[&c1], &script);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('|').collect()).collect();
+    let (l, o) = (&rows[0], &rows[1]);
+    // Hierarchy names: the same, plus the unified hierarchy (lxcfs shows only v1).
+    let unified_only: Vec<&str> = o[0]
+        .split_whitespace()
+        .filter(|n| !l[0].split_whitespace().any(|x| x == *n))
+        .collect();
+    assert_eq!(unified_only, ["unified"], "{text}");
+    // Confinement, the own cgroup's files, ancestors read-only.
+    for i in [1, 2, 3, 5] {
+        assert_eq!(l[i], o[i], "column {i}: {text}");
+    }
+    assert_eq!(o[5], "555");
+    // Pids in the container's numbering (the readers' pids differ between the two reads).
+    // A member the container cannot see (unshare's parent, left outside the namespace) is
+    // a 0 in lxcfs's list and left out of ours.
+    let pids = |s: &str| -> Vec<u32> { s.split_whitespace().map(|p| p.parse().unwrap()).collect() };
+    let (lp, op) = (pids(l[4]), pids(o[4]));
+    assert!(lp.contains(&0) && lp.contains(&1), "{text}");
+    assert!(op.contains(&1) && !op.contains(&0), "{text}");
+    assert!(op.iter().all(|&p| p < 1000), "container pids only: {text}");
+    // st_size: lxcfs says 4096 for every file, we say what the cgroup file says (0).
+    assert_eq!((l[6], o[6]), ("4096", "0"), "{text}");
+}
