@@ -294,6 +294,11 @@ fn pure_cgroup_v2_on_linux_6_1() {
         "loadavg_rises",
         "missing_controller_meminfo",
         "missing_controller_reads",
+        "cgroup_tree_names",
+        "cgroup_tree_confined",
+        "cgroup_tree_sibling_hidden",
+        "cgroup_tree_pids",
+        "cgroup_tree_move",
     ] {
         assert!(
             results.contains(&format!("{name} PASS").as_str()),

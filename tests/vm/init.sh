@@ -19,7 +19,7 @@ echo "VMTEST kernel $(uname -r) cpus $(nproc) swap $(awk '/^SwapTotal/{print $2}
 L=/var/lib/lxcfs
 C=/tmp/cfs
 /bin/lxcfs-uring $L 2>/tmp/d1.log &
-/bin/lxcfs-uring -l --enable-cfs --runtime-dir /tmp/run2 $C 2>/tmp/d2.log &
+/bin/lxcfs-uring -l --enable-cfs --enable-cgroup --runtime-dir /tmp/run2 $C 2>/tmp/d2.log &
 n=0
 while [ ! -e $L/proc/meminfo ] || [ ! -e $C/proc/meminfo ]; do
     n=$((n + 1))
@@ -111,6 +111,17 @@ mkdir -p /sys/fs/cgroup/plain/leaf
 run_in plain/leaf cat $L/proc/meminfo > /tmp/plain
 check missing_controller_meminfo "$(awk '/^MemTotal:/{print $2}' /tmp/plain)" "$(awk '/^MemTotal:/{print $2}' /proc/meminfo)"
 check missing_controller_reads "$(run_in plain/leaf sh -c "cat $L/proc/diskstats $L/proc/stat $L/proc/cpuinfo $L/proc/swaps >/dev/null && echo ok")" ok
+
+# --enable-cgroup on pure v2 and Linux 6.1 (no pid translation ioctls: NSpid and
+# NS_GET_PARENT answer): a container sees only its own cgroup, its pids, and moves its own
+T=$C/cgroup/unified
+mkdir -p /sys/fs/cgroup/ct1 /sys/fs/cgroup/ct2
+check cgroup_tree_names "$(run_in ct1 ls $C/cgroup)" unified
+check cgroup_tree_confined "$(run_in ct1 ls $T)" ct1
+check cgroup_tree_sibling_hidden "$(run_in ct1 sh -c "ls $T/ct2 2>&1 | grep -c 'No such file'")" 1
+run_in ct1 sh -c "sleep 5 & cat $T/ct1/cgroup.procs" > /tmp/ctpids
+check cgroup_tree_pids "$(grep -c -x 1 /tmp/ctpids) $(awk '$1 > 100' /tmp/ctpids | wc -l)" "1 0"
+check cgroup_tree_move "$(run_in ct1 sh -c "sleep 5 & S=\$!; mkdir $T/ct1/sub && echo \$S > $T/ct1/sub/cgroup.procs && cat /proc/\$S/cgroup")" "0::/ct1/sub"
 
 echo "VMTEST DONE"
 poweroff -f
