@@ -360,3 +360,34 @@ fn busybox() -> PathBuf {
         .find(|p| p.exists())
         .expect("busybox-static (scripts/test.sh installs it)")
 }
+
+/// A cgroup removed while the tree has it looked up and open: ENOENT, and serving goes on.
+#[test]
+fn a_removed_cgroup_is_gone_not_broken() {
+    if !root_or_skip("a_removed_cgroup_is_gone_not_broken") {
+        return;
+    }
+    use std::io::Read;
+    let d = Daemon::start("cggone", &["--enable-cgroup"]);
+    let (mount, _) = own_cgroup("memory").unwrap();
+    let c1 = Cgroup::new("memory", "gone");
+    let dir = d.path("cgroup/memory").join(rel(&c1, &mount));
+    let mut open = std::fs::File::open(dir.join("memory.limit_in_bytes")).unwrap();
+    assert!(dir.join("tasks").exists());
+    std::fs::remove_dir(&c1.path).unwrap();
+    let mut buf = String::new();
+    let err = open.read_to_string(&mut buf).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOENT), "{err}");
+    assert!(!dir.exists());
+    assert!(
+        std::fs::read_dir(dir.parent().unwrap())
+            .unwrap()
+            .all(|e| e.unwrap().path() != dir)
+    );
+    // The rest of the mount is unaffected.
+    assert!(
+        std::fs::read_to_string(d.path("proc/meminfo"))
+            .unwrap()
+            .starts_with("MemTotal:")
+    );
+}

@@ -11,13 +11,23 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// Readers on `files` until `stop`: (reads, failures, slowest read).
+/// What the readers hammer: the busiest views, and a file of the cgroup tree (the
+/// daemons run with --enable-cgroup).
+fn hammered() -> Vec<String> {
+    let (_, own) = own_cgroup("memory").expect("a memory cgroup");
+    let mut files: Vec<String> = ["proc/meminfo", "proc/stat", "proc/uptime", "proc/cpuinfo"]
+        .map(String::from)
+        .to_vec();
+    files.push(format!("cgroup/memory{own}/memory.usage_in_bytes").replace("//", "/"));
+    files
+}
+
+/// Readers on the `hammered` files until `stop`: (reads, failures, slowest read).
 fn hammer(
     d: &Daemon,
-    files: &[&str],
     stop: Arc<AtomicBool>,
 ) -> Vec<std::thread::JoinHandle<(u64, Vec<String>, Duration)>> {
-    files
+    hammered()
         .iter()
         .map(|f| {
             let path = d.path(f);
@@ -86,15 +96,11 @@ fn sigusr1_upgrades_in_place_without_a_failed_read() {
     let mut d = Daemon::start_binary(
         "upgrade",
         bin.to_str().unwrap(),
-        &["--transport", "classic"],
+        &["--transport", "classic", "--enable-cgroup"],
     );
     let pid = d.pid();
     let stop = Arc::new(AtomicBool::new(false));
-    let readers = hammer(
-        &d,
-        &["proc/meminfo", "proc/stat", "proc/uptime", "proc/cpuinfo"],
-        stop.clone(),
-    );
+    let readers = hammer(&d, stop.clone());
     let upgrades = 8;
     for _ in 0..upgrades {
         std::thread::sleep(Duration::from_millis(400));
@@ -151,18 +157,15 @@ fn takeover_by_a_new_process_without_a_failed_read() {
     if !root_or_skip("takeover_by_a_new_process_without_a_failed_read") {
         return;
     }
-    let mut d = Daemon::start("takeover", &["--transport", "classic"]);
+    let mut d = Daemon::start("takeover", &["--transport", "classic", "--enable-cgroup"]);
     let stop = Arc::new(AtomicBool::new(false));
-    let readers = hammer(
-        &d,
-        &["proc/meminfo", "proc/stat", "proc/uptime", "proc/cpuinfo"],
-        stop.clone(),
-    );
+    let readers = hammer(&d, stop.clone());
     let mut current: Option<std::process::Child> = None;
     for round in 0..4 {
         std::thread::sleep(Duration::from_millis(300));
         let next = std::process::Command::new(env!("CARGO_BIN_EXE_lxcfs-uring"))
-            .args(["--takeover", "--transport", "classic", "--runtime-dir"])
+            .args(["--takeover", "--transport", "classic", "--enable-cgroup"])
+            .arg("--runtime-dir")
             .arg(&d.runtime)
             .arg(&d.mnt)
             .stdin(std::process::Stdio::null())
@@ -264,14 +267,10 @@ fn sigkill_of_the_server_is_survived_without_a_failed_read() {
     if !root_or_skip("sigkill_of_the_server_is_survived_without_a_failed_read") {
         return;
     }
-    let d = Daemon::start("crash", &["--transport", "classic"]);
+    let d = Daemon::start("crash", &["--transport", "classic", "--enable-cgroup"]);
     std::thread::sleep(Duration::from_millis(300)); // the keeper starts once the mount serves
     let stop = Arc::new(AtomicBool::new(false));
-    let readers = hammer(
-        &d,
-        &["proc/meminfo", "proc/stat", "proc/uptime", "proc/cpuinfo"],
-        stop.clone(),
-    );
+    let readers = hammer(&d, stop.clone());
     for round in 0..5 {
         std::thread::sleep(Duration::from_millis(400));
         let victim = pidfile_pid(&d).expect("a pidfile");
