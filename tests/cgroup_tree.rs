@@ -92,6 +92,7 @@ try move "echo $S > $C/sub/cgroup.procs"
 echo "moved=$(grep :memory: /proc/$S/cgroup)"
 try outsider "/bin/echo {outsider} > $C/sub/cgroup.procs"
 try garbage "/bin/echo x > $C/sub/cgroup.procs"
+try eventfds "/bin/echo 3 4 > $C/sub/cgroup.event_control"
 try back "echo $S > $C/cgroup.procs"
 echo "backcg=$(grep :memory: /proc/$S/cgroup)"
 kill $S
@@ -113,6 +114,7 @@ try rmdir "rmdir $C/sub"
         );
     }
     assert_eq!(get(&r, "garbage"), "Invalid argument");
+    assert_eq!(get(&r, "eventfds"), "Invalid argument", "fd numbers are not ours to lend");
     assert_eq!(get(&r, "mkparent"), EACCES, "ancestors are read-only");
     assert_ne!(get(&r, "symlink"), "ok");
     assert_ne!(get(&r, "rename"), "ok");

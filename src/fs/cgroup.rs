@@ -272,6 +272,10 @@ impl Fs {
         if n.is_dir() {
             return Err(libc::EISDIR);
         }
+        // Its text names file descriptors of the writer, which would be looked up in ours.
+        if n.name() == "cgroup.event_control" {
+            return Err(libc::EINVAL);
+        }
         let fd = fhandle::reopen(n.fd.as_fd(), OFlag::O_WRONLY).map_err(err)?;
         if !cgtree::is_pid_file(n.name()) {
             let written = nix::unistd::write(&fd, data).map_err(|e| e as i32)?;
