@@ -119,6 +119,10 @@ pub enum Command {
     /// Print the manual page (roff), generated from this command line.
     #[command(hide = true)]
     Man,
+    /// Send a lookup through every CPU's io_uring entries and wait for the answers
+    /// (internal: a handover's helper, see src/ring/fill.rs).
+    #[command(hide = true, name = "fill-queues")]
+    FillQueues { mountpoint: PathBuf },
 }
 
 /// FUSE options lxcfs users pass with -o that mean nothing else here.

@@ -67,7 +67,7 @@ fn run_resumed(cli: &Cli, mountpoint: &Path, state: &str) -> Result<(), String> 
 /// `--takeover`: take the connection over from the instance running with our
 /// --runtime-dir, then serve it.
 fn run_takeover(cli: &Cli, mountpoint: &Path) -> Result<(), String> {
-    let mut r = crate::upgrade::take(&cli.runtime_dir)?;
+    let mut r = crate::upgrade::take(&cli.runtime_dir, mountpoint)?;
     // The predecessor takes its keeper along; ours is started once we serve.
     r.keeper = 0;
     // The predecessor exits once it has our confirmation; its pidfile lock goes with it.
@@ -103,32 +103,67 @@ fn serve_handed_over(
     pidfile: Pidfile,
 ) -> Result<(), String> {
     raise_fd_limit();
+    let transport = if r.arena.is_some() {
+        TransportKind::Uring
+    } else {
+        TransportKind::Classic
+    };
     let session = Arc::new(
-        Session::new(
-            build_fs(cli)?,
-            r.dev,
-            TransportKind::Classic,
-            r.clones.len() + 1,
-        )
-        .resumed(r.init, r.kernel_flags),
+        Session::new(build_fs(cli)?, r.dev, transport, r.clones.len() + 1)
+            .resumed(r.init, r.kernel_flags),
     );
     let signals = block_signals()?;
     session.keeper.store(r.keeper, Ordering::Relaxed);
-    let workers = ring::classic::start_workers(session.clone(), r.clones);
-    crate::stats::set_transport("classic");
+    session
+        .fs
+        .passthrough
+        .store(r.passthrough, Ordering::Relaxed);
+    if let Some(pid) = r.helper {
+        // The handover's helper exits once we answer its lookups: reap it.
+        std::thread::spawn(move || {
+            nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid as i32), None)
+        });
+    }
+    let workers = match r.arena {
+        Some(arena) => resume_uring(&session, mountpoint, arena, r.predecessor)?,
+        None => {
+            let n = ring::classic::start_workers(session.clone(), r.clones);
+            crate::stats::set_transport("classic");
+            // Requests the predecessor read but did not answer come back to us.
+            crate::upgrade::resend(session.dev.as_fd())
+                .map_err(|e| format!("cannot ask the kernel to resend held requests ({e})."))?;
+            n + 1
+        }
+    };
     info!(
-        "resumed on {} as {} (classic transport, {} workers, pid {})",
+        "resumed on {} as {} ({transport:?} transport, {workers} workers, pid {})",
         mountpoint.display(),
         std::env::current_exe().map_or_else(|_| "?".into(), |p| p.display().to_string()),
-        workers + 1,
         std::process::id()
     );
-    // Requests the predecessor read but did not answer come back to us.
-    crate::upgrade::resend(session.dev.as_fd())
-        .map_err(|e| format!("cannot ask the kernel to resend held requests ({e})."))?;
     let result = serve(cli, mountpoint, &session, &signals, &pidfile);
     pidfile.remove();
     result
+}
+
+/// Take over the io_uring entries of a predecessor (their arena mapped where it had it):
+/// once it is gone, and its entries hold still, answer and re-arm them.
+fn resume_uring(
+    session: &Arc<Session>,
+    mountpoint: &Path,
+    arena: ring::arena::Arena,
+    predecessor: u32,
+) -> Result<usize, String> {
+    let _ = session.arena.set(arena);
+    if predecessor != std::process::id()
+        && let Ok(pidfd) = crate::container::pidns::pidfd_open(predecessor)
+    {
+        crate::container::pidns::wait_exit(&pidfd);
+    }
+    let n = ring::uring::recover(session.clone(), mountpoint.to_owned())
+        .map_err(|e| format!("cannot serve the predecessor's io_uring entries ({e})."))?;
+    crate::stats::set_transport("uring");
+    Ok(n)
 }
 
 /// The filesystem with the views the command line asks for.
@@ -245,7 +280,7 @@ fn serve(
             .wait()
             .map_err(|e| format!("waiting for signals: {e}"))?;
         match sig {
-            Signal::SIGUSR1 => upgrade(session, pidfile, &exe, &argv),
+            Signal::SIGUSR1 => upgrade(session, pidfile, &exe, &argv, mountpoint),
             Signal::SIGUSR2 => {
                 let on = !session.fs.passthrough.fetch_xor(true, Ordering::Relaxed);
                 info!(
@@ -270,13 +305,19 @@ fn serve(
 }
 
 /// SIGUSR1: become the binary now at `exe`, keeping the mount (as lxcfs's reload does).
-fn upgrade(session: &Session, pidfile: &Pidfile, exe: &Path, argv: &[std::ffi::OsString]) {
+fn upgrade(
+    session: &Session,
+    pidfile: &Pidfile,
+    exe: &Path,
+    argv: &[std::ffi::OsString],
+    mountpoint: &Path,
+) {
     if let Some(why) = crate::upgrade::refusal(session) {
         warn!("SIGUSR1: no in-place upgrade: {why}; still serving");
         return;
     }
     info!("SIGUSR1: upgrading in place to {}", exe.display());
-    if let Err(e) = crate::upgrade::exec(session, pidfile.raw_fd(), exe, argv) {
+    if let Err(e) = crate::upgrade::exec(session, pidfile.raw_fd(), exe, argv, mountpoint) {
         warn!("SIGUSR1: the upgrade failed ({e}); still serving as before");
     }
 }

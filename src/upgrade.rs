@@ -2,16 +2,18 @@
 //! the binary now on disk and keeps the live /dev/fuse connection, so containers' bind
 //! mounts never see it go.
 //!
-//! Lossless on the classic transport with a kernel that offers FUSE_NOTIFY_RESEND (6.9+):
-//! replies are held back, every /dev/fuse file (the original and the workers' clones) stays
-//! open across execve, and the new image asks the kernel to resend whatever was read but not
-//! answered. Handles opened before the upgrade are served from the node the kernel names
-//! (fs::Fs::read). The io_uring transport is refused: its uAPI (6.14-6.18) cannot hand a
-//! request held in a ring entry to another ring.
+//! Lossless on both transports. Classic (with FUSE_NOTIFY_RESEND, Linux 6.9+): replies are
+//! held back, every /dev/fuse file (the original and the workers' clones) stays open across
+//! execve, and the new image asks the kernel to resend whatever was read but not answered.
+//! io_uring: the ring entries' memory (ring::arena) stays open across execve too, and the
+//! new image maps it where it was and answers what the entries hold (ring::uring::recover).
+//! Handles opened before the upgrade are served from the node the kernel names
+//! (fs::Fs::read).
 //!
 //! `--takeover` does the same between two processes: the new one asks over the control
-//! socket, the old one freezes and passes its /dev/fuse files with SCM_RIGHTS, exits once
-//! the new one confirms, and the new one has the kernel resend what the old one held.
+//! socket, the old one freezes and passes its /dev/fuse files (and ring arena) with
+//! SCM_RIGHTS, exits once the new one confirms, and the new one has the kernel resend what
+//! the old one held (or, on io_uring, answers it from the arena once the old one is gone).
 
 use std::ffi::{CString, OsString};
 use std::io::{self, Read, Write};
@@ -28,12 +30,14 @@ use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, s
 use crate::proto::abi::{self, init_flags};
 use crate::proto::{InitOut, encode};
 use crate::ring::Session;
+use crate::ring::arena::Arena;
+use crate::ring::fill;
 
 /// The hidden command-line flag that carries the handed-over state to the new image.
 pub const RESUME_FLAG: &str = "--resume";
 /// The format of handed-over state. A peer that speaks another refuses before anything is
 /// frozen, and the running instance keeps serving.
-pub const STATE_VERSION: u32 = 1;
+pub const STATE_VERSION: u32 = 2;
 
 /// What a successor takes over.
 pub struct Resume {
@@ -45,6 +49,12 @@ pub struct Resume {
     pub kernel_flags: u64,
     /// The process that served until now.
     pub predecessor: u32,
+    /// On the io_uring transport: the ring arena, mapped where the predecessor had it.
+    pub arena: Option<Arena>,
+    /// The helper process that filled the ring entries for the handover, to be reaped.
+    pub helper: Option<u32>,
+    /// Whether the host's files were being shown unchanged (SIGUSR2).
+    pub passthrough: bool,
 }
 
 /// Why an upgrade cannot happen now; None when it can.
@@ -53,9 +63,11 @@ pub fn refusal(s: &Session) -> Option<&'static str> {
         return Some("the kernel has not initialised the connection yet");
     };
     if init.flags & init_flags::OVER_IO_URING != 0 {
-        return Some(
-            "the io_uring transport cannot hand in-flight requests over; run with --transport classic for live upgrades",
-        );
+        return s
+            .arena
+            .get()
+            .is_none()
+            .then_some("the io_uring transport is not serving yet");
     }
     if s.kernel_flags() & init_flags::HAS_RESEND == 0 {
         return Some(
@@ -74,7 +86,8 @@ fn freeze(s: &Session) -> io::Result<(String, Vec<RawFd>)> {
     describe(s)
 }
 
-/// The state line and the fds of the connection (the original first, then the clones).
+/// The state line and the fds of the connection: the original first, then the clones,
+/// then the ring arena's memfd on the io_uring transport.
 pub fn describe(s: &Session) -> io::Result<(String, Vec<RawFd>)> {
     let init = s
         .init()
@@ -82,9 +95,17 @@ pub fn describe(s: &Session) -> io::Result<(String, Vec<RawFd>)> {
         .ok_or_else(|| io::Error::other("INIT not done yet"))?;
     let keeper = s.keeper.load(Ordering::Relaxed);
     let clones = s.clones.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let fds: Vec<RawFd> = std::iter::once(s.dev.as_raw_fd()).chain(clones).collect();
+    let mut fds: Vec<RawFd> = std::iter::once(s.dev.as_raw_fd()).chain(clones).collect();
+    let devices = fds.len();
+    let arena = match s.arena.get() {
+        Some(a) => {
+            fds.push(a.fd().as_raw_fd());
+            format!(",arena={}", a.describe())
+        }
+        None => String::new(),
+    };
     let state = format!(
-        "v={STATE_VERSION},pid={},keeper={keeper},minor={},readahead={},flags={},background={},max_write={},max_pages={},kernel={},fds={}",
+        "v={STATE_VERSION},pid={},keeper={keeper},minor={},readahead={},flags={},background={},max_write={},max_pages={},kernel={},passthrough={},fds={devices}{arena}",
         std::process::id(),
         init.minor,
         init.max_readahead,
@@ -93,7 +114,7 @@ pub fn describe(s: &Session) -> io::Result<(String, Vec<RawFd>)> {
         init.max_write,
         init.max_pages,
         s.kernel_flags(),
-        fds.len()
+        u8::from(s.fs.passthrough.load(Ordering::Relaxed)),
     );
     Ok((state, fds))
 }
@@ -106,8 +127,35 @@ fn thaw(s: &Session) -> io::Result<()> {
 
 /// Replace this process's image with `exe`, handing the connection over. Returns only if
 /// the exec failed; the process then goes on serving.
-pub fn exec(s: &Session, pidfile: RawFd, exe: &Path, argv: &[OsString]) -> io::Result<()> {
-    let (state, fds) = freeze(s)?;
+pub fn exec(
+    s: &Session,
+    pidfile: RawFd,
+    exe: &Path,
+    argv: &[OsString],
+    mountpoint: &Path,
+) -> io::Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    while s.nudging.load(Ordering::Acquire) > 0 {
+        if std::time::Instant::now() > deadline {
+            return Err(io::Error::other("a lookup of our own is still unanswered"));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let (mut state, fds) = freeze(s)?;
+    // On io_uring: no entry may be armed when this image's threads end (fill.rs).
+    let helper = match s.arena.get() {
+        Some(arena) => match fill::fill(arena, exe, mountpoint) {
+            Ok(child) => {
+                state.push_str(&format!(",helper={}", child.id()));
+                Some(child)
+            }
+            Err(e) => {
+                thaw(s)?;
+                return Err(e);
+            }
+        },
+        None => None,
+    };
     let kept: Vec<RawFd> = fds.iter().copied().chain([pidfile]).collect();
     let result = (|| {
         for &fd in &kept {
@@ -139,6 +187,9 @@ pub fn exec(s: &Session, pidfile: RawFd, exe: &Path, argv: &[OsString]) -> io::R
         let _ = set_cloexec(fd, true);
     }
     thaw(s)?;
+    if let Some(mut h) = helper {
+        std::thread::spawn(move || h.wait());
+    }
     result
 }
 
@@ -183,7 +234,7 @@ pub fn give(s: &Session, conn: &UnixStream, request_version: u32) -> io::Result<
 }
 
 /// Take the connection over from the instance listening in `runtime_dir`.
-pub fn take(runtime_dir: &Path) -> Result<Resume, String> {
+pub fn take(runtime_dir: &Path, mountpoint: &Path) -> Result<Resume, String> {
     let path = crate::control::socket_path(runtime_dir);
     let conn = UnixStream::connect(&path).map_err(|e| {
         format!(
@@ -224,7 +275,13 @@ pub fn take(runtime_dir: &Path) -> Result<Resume, String> {
     if let Some(why) = line.strip_prefix("error: ") {
         return Err(format!("the running instance refused to hand over: {why}."));
     }
-    let resume = resume_from(&line, fds)?;
+    let mut resume = resume_from(&line, fds)?;
+    // On io_uring: fill the entries while the predecessor, frozen, still owns them.
+    if let Some(arena) = &resume.arena {
+        let exe = std::env::current_exe().map_err(&talk)?;
+        let helper = fill::fill(arena, &exe, mountpoint).map_err(talk)?;
+        resume.helper = Some(helper.id());
+    }
     (&conn).write_all(b"ok\n").map_err(talk)?;
     Ok(resume)
 }
@@ -244,7 +301,9 @@ pub fn adopt_exec(state: &str) -> Result<(Resume, Option<OwnedFd>), String> {
         Ok(n) => Some(adopt_raw(n.parse().map_err(|_| bad("pidfile"))?)?),
         Err(_) => None,
     };
-    Ok((resume_from(state, fds)?, pidfile))
+    let mut resume = resume_from(state, fds)?;
+    resume.helper = field(state, "helper").ok().and_then(|p| p.parse().ok());
+    Ok((resume, pidfile))
 }
 
 /// The value of `key` in a state line (`k=v,k=v,...`).
@@ -272,7 +331,8 @@ fn adopt_raw(raw: RawFd) -> Result<OwnedFd, String> {
     Ok(fd)
 }
 
-/// A Resume from a state line and the fds it describes (dev first, then clones).
+/// A Resume from a state line and the fds it describes (dev first, then clones, then the
+/// ring arena when the state names one).
 fn resume_from(state: &str, mut fds: Vec<OwnedFd>) -> Result<Resume, String> {
     let num =
         |key: &str| -> Result<u64, String> { field(state, key)?.parse().map_err(|_| bad(key)) };
@@ -282,6 +342,10 @@ fn resume_from(state: &str, mut fds: Vec<OwnedFd>) -> Result<Resume, String> {
             num("v")?
         ));
     }
+    let arena = match field(state, "arena") {
+        Ok(desc) => Some(adopt_arena(fds.pop().ok_or_else(|| bad("arena"))?, desc)?),
+        Err(_) => None,
+    };
     if fds.is_empty() || num("fds")? != fds.len() as u64 {
         return Err(format!(
             "{} fds handed over, the state says {}",
@@ -314,6 +378,22 @@ fn resume_from(state: &str, mut fds: Vec<OwnedFd>) -> Result<Resume, String> {
             .unwrap_or(0),
         dev,
         clones: fds,
+        arena,
+        helper: None,
+        passthrough: field(state, "passthrough") == Ok("1"),
+    })
+}
+
+/// Map the predecessor's ring arena (`addr:len:slot_len`) where it had it.
+fn adopt_arena(fd: OwnedFd, desc: &str) -> Result<Arena, String> {
+    let mut parts = desc.split(':').map(str::parse::<usize>);
+    let (Some(Ok(addr)), Some(Ok(len)), Some(Ok(slot))) =
+        (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad("arena"));
+    };
+    Arena::adopt(fd, addr, len, slot).map_err(|e| {
+        format!("cannot map the predecessor's ring entries at {addr:#x} ({e}): requests it holds would hang")
     })
 }
 

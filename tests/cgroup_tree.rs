@@ -114,7 +114,11 @@ try rmdir "rmdir $C/sub"
         );
     }
     assert_eq!(get(&r, "garbage"), "Invalid argument");
-    assert_eq!(get(&r, "eventfds"), "Invalid argument", "fd numbers are not ours to lend");
+    assert_eq!(
+        get(&r, "eventfds"),
+        "Invalid argument",
+        "fd numbers are not ours to lend"
+    );
     assert_eq!(get(&r, "mkparent"), EACCES, "ancestors are read-only");
     assert_ne!(get(&r, "symlink"), "ok");
     assert_ne!(get(&r, "rename"), "ok");

@@ -84,19 +84,29 @@ fn assert_no_read_failed(reads: u64, failures: &[String], slowest: Duration, log
 }
 
 #[test]
-fn sigusr1_upgrades_in_place_without_a_failed_read() {
-    if !root_or_skip("sigusr1_upgrades_in_place_without_a_failed_read") {
-        return;
+fn sigusr1_upgrades_in_place_without_a_failed_read_classic() {
+    if root_or_skip("sigusr1_upgrades_in_place_without_a_failed_read_classic") {
+        sigusr1_upgrades("classic");
     }
+}
+
+#[test]
+fn sigusr1_upgrades_in_place_without_a_failed_read_uring() {
+    if root_or_skip("sigusr1_upgrades_in_place_without_a_failed_read_uring") {
+        sigusr1_upgrades("uring");
+    }
+}
+
+fn sigusr1_upgrades(transport: &str) {
     // The daemon runs from a copy that the test replaces, as an operator's upgrade does.
-    let bin_dir = std::env::temp_dir().join(unique("upgrade-bin"));
+    let bin_dir = std::env::temp_dir().join(unique(&format!("upgrade-bin-{transport}")));
     std::fs::create_dir_all(&bin_dir).unwrap();
     let bin = bin_dir.join("lxcfs-uring");
     std::fs::copy(env!("CARGO_BIN_EXE_lxcfs-uring"), &bin).unwrap();
     let mut d = Daemon::start_binary(
-        "upgrade",
+        &format!("upgrade-{transport}"),
         bin.to_str().unwrap(),
-        &["--transport", "classic", "--enable-cgroup"],
+        &["--transport", transport, "--enable-cgroup"],
     );
     let pid = d.pid();
     let stop = Arc::new(AtomicBool::new(false));
@@ -132,39 +142,31 @@ fn sigusr1_upgrades_in_place_without_a_failed_read() {
 }
 
 #[test]
-fn upgrades_on_the_uring_transport_are_refused_and_serving_goes_on() {
-    if !root_or_skip("upgrades_on_the_uring_transport_are_refused_and_serving_goes_on") {
-        return;
+fn takeover_by_a_new_process_without_a_failed_read_classic() {
+    if root_or_skip("takeover_by_a_new_process_without_a_failed_read_classic") {
+        takeovers("classic");
     }
-    let mut d = Daemon::start("upgrade-uring", &["--transport", "uring"]);
-    d.signal(nix::sys::signal::Signal::SIGUSR1);
-    std::thread::sleep(Duration::from_millis(200));
-    assert!(
-        std::fs::read_to_string(d.path("proc/meminfo"))
-            .unwrap()
-            .starts_with("MemTotal:")
-    );
-    d.signal(nix::sys::signal::Signal::SIGTERM);
-    let (_, log) = d.wait_exit(Duration::from_secs(10)).expect("exits");
-    assert!(
-        log.contains("no in-place upgrade") && log.contains("io_uring"),
-        "{log}"
-    );
 }
 
 #[test]
-fn takeover_by_a_new_process_without_a_failed_read() {
-    if !root_or_skip("takeover_by_a_new_process_without_a_failed_read") {
-        return;
+fn takeover_by_a_new_process_without_a_failed_read_uring() {
+    if root_or_skip("takeover_by_a_new_process_without_a_failed_read_uring") {
+        takeovers("uring");
     }
-    let mut d = Daemon::start("takeover", &["--transport", "classic", "--enable-cgroup"]);
+}
+
+fn takeovers(transport: &str) {
+    let mut d = Daemon::start(
+        &format!("takeover-{transport}"),
+        &["--transport", transport, "--enable-cgroup"],
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let readers = hammer(&d, stop.clone());
     let mut current: Option<std::process::Child> = None;
     for round in 0..4 {
         std::thread::sleep(Duration::from_millis(300));
         let next = std::process::Command::new(env!("CARGO_BIN_EXE_lxcfs-uring"))
-            .args(["--takeover", "--transport", "classic", "--enable-cgroup"])
+            .args(["--takeover", "--transport", transport, "--enable-cgroup"])
             .arg("--runtime-dir")
             .arg(&d.runtime)
             .arg(&d.mnt)
@@ -263,15 +265,29 @@ fn alive(pid: i32) -> bool {
 }
 
 #[test]
-fn sigkill_of_the_server_is_survived_without_a_failed_read() {
-    if !root_or_skip("sigkill_of_the_server_is_survived_without_a_failed_read") {
-        return;
+fn sigkill_of_the_server_is_survived_without_a_failed_read_classic() {
+    if root_or_skip("sigkill_of_the_server_is_survived_without_a_failed_read_classic") {
+        sigkills("classic");
     }
-    let d = Daemon::start("crash", &["--transport", "classic", "--enable-cgroup"]);
+}
+
+#[test]
+fn sigkill_of_the_server_is_survived_uring_losing_only_what_the_kernel_cancels() {
+    if root_or_skip("sigkill_of_the_server_is_survived_uring_losing_only_what_the_kernel_cancels") {
+        sigkills("uring");
+    }
+}
+
+fn sigkills(transport: &str) {
+    let d = Daemon::start(
+        &format!("crash-{transport}"),
+        &["--transport", transport, "--enable-cgroup"],
+    );
     std::thread::sleep(Duration::from_millis(300)); // the keeper starts once the mount serves
     let stop = Arc::new(AtomicBool::new(false));
     let readers = hammer(&d, stop.clone());
-    for round in 0..5 {
+    let kills = 5;
+    for round in 0..kills {
         std::thread::sleep(Duration::from_millis(400));
         let victim = pidfile_pid(&d).expect("a pidfile");
         nix::sys::signal::kill(
@@ -308,5 +324,23 @@ fn sigkill_of_the_server_is_survived_without_a_failed_read() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(!alive(last), "the last server did not stop");
-    assert_no_read_failed(reads, &failures, slowest, "");
+    if transport == "uring" {
+        // The one loss the kernel imposes on io_uring: a request it routes to an entry the
+        // dead server had armed, in the instant before that entry is cancelled, is ended
+        // with ECANCELED (fuse_uring_send_in_task on a terminating task). At most one per
+        // armed entry per kill; everything else is answered by the successor.
+        let armed = kills * 8 * std::thread::available_parallelism().map_or(1, |n| n.get());
+        let (cancelled, other): (Vec<_>, Vec<_>) = failures
+            .iter()
+            .partition(|f| f.contains("Operation canceled"));
+        assert!(
+            cancelled.len() <= armed,
+            "{} ECANCELED reads in {kills} kills",
+            cancelled.len()
+        );
+        let other: Vec<String> = other.into_iter().cloned().collect();
+        assert_no_read_failed(reads, &other, slowest, "");
+    } else {
+        assert_no_read_failed(reads, &failures, slowest, "");
+    }
 }

@@ -5,7 +5,9 @@
 //! CPU, each serving the kernel's queue of its CPU), or more classic workers are started,
 //! each on its own clone of the /dev/fuse file.
 
+pub mod arena;
 pub mod classic;
+pub mod fill;
 pub mod uring;
 
 use std::os::fd::OwnedFd;
@@ -55,6 +57,11 @@ pub struct Session {
     pub clones: std::sync::Mutex<Vec<std::os::fd::RawFd>>,
     /// The keeper process holding the connection for a successor should we crash (0: none).
     pub keeper: std::sync::atomic::AtomicU32,
+    /// The io_uring entries' memory, on that transport.
+    pub arena: OnceLock<arena::Arena>,
+    /// Lookups of our own in flight after a recovery (uring::nudge_queue): an exec must
+    /// wait for them, as a thread waiting on a request it alone could answer blocks execve.
+    pub nudging: std::sync::atomic::AtomicUsize,
 }
 
 impl Session {
@@ -69,6 +76,8 @@ impl Session {
             frozen: Default::default(),
             clones: Default::default(),
             keeper: Default::default(),
+            arena: OnceLock::new(),
+            nudging: Default::default(),
         }
     }
 
@@ -194,7 +203,11 @@ pub fn serve(session: Arc<Session>) {
 fn after_init(s: &Arc<Session>) {
     let Some(init) = s.init() else { return };
     if init.flags & init_flags::OVER_IO_URING != 0 {
-        match uring::start(s.clone()) {
+        let started = uring::new_arena().and_then(|a| {
+            let _ = s.arena.set(a);
+            uring::start(s.clone())
+        });
+        match started {
             Ok(n) => {
                 stats::set_transport("uring");
                 info!("serving with FUSE-over-io_uring: {n} pinned workers");

@@ -4,20 +4,24 @@
 //!
 //! Each entry is a 288-byte header (fuse_uring_req_header: in_out, op_in, ent_in_out) and
 //! a payload buffer registered once; a single COMMIT_AND_FETCH both answers a request and
-//! re-arms the entry for the next.
+//! re-arms the entry for the next. The buffers live in the shared arena (arena.rs), so a
+//! successor can answer what the kernel handed to a dead predecessor (`recover`).
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{Ordering, compiler_fence};
 
 use io_uring::{IoUring, cqueue, opcode, squeue, types};
 use nix::sched::CpuSet;
 use nix::unistd::Pid;
 
+use super::arena::Arena;
 use super::{MAX_PAYLOAD, MAX_WRITE, Session, reply_header};
 use crate::fs::{Reply, Worker};
 use crate::proto::{self, abi};
-use crate::{cpulist, debug, warn};
+use crate::{cpulist, debug, info, warn};
 
 const CMD_REGISTER: u32 = 1;
 const CMD_COMMIT_AND_FETCH: u32 = 2;
@@ -30,39 +34,71 @@ const ENT_COMMIT_ID: usize = ENT_IN_OUT + 8;
 const ENT_PAYLOAD_SZ: usize = ENT_IN_OUT + 16;
 
 /// Ring entries per queue: requests one CPU can have in flight at once.
-const DEPTH: usize = 8;
+pub const DEPTH: usize = 8;
 /// How long to keep retrying a REGISTER the kernel answers EAGAIN (INIT not yet done).
 const REGISTER_RETRIES: u32 = 1000;
 
-/// Start one pinned worker per online CPU. Every possible CPU's queue gets entries (the
-/// kernel uses the ring only once all have some); queues of offline CPUs are served by
-/// the online workers in turn.
+/// The ring arena for this machine: DEPTH entries for every possible CPU's queue.
+pub fn new_arena() -> io::Result<Arena> {
+    let possible = cpulist::read(c"/sys/devices/system/cpu/possible")?;
+    Arena::create(
+        possible.len() * DEPTH,
+        MAX_PAYLOAD.max(8192).max(MAX_WRITE as usize),
+    )
+}
+
+/// Start serving with a fresh set of entries.
 pub fn start(s: Arc<Session>) -> io::Result<usize> {
+    spawn_workers(s, None)
+}
+
+/// Start serving entries a predecessor registered (its arena, adopted by the session):
+/// answer the requests it held, re-arm what the kernel still knows, register afresh what
+/// it does not, then send one request through each CPU's queue so requests that queued
+/// up while nobody served are handed out again. The predecessor must be gone.
+pub fn recover(s: Arc<Session>, mountpoint: PathBuf) -> io::Result<usize> {
+    spawn_workers(s, Some(mountpoint))
+}
+
+/// One pinned worker per online CPU. Every possible CPU's queue gets entries (the kernel
+/// uses the ring only once all have some); queues of offline CPUs are served by the
+/// online workers in turn.
+fn spawn_workers(s: Arc<Session>, recovering: Option<PathBuf>) -> io::Result<usize> {
     let possible = cpulist::read(c"/sys/devices/system/cpu/possible")?;
     let online = cpulist::read(c"/sys/devices/system/cpu/online")?;
     if online.is_empty() {
         return Err(io::Error::other("no online CPU"));
     }
-    let mut queues: Vec<Vec<u16>> = vec![Vec::new(); online.len()];
+    let arena = s
+        .arena
+        .get()
+        .ok_or_else(|| io::Error::other("no ring arena"))?;
+    if arena.slots() < possible.len() * DEPTH {
+        return Err(io::Error::other(
+            "the ring arena has fewer entries than this machine has CPU queues",
+        ));
+    }
+    // Slots of queue k: k*DEPTH .. (k+1)*DEPTH, k the CPU's place in the possible list.
+    let mut work: Vec<Vec<(u16, usize)>> = vec![Vec::new(); online.len()];
     let mut spill = 0;
-    for &cpu in &possible {
+    for (k, &cpu) in possible.iter().enumerate() {
         let qid = u16::try_from(cpu).map_err(|_| io::Error::other("CPU id out of range"))?;
-        let slot = match online.iter().position(|&c| c == cpu) {
+        let worker = match online.iter().position(|&c| c == cpu) {
             Some(i) => i,
             None => {
                 spill += 1;
                 spill % online.len()
             }
         };
-        queues[slot].push(qid);
+        work[worker].extend((k * DEPTH..(k + 1) * DEPTH).map(|slot| (qid, slot)));
     }
-    let payload_len = MAX_PAYLOAD.max(8192).max(MAX_WRITE as usize);
-    for (i, (&cpu, qids)) in online.iter().zip(queues).enumerate() {
+    for (i, (&cpu, slots)) in online.iter().zip(work).enumerate() {
         let s = s.clone();
+        let nudge = recovering.clone();
         std::thread::Builder::new()
             .name(format!("uring-{cpu}"))
             .spawn(move || {
-                if let Err(e) = run_worker(&s, i + 1, cpu, &qids, payload_len) {
+                if let Err(e) = run_worker(&s, i + 1, cpu, &slots, nudge) {
                     warn!("io_uring worker on CPU {cpu} stopped: {e}");
                 }
             })?;
@@ -70,19 +106,19 @@ pub fn start(s: Arc<Session>) -> io::Result<usize> {
     Ok(online.len())
 }
 
-/// The memory of one ring entry. The kernel keeps the addresses from REGISTER, so these
-/// buffers never move or drop while the worker runs.
-struct Entry {
+/// One ring entry: its slot of the arena. The kernel keeps the addresses from REGISTER.
+struct Entry<'a> {
     qid: u16,
-    header: Box<[u8; HEADER_LEN]>,
-    payload: Box<[u8]>,
+    header: &'a mut [u8],
+    payload: &'a mut [u8],
     iov: Box<[libc::iovec; 2]>,
+    /// Committed on behalf of a predecessor: a failure means the kernel no longer knows
+    /// this entry, which is then registered afresh.
+    recovering: bool,
 }
 
-impl Entry {
-    fn new(qid: u16, payload_len: usize) -> Entry {
-        let mut header = Box::new([0u8; HEADER_LEN]);
-        let mut payload = vec![0u8; payload_len].into_boxed_slice();
+impl<'a> Entry<'a> {
+    fn new(qid: u16, header: &'a mut [u8], payload: &'a mut [u8]) -> Entry<'a> {
         let iov = Box::new([
             libc::iovec {
                 iov_base: header.as_mut_ptr().cast(),
@@ -90,7 +126,7 @@ impl Entry {
             },
             libc::iovec {
                 iov_base: payload.as_mut_ptr().cast(),
-                iov_len: payload_len,
+                iov_len: payload.len(),
             },
         ]);
         Entry {
@@ -98,8 +134,43 @@ impl Entry {
             header,
             payload,
             iov,
+            recovering: false,
         }
     }
+
+    /// The commit id the kernel gave the request it last put here.
+    fn commit_id(&self) -> u64 {
+        u64_at(self.header, ENT_COMMIT_ID)
+    }
+
+    fn awaits_reply(&self) -> bool {
+        awaits_reply(self.header)
+    }
+}
+
+/// Whether an entry's header holds a request with no reply written yet: the in_out area
+/// has a fuse_in_header (an opcode where a reply's header has its error, 0 or negative).
+fn awaits_reply(header: &[u8]) -> bool {
+    is_request_opcode(u32_at(header, OPCODE))
+}
+
+/// Where in_out holds a request's opcode, or a reply's error.
+pub const OPCODE: usize = 4;
+
+pub fn is_request_opcode(v: u32) -> bool {
+    (1..=4096).contains(&v)
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    b.get(at..at + 4)
+        .and_then(|s| s.try_into().ok())
+        .map_or(0, u32::from_ne_bytes)
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    b.get(at..at + 8)
+        .and_then(|s| s.try_into().ok())
+        .map_or(0, u64::from_ne_bytes)
 }
 
 /// The 80-byte command of a FUSE uring SQE: struct fuse_uring_cmd_req.
@@ -136,7 +207,7 @@ fn commit_sqe(fd: RawFd, commit_id: u64, qid: u16, user_data: u64) -> squeue::En
         .user_data(user_data)
 }
 
-fn pin(cpu: u32) {
+pub fn pin(cpu: u32) {
     let mut set = CpuSet::new();
     if set.set(cpu as usize).is_ok()
         && let Err(e) = nix::sched::sched_setaffinity(Pid::from_raw(0), &set)
@@ -146,44 +217,90 @@ fn pin(cpu: u32) {
 }
 
 fn run_worker(
-    s: &Session,
+    s: &Arc<Session>,
     id: usize,
     cpu: u32,
-    qids: &[u16],
-    payload_len: usize,
+    slots: &[(u16, usize)],
+    nudge: Option<PathBuf>,
 ) -> io::Result<()> {
     pin(cpu);
     let fd = s.dev.as_raw_fd();
-    let mut entries: Vec<Entry> = qids
-        .iter()
-        .flat_map(|&q| (0..DEPTH).map(move |_| q))
-        .map(|q| Entry::new(q, payload_len))
-        .collect();
+    let arena = s
+        .arena
+        .get()
+        .ok_or_else(|| io::Error::other("no ring arena"))?;
+    let mut entries: Vec<Entry<'_>> = Vec::with_capacity(slots.len());
+    for &(qid, slot) in slots {
+        // SAFETY: spawn_workers gives every slot to exactly one worker.
+        let (header, payload) = unsafe { arena.slot(slot) }
+            .ok_or_else(|| io::Error::other("ring slot out of range"))?;
+        entries.push(Entry::new(qid, header, payload));
+    }
     let size = entries.len().next_power_of_two() as u32;
     let mut ring: IoUring<squeue::Entry128, cqueue::Entry> = IoUring::builder()
         .setup_single_issuer()
         .setup_coop_taskrun()
         .setup_defer_taskrun()
         .build(size)?;
-    for (i, e) in entries.iter().enumerate() {
-        push(&mut ring, register_sqe(fd, e, i as u64))?;
-    }
     let mut w = Worker::new(id);
     let mut request_payload: Vec<u8> = Vec::with_capacity(8192);
+    let mut answered = 0;
+    for (i, e) in entries.iter_mut().enumerate() {
+        let sqe = if nudge.is_some() {
+            // What the predecessor left here: a request it never answered (answer it
+            // now), or a reply it wrote (commit it; the kernel refuses one it already has).
+            e.recovering = true;
+            let commit_id = if e.awaits_reply() {
+                answered += 1;
+                serve_entry(s, &mut w, e, &mut request_payload)
+            } else {
+                e.commit_id()
+            };
+            commit_sqe(fd, commit_id, e.qid, i as u64)
+        } else {
+            register_sqe(fd, e, i as u64)
+        };
+        push(&mut ring, sqe)?;
+    }
+    // Submitting arms the entries (the kernel registers and commits inline).
+    ring.submit()?;
+    if let Some(mnt) = nudge {
+        info!("CPU {cpu}: answered {answered} requests the predecessor held");
+        nudge_queue(s, cpu, mnt);
+    }
     let mut done: Vec<(u64, i32)> = Vec::with_capacity(entries.len());
+    // Entries holding a request we do not answer while frozen (a handover is under way).
+    let mut held: Vec<u64> = Vec::new();
     let mut retries = 0;
+    let poll = types::Timespec::new().nsec(20_000_000);
     loop {
-        match ring.submit_and_wait(1) {
+        let waited = if s.frozen.load(Ordering::Acquire) {
+            // Look up now and then: a failed handover thaws us.
+            let args = types::SubmitArgs::new().timespec(&poll);
+            ring.submitter().submit_with_args(1, &args)
+        } else {
+            ring.submit_and_wait(1)
+        };
+        match waited {
             Ok(_) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::ETIME)) => {}
             Err(e) => return Err(e),
         }
         done.clear();
         done.extend(ring.completion().map(|c| (c.user_data(), c.result())));
+        if !s.frozen.load(Ordering::Acquire) {
+            done.extend(held.drain(..).map(|ud| (ud, 0)));
+        }
         for &(ud, res) in &done {
             let Some(e) = entries.get_mut(ud as usize) else {
                 continue;
             };
+            if std::mem::take(&mut e.recovering) && res < 0 {
+                // The kernel does not know this entry (any more): make it a new one.
+                debug!("CPU {cpu}: slot {ud} re-registered ({res})");
+                push(&mut ring, register_sqe(fd, e, ud))?;
+                continue;
+            }
             if res == -libc::EAGAIN && retries < REGISTER_RETRIES {
                 retries += 1;
                 std::thread::sleep(std::time::Duration::from_millis(1));
@@ -198,26 +315,41 @@ fn run_worker(
                 }
                 return Err(err);
             }
+            if s.frozen.load(Ordering::Acquire) {
+                held.push(ud);
+                continue;
+            }
             let commit_id = serve_entry(s, &mut w, e, &mut request_payload);
             push(&mut ring, commit_sqe(fd, commit_id, e.qid, ud))?;
         }
     }
 }
 
+/// Send one request through the queue of `cpu`: the kernel hands requests that queued while
+/// no entry was armed only to an entry that commits, and this one's reply is such a commit.
+/// From a thread of its own on that CPU (the worker must be free to answer it).
+fn nudge_queue(s: &Arc<Session>, cpu: u32, mountpoint: PathBuf) {
+    s.nudging.fetch_add(1, Ordering::Release);
+    let s = s.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("nudge-{cpu}"))
+        .spawn(move || {
+            pin(cpu);
+            // A name that never exists: the lookup always reaches us, and fails.
+            let _ = std::fs::symlink_metadata(mountpoint.join(super::fill::probe_name(cpu, 0)));
+            s.nudging.fetch_sub(1, Ordering::Release);
+        });
+    if let Err(e) = spawned {
+        warn!("CPU {cpu}: cannot nudge the queue: {e}");
+    }
+}
+
 /// Handle the request an entry holds and write its reply in place; returns the entry's
 /// commit id.
 fn serve_entry(s: &Session, w: &mut Worker, e: &mut Entry, request_payload: &mut Vec<u8>) -> u64 {
+    let commit_id = e.commit_id();
+    let payload_sz = u32_at(e.header, ENT_PAYLOAD_SZ);
     let h = &e.header;
-    let commit_id = u64::from_ne_bytes(
-        h[ENT_COMMIT_ID..ENT_COMMIT_ID + 8]
-            .try_into()
-            .unwrap_or_default(),
-    );
-    let payload_sz = u32::from_ne_bytes(
-        h[ENT_PAYLOAD_SZ..ENT_PAYLOAD_SZ + 4]
-            .try_into()
-            .unwrap_or_default(),
-    );
     // The request's own payload (a name, write data) is copied out so the reply can be
     // written over the same buffer.
     let n = (payload_sz as usize).min(e.payload.len());
@@ -225,7 +357,7 @@ fn serve_entry(s: &Session, w: &mut Worker, e: &mut Entry, request_payload: &mut
     request_payload.extend_from_slice(&e.payload[..n]);
     let (unique, reply) =
         match proto::decode_ring(&h[..OP_IN], &h[OP_IN..ENT_IN_OUT], request_payload) {
-            Ok(req) => (req.header.unique, s.handle(w, &req, &mut e.payload)),
+            Ok(req) => (req.header.unique, s.handle(w, &req, e.payload)),
             Err(err) => {
                 let unique = proto::decode_header(&h[..OP_IN])
                     .map(|h| h.unique)
@@ -241,10 +373,14 @@ fn serve_entry(s: &Session, w: &mut Worker, e: &mut Entry, request_payload: &mut
     } else {
         reply
     };
-    let len = reply_header(&mut e.header[..abi::OUT_HEADER_LEN], unique, reply)
-        .unwrap_or(abi::OUT_HEADER_LEN);
+    let mut out = [0u8; abi::OUT_HEADER_LEN];
+    let len = reply_header(&mut out, unique, reply).unwrap_or(abi::OUT_HEADER_LEN);
     let payload_len = (len - abi::OUT_HEADER_LEN) as u32;
     e.header[ENT_PAYLOAD_SZ..ENT_PAYLOAD_SZ + 4].copy_from_slice(&payload_len.to_ne_bytes());
+    // The reply's header goes in last: a successor that finds it knows the payload and its
+    // size are complete (awaits_reply).
+    compiler_fence(Ordering::Release);
+    e.header[..abi::OUT_HEADER_LEN].copy_from_slice(&out);
     commit_id
 }
 

@@ -1,0 +1,173 @@
+//! The memory of the io_uring ring entries: one memfd, mapped at the same address in every
+//! process that serves the connection.
+//!
+//! The kernel remembers each entry's buffers as addresses, and reads a reply from them in
+//! the address space of whoever commits it. A successor (after a crash, an exec, a
+//! takeover) that maps the same memfd at the same address therefore sees the requests the
+//! kernel handed to its predecessor's entries, and can answer them: nothing in flight is
+//! lost (see uring::recover).
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::ptr::NonNull;
+
+/// Where the first process asks for the mapping: far from the heap, the libraries and the
+/// stack, so a successor's fresh address space has it free too. Elsewhere when taken.
+const PREFERRED_ADDR: usize = 0x2000_0000_0000;
+
+/// Room for one entry's 288-byte header, rounded to a page so payloads are page-aligned.
+pub const HEADER_ROOM: usize = 4096;
+
+pub struct Arena {
+    fd: OwnedFd,
+    base: NonNull<u8>,
+    len: usize,
+    slot_len: usize,
+}
+
+// SAFETY: the mapping lives as long as the Arena and is shared memory; which thread uses
+// which slot is decided by the workers (each owns disjoint slots), see `slot`.
+unsafe impl Send for Arena {}
+// SAFETY: as above: the Arena itself is never written through &self.
+unsafe impl Sync for Arena {}
+
+impl Arena {
+    /// A new arena of `slots` entries with `payload_len`-byte payloads.
+    pub fn create(slots: usize, payload_len: usize) -> io::Result<Arena> {
+        let slot_len = HEADER_ROOM + payload_len.next_multiple_of(4096);
+        let len = slots
+            .checked_mul(slot_len)
+            .ok_or_else(|| io::Error::other("ring arena too large"))?;
+        let fd = nix::sys::memfd::memfd_create(
+            c"lxcfs-uring-ring",
+            nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
+        )?;
+        nix::unistd::ftruncate(&fd, len as libc::off_t)?;
+        let base = map(fd.as_fd(), PREFERRED_ADDR, len, true)
+            .or_else(|_| map(fd.as_fd(), 0, len, false))?;
+        Ok(Arena {
+            fd,
+            base,
+            len,
+            slot_len,
+        })
+    }
+
+    /// The arena a predecessor created, mapped at the address it had there.
+    pub fn adopt(fd: OwnedFd, addr: usize, len: usize, slot_len: usize) -> io::Result<Arena> {
+        let size = nix::sys::stat::fstat(&fd)?.st_size;
+        if size != len as libc::off_t || slot_len < HEADER_ROOM || !len.is_multiple_of(slot_len) {
+            return Err(io::Error::other(
+                "the ring arena does not match its description",
+            ));
+        }
+        let base = map(fd.as_fd(), addr, len, true)?;
+        Ok(Arena {
+            fd,
+            base,
+            len,
+            slot_len,
+        })
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// `addr:len:slot_len`, as `adopt` takes them back.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}:{}:{}",
+            self.base.as_ptr() as usize,
+            self.len,
+            self.slot_len
+        )
+    }
+
+    pub fn slots(&self) -> usize {
+        self.len / self.slot_len
+    }
+
+    pub fn payload_len(&self) -> usize {
+        self.slot_len - HEADER_ROOM
+    }
+
+    /// The header and payload of slot `i`.
+    ///
+    /// Mutable views of memory behind `&self` are the point: the arena is shared with the
+    /// kernel and with other processes, and each slot has one owner at a time.
+    ///
+    /// # Safety
+    /// The caller must be the only user of slot `i` for as long as the slices live (each
+    /// worker owns a disjoint set of slots), apart from the kernel, which writes a request
+    /// into an entry only while it is armed and reads a reply only at its commit.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn slot(&self, i: usize) -> Option<(&mut [u8], &mut [u8])> {
+        if i >= self.slots() {
+            return None;
+        }
+        // SAFETY: slot i lies inside the mapping (checked above); the caller owns it.
+        unsafe {
+            let start = self.base.as_ptr().add(i * self.slot_len);
+            Some((
+                std::slice::from_raw_parts_mut(start, HEADER_ROOM),
+                std::slice::from_raw_parts_mut(start.add(HEADER_ROOM), self.payload_len()),
+            ))
+        }
+    }
+}
+
+impl Arena {
+    /// The u32 at `offset` of slot `i`'s header, read without claiming the slot (the
+    /// kernel or its owner may be writing it).
+    pub fn peek_u32(&self, i: usize, offset: usize) -> Option<u32> {
+        if i >= self.slots() || offset + 4 > HEADER_ROOM {
+            return None;
+        }
+        // SAFETY: inside the mapping (checked above); a volatile read of plain bytes
+        // that another writer may change, as shared memory is.
+        let v = unsafe {
+            let p = self.base.as_ptr().add(i * self.slot_len + offset);
+            std::ptr::read_volatile(p.cast::<[u8; 4]>())
+        };
+        Some(u32::from_ne_bytes(v))
+    }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        // SAFETY: the mapping is ours and no slice of it outlives the Arena (workers
+        // hold an Arc of the session that owns it).
+        unsafe {
+            libc::munmap(self.base.as_ptr().cast(), self.len);
+        }
+    }
+}
+
+/// Map `len` bytes of `fd` shared, at `addr` exactly when `fixed` (never over an existing
+/// mapping), else wherever the kernel likes.
+fn map(fd: BorrowedFd<'_>, addr: usize, len: usize, fixed: bool) -> io::Result<NonNull<u8>> {
+    let flags = libc::MAP_SHARED | if fixed { libc::MAP_FIXED_NOREPLACE } else { 0 };
+    // SAFETY: a new shared mapping of our memfd; MAP_FIXED_NOREPLACE never replaces an
+    // existing mapping, so no memory of ours changes under us.
+    let p = unsafe {
+        libc::mmap(
+            addr as *mut libc::c_void,
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            flags,
+            fd.as_raw_fd(),
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    if fixed && p as usize != addr {
+        // An old kernel without MAP_FIXED_NOREPLACE treats it as a hint.
+        // SAFETY: we just mapped it and nothing refers to it.
+        unsafe { libc::munmap(p, len) };
+        return Err(io::Error::from_raw_os_error(libc::EEXIST));
+    }
+    NonNull::new(p.cast()).ok_or_else(|| io::Error::other("mmap returned null"))
+}

@@ -1,0 +1,84 @@
+//! Handing io_uring entries over without losing a request.
+//!
+//! When the task that armed a ring entry exits, a request the kernel routes to that entry
+//! in the meantime fails with ECANCELED (fuse_uring_send_in_task on a terminating task).
+//! An entry that already holds a request is safe: its request waits for whoever commits.
+//! So before a planned handover (SIGUSR1, --takeover) the serving process stops answering
+//! and a helper process sends lookups through every online CPU's queue until every entry
+//! holds one; requests that come later wait in the kernel's queue. The successor answers
+//! them all (uring::recover). A crash cannot be prepared for: see the README.
+
+use std::io;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::arena::Arena;
+use super::uring::{DEPTH, OPCODE, is_request_opcode};
+use crate::cpulist;
+
+/// The hidden subcommand that runs the helper.
+pub const FILL_COMMAND: &str = "fill-queues";
+/// A name that never exists, so every lookup of it reaches the server; unique per caller,
+/// since the kernel lets only one lookup of a name in a directory be in flight at a time.
+pub fn probe_name(cpu: u32, i: usize) -> String {
+    format!(".lxcfs-uring-handover-{}-{cpu}-{i}", std::process::id())
+}
+/// How long to wait for the entries to fill; past it the handover goes on regardless.
+const FILL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Fill every online CPU's entries of `arena` with a held request, using the helper from
+/// `exe`. Returns the helper (the successor reaps it) once they are full, or the timeout.
+pub fn fill(arena: &Arena, exe: &Path, mountpoint: &Path) -> io::Result<Child> {
+    let slots = online_slots()?;
+    let helper = Command::new(exe)
+        .arg(FILL_COMMAND)
+        .arg(mountpoint)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()?;
+    let deadline = Instant::now() + FILL_TIMEOUT;
+    while Instant::now() < deadline {
+        let full = slots
+            .iter()
+            .all(|&i| arena.peek_u32(i, OPCODE).is_some_and(is_request_opcode));
+        if full {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(helper)
+}
+
+/// The arena slots of the queues of online CPUs (slots of queue k: k*DEPTH..(k+1)*DEPTH,
+/// k the CPU's place among possible CPUs). Offline CPUs' queues get no requests.
+fn online_slots() -> io::Result<Vec<usize>> {
+    let possible = cpulist::read(c"/sys/devices/system/cpu/possible")?;
+    let online = cpulist::read(c"/sys/devices/system/cpu/online")?;
+    Ok(possible
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| online.contains(c))
+        .flat_map(|(k, _)| k * DEPTH..(k + 1) * DEPTH)
+        .collect())
+}
+
+/// The helper: DEPTH lookups at once from each online CPU, each waiting for its answer.
+pub fn run_helper(mountpoint: &Path) -> Result<(), String> {
+    let online = cpulist::read(c"/sys/devices/system/cpu/online").map_err(|e| e.to_string())?;
+    let threads: Vec<_> = online
+        .iter()
+        .flat_map(|&cpu| (0..DEPTH).map(move |i| (cpu, i)))
+        .map(|(cpu, i)| {
+            let probe = mountpoint.join(probe_name(cpu, i));
+            std::thread::spawn(move || {
+                super::uring::pin(cpu);
+                let _ = std::fs::symlink_metadata(probe);
+            })
+        })
+        .collect();
+    for t in threads {
+        let _ = t.join();
+    }
+    Ok(())
+}
