@@ -1,8 +1,9 @@
 //! Crash survival: a small keeper process holds duplicates of the connection's /dev/fuse
-//! files, so a server that dies (SIGKILL, a crash) does not take the mount with it, and
-//! starts a successor at once. The successor has the kernel resend every request the dead
-//! server had read but not answered: they sit in the processing queues of files the keeper
-//! still holds. Classic transport with FUSE_NOTIFY_RESEND only (see `upgrade`).
+//! files (and the io_uring ring arena), so a server that dies (SIGKILL, a crash) does not
+//! take the mount with it, and starts a successor at once. On the classic transport the
+//! successor has the kernel resend every request the dead server had read but not
+//! answered (they sit in the processing queues of files the keeper still holds); on
+//! io_uring it answers what the dead server's ring entries hold (ring::uring::recover).
 //!
 //! The keeper parses no request and no kernel text: it waits on the server's pidfd.
 

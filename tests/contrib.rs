@@ -286,3 +286,84 @@ fn install_script_puts_everything_in_place() {
     );
     assert!(missing.is_empty(), "not installed: {missing:?}");
 }
+
+/// The DaemonSet's upgrade: a new pod's command, started beside the old pod's, takes the
+/// mount over; the old daemon exits 0 and its container idles; reads never stop.
+#[test]
+fn kubernetes_pod_command_takes_the_mount_over() {
+    if !root_or_skip("kubernetes_pod_command_takes_the_mount_over") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(unique("k8s"));
+    let d = Daemon {
+        child: None,
+        mnt: dir.join("mnt"),
+        runtime: dir.join("run"),
+        dir,
+    };
+    std::fs::create_dir_all(&d.mnt).unwrap();
+    std::fs::create_dir_all(&d.runtime).unwrap();
+    // The container's script from the manifest, pointed at this test's paths.
+    let yaml = std::fs::read_to_string(contrib("kubernetes/lxcfs-uring.yaml")).unwrap();
+    let script: String = yaml
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("R=/run/lxcfs-uring"))
+        .take_while(|l| !l.trim().is_empty() && !l.trim_start().starts_with("securityContext"))
+        .map(|l| format!("{}\n", l.trim()))
+        .collect();
+    assert!(script.contains("--takeover") && script.ends_with("exec sleep infinity\n"));
+    let script = script
+        .replace("/run/lxcfs-uring", &d.runtime.display().to_string())
+        .replace("/var/lib/lxcfs", &d.mnt.display().to_string())
+        .replace("/usr/bin/lxcfs-uring", BIN);
+    let pod = || {
+        Command::new("sh")
+            .args(["-c", &script])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let read =
+        || std::fs::read_to_string(d.mnt.join("proc/meminfo")).map(|t| t.starts_with("MemTotal:"));
+    let pidfile = || {
+        std::fs::read_to_string(d.runtime.join("lxcfs.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+    };
+    let wait = |what: &str, ok: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !ok() {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let mut old_pod = pod();
+    wait("the first pod mounts", &|| {
+        matches!(read(), Ok(true)) && pidfile().is_some()
+    });
+    let old_daemon = pidfile().unwrap();
+    let mut new_pod = pod();
+    wait("the new pod's daemon takes over", &|| {
+        pidfile().is_some_and(|p| p != old_daemon)
+    });
+    assert_eq!(read().ok(), Some(true), "the mount stayed");
+    // The old daemon is gone; its pod's container idles instead of restarting it.
+    wait("the old daemon exits", &|| {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(old_daemon), None).is_err()
+            || std::fs::read_to_string(format!("/proc/{old_daemon}/stat"))
+                .unwrap_or_default()
+                .contains(") Z ")
+    });
+    assert!(
+        old_pod.try_wait().unwrap().is_none(),
+        "the old pod's container still runs"
+    );
+    assert!(new_pod.try_wait().unwrap().is_none());
+    assert!(is_mounted(&d.mnt));
+    let _ = old_pod.kill();
+    let _ = new_pod.kill();
+    let _ = old_pod.wait();
+    let _ = new_pod.wait();
+}
