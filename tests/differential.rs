@@ -319,7 +319,19 @@ fn documented_differences_hold() {
         .lines()
         .count();
     assert_eq!(counts[0], host, "lxcfs shows the host's devices");
-    assert_eq!(counts[1], 0, "a container that did no I/O has none");
+    // Only devices the container did I/O on (usually none; a page-cache miss while it
+    // starts is its own I/O too), as its cgroup counted them.
+    let used = blk
+        .get("blkio.throttle.io_serviced_recursive")
+        .lines()
+        .filter(|l| l.split(' ').nth(1) == Some("Total") && !l.ends_with(" 0"))
+        .count();
+    assert!(
+        counts[1] <= used,
+        "{} devices shown, {used} used",
+        counts[1]
+    );
+    assert!(counts[1] < host);
     // the cpu directory's lists follow the container (lxcfs passes possible/present through)
     let cs = Cgroup::new("cpuset", "diffdoc-cpu");
     cs.set(
