@@ -367,3 +367,88 @@ fn kubernetes_pod_command_takes_the_mount_over() {
     let _ = old_pod.wait();
     let _ = new_pod.wait();
 }
+
+/// The unit under a crash: the keeper's successor serves, ExecStopPost leaves its mount
+/// alone, and the restart systemd then makes takes the mount over from it.
+#[test]
+fn systemd_restart_after_a_crash_takes_the_mount_back() {
+    if !root_or_skip("systemd_restart_after_a_crash_takes_the_mount_back") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(unique("unit"));
+    let d = Daemon {
+        child: None,
+        mnt: dir.join("mnt"),
+        runtime: dir.join("run"),
+        dir,
+    };
+    std::fs::create_dir_all(&d.mnt).unwrap();
+    std::fs::create_dir_all(&d.runtime).unwrap();
+    let unit = std::fs::read_to_string(contrib("systemd/lxcfs-uring.service")).unwrap();
+    let script = |key: &str| -> String {
+        let line = unit
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key}"));
+        line.trim_start_matches('-')
+            .strip_prefix("/bin/sh -c '")
+            .and_then(|l| l.strip_suffix('\''))
+            .unwrap_or_else(|| panic!("{key} is not a sh -c line"))
+            .replace("/usr/bin/lxcfs-uring", BIN)
+            .replace(
+                "--runtime-dir /run",
+                &format!("--runtime-dir {}", d.runtime.display()),
+            )
+            .replace("/var/lib/lxcfs", &d.mnt.display().to_string())
+    };
+    let (start, stop_post) = (script("ExecStart="), script("ExecStopPost="));
+    let sh = |s: &str| {
+        let mut c = Command::new("sh");
+        c.args(["-c", s]).stdin(std::process::Stdio::null());
+        c
+    };
+    let read = || {
+        std::fs::read_to_string(d.mnt.join("proc/meminfo"))
+            .is_ok_and(|t| t.starts_with("MemTotal:"))
+    };
+    let pidfile = || {
+        std::fs::read_to_string(d.runtime.join("lxcfs.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+    };
+    let wait = |what: &str, ok: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !ok() {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let mut first = sh(&start).spawn().unwrap();
+    wait("the unit's first start mounts", &|| {
+        read() && pidfile() == Some(first.id() as i32)
+    });
+    std::thread::sleep(Duration::from_millis(300)); // its keeper starts once it serves
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let _ = first.wait();
+    wait("the keeper's successor serves", &|| {
+        read() && pidfile().is_some_and(|p| p != first.id() as i32)
+    });
+    // systemd runs ExecStopPost after the main process died: the served mount stays.
+    assert!(sh(&stop_post).status().unwrap().success());
+    assert!(
+        is_mounted(&d.mnt) && read(),
+        "ExecStopPost left the served mount alone"
+    );
+    // ... and then restarts the unit: the new main process takes the mount over.
+    let mut restarted = sh(&start).spawn().unwrap();
+    wait("the restarted unit takes over", &|| {
+        pidfile() == Some(restarted.id() as i32)
+    });
+    assert!(read() && restarted.try_wait().unwrap().is_none());
+    let _ = restarted.kill();
+    let _ = restarted.wait();
+}
