@@ -118,6 +118,12 @@ fn serve_handed_over(
         .fs
         .passthrough
         .store(r.passthrough, Ordering::Relaxed);
+    if let (Some(tracker), Some(loads)) = (&session.fs.loadavg, &r.loads) {
+        info!(
+            "continuing the load averages of {} cgroups",
+            tracker.inherit(loads)
+        );
+    }
     if let Some(pid) = r.helper {
         // The handover's helper exits once we answer its lookups: reap it.
         std::thread::spawn(move || {

@@ -31,6 +31,9 @@ struct Tracked {
 #[derive(Default)]
 pub struct LoadTracker {
     entries: Mutex<HashMap<String, Tracked>>,
+    /// Averages handed over by a predecessor (an upgrade, a takeover), by cgroup path: a
+    /// container's first read here continues from them instead of from zero.
+    inherited: Mutex<HashMap<String, Load>>,
 }
 
 impl LoadTracker {
@@ -39,11 +42,17 @@ impl LoadTracker {
     pub fn read(&self, path: &str, c: &Arc<Container>) -> Load {
         let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if !map.contains_key(path) {
+            let load = self
+                .inherited
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(path)
+                .unwrap_or_default();
             map.insert(
                 path.to_owned(),
                 Tracked {
                     container: c.clone(),
-                    load: Load::default(),
+                    load,
                     last_read: Instant::now(),
                 },
             );
@@ -56,6 +65,37 @@ impl LoadTracker {
         }
         t.last_read = Instant::now();
         t.load
+    }
+
+    /// The loads of every tracked cgroup, one `avg1 avg5 avg15 running total last_pid path`
+    /// line each, for a successor's `inherit`.
+    pub fn export(&self) -> String {
+        let map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = String::new();
+        for (path, t) in map.iter().filter(|(p, _)| !p.contains('\n')) {
+            let [a, b, c] = t.load.averages();
+            let l = &t.load;
+            out.push_str(&format!(
+                "{a} {b} {c} {} {} {} {path}\n",
+                l.running, l.total, l.last_pid
+            ));
+        }
+        out
+    }
+
+    /// Take the averages a predecessor exported; how many. Malformed lines are skipped.
+    pub fn inherit(&self, text: &str) -> usize {
+        let mut inherited = self.inherited.lock().unwrap_or_else(|e| e.into_inner());
+        for line in text.lines() {
+            let mut f = line.splitn(7, ' ');
+            let n: [Option<u64>; 6] = std::array::from_fn(|_| f.next()?.parse().ok());
+            if let ([Some(a), Some(b), Some(c), Some(r), Some(t), Some(p)], Some(path)) =
+                (n, f.next())
+            {
+                inherited.insert(path.to_owned(), Load::continuing([a, b, c], r, t, p));
+            }
+        }
+        inherited.len()
     }
 
     /// One 5-second sample of every tracked container. Returns how many were sampled.
@@ -141,6 +181,18 @@ pub fn run(tracker: Arc<LoadTracker>, containers: &Containers) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn averages_are_handed_over_by_cgroup_path() {
+        let t = LoadTracker::default();
+        t.inherit(
+            "2048 1024 512 1 9 42 /lxc/c 1\n7 7\nx y z 1 2 3 /bad\n100 200 300 0 1 5 /other\n",
+        );
+        let inherited = t.inherited.lock().unwrap();
+        assert_eq!(inherited["/lxc/c 1"].averages(), [2048, 1024, 512]);
+        assert_eq!(inherited["/other"].averages(), [100, 200, 300]);
+        assert_eq!(inherited.len(), 2, "malformed lines are skipped");
+    }
 
     #[test]
     fn state_letter() {

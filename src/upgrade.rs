@@ -55,6 +55,8 @@ pub struct Resume {
     pub helper: Option<u32>,
     /// Whether the host's files were being shown unchanged (SIGUSR2).
     pub passthrough: bool,
+    /// The predecessor's per-container load averages (LoadTracker::export).
+    pub loads: Option<String>,
 }
 
 /// Why an upgrade cannot happen now; None when it can.
@@ -79,11 +81,46 @@ pub fn refusal(s: &Session) -> Option<&'static str> {
 
 /// Stop answering and describe the connection: the state line and the fds to hand over,
 /// the original /dev/fuse file first, then the workers' clones.
-fn freeze(s: &Session) -> io::Result<(String, Vec<RawFd>)> {
+/// Also returns the memfd of the carried state (see `carried`), which must stay open
+/// until the successor has it.
+fn freeze(s: &Session) -> io::Result<(String, Vec<RawFd>, Option<OwnedFd>)> {
     s.frozen.store(true, Ordering::Release);
     // A worker past its frozen check finishes its write within microseconds.
     std::thread::sleep(Duration::from_millis(20));
-    describe(s)
+    let (mut state, mut fds) = describe(s)?;
+    let carried = carried(s)?;
+    if let Some(fd) = &carried {
+        state.push_str(",carry=1");
+        fds.push(fd.as_raw_fd());
+    }
+    Ok((state, fds, carried))
+}
+
+/// State of this process a planned successor continues from: the per-container load
+/// averages (-l), so an upgrade does not reset every container's load to zero. In a memfd
+/// (it grows with the containers); a crash's successor starts without it.
+fn carried(s: &Session) -> io::Result<Option<OwnedFd>> {
+    let Some(tracker) = &s.fs.loadavg else {
+        return Ok(None);
+    };
+    let fd = nix::sys::memfd::memfd_create(
+        c"lxcfs-uring-carry",
+        nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
+    )?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(tracker.export().as_bytes())?;
+    Ok(Some(file.into()))
+}
+
+/// The text of a carried-state memfd.
+fn read_carried(fd: OwnedFd) -> Result<String, String> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = std::fs::File::from(fd);
+    let mut text = String::new();
+    file.seek(SeekFrom::Start(0))
+        .and_then(|_| file.take(16 << 20).read_to_string(&mut text))
+        .map_err(|e| format!("cannot read the carried state: {e}"))?;
+    Ok(text)
 }
 
 /// The state line and the fds of the connection: the original first, then the clones,
@@ -141,7 +178,7 @@ pub fn exec(
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    let (mut state, fds) = freeze(s)?;
+    let (mut state, fds, _carried) = freeze(s)?;
     // On io_uring: no entry may be armed when this image's threads end (fill.rs).
     let helper = match s.arena.get() {
         Some(arena) => match fill::fill(arena, exe, mountpoint) {
@@ -209,7 +246,7 @@ pub fn give(s: &Session, conn: &UnixStream, request_version: u32) -> io::Result<
     if let Some(why) = refusal(s) {
         return refuse(why);
     }
-    let (state, fds) = freeze(s)?;
+    let (state, fds, _carried) = freeze(s)?;
     let line = format!("{state}\n");
     let sent = sendmsg::<()>(
         conn.as_raw_fd(),
@@ -342,6 +379,10 @@ fn resume_from(state: &str, mut fds: Vec<OwnedFd>) -> Result<Resume, String> {
             num("v")?
         ));
     }
+    let loads = match field(state, "carry") {
+        Ok(_) => Some(read_carried(fds.pop().ok_or_else(|| bad("carry"))?)?),
+        Err(_) => None,
+    };
     let arena = match field(state, "arena") {
         Ok(desc) => Some(adopt_arena(fds.pop().ok_or_else(|| bad("arena"))?, desc)?),
         Err(_) => None,
@@ -381,6 +422,7 @@ fn resume_from(state: &str, mut fds: Vec<OwnedFd>) -> Result<Resume, String> {
         arena,
         helper: None,
         passthrough: field(state, "passthrough") == Ok("1"),
+        loads,
     })
 }
 

@@ -344,3 +344,45 @@ fn sigkills(transport: &str) {
         assert_no_read_failed(reads, &failures, slowest, "");
     }
 }
+
+/// With -l, an upgrade does not reset containers' load averages to zero: the new image
+/// continues from the old one's.
+#[test]
+fn sigusr1_keeps_every_containers_load() {
+    if !root_or_skip("sigusr1_keeps_every_containers_load") {
+        return;
+    }
+    let d = Daemon::start("upgrade-load", &["-l"]);
+    let cpu = Cgroup::new("cpu", "load");
+    let loadavg = d.path("proc/loadavg");
+    // Two busy threads for two samples (5 s apart), reading loadavg first so it is tracked,
+    // then again after the upgrade the test process sends meanwhile.
+    let script = format!(
+        "cat {l} >/dev/null; (timeout 13 sh -c 'while :; do :; done' &); \
+         (timeout 13 sh -c 'while :; do :; done' &); sleep 11; cat {l}; sleep 2; cat {l}",
+        l = loadavg.display()
+    );
+    let upgrade = {
+        let pid = d.pid();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(12_000));
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGUSR1,
+            )
+            .unwrap();
+        })
+    };
+    let out = in_container(&[&cpu], &script);
+    upgrade.join().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let loads: Vec<f64> = text
+        .lines()
+        .map(|l| l.split(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(loads[0] > 0.2, "the load rose before the upgrade: {text}");
+    assert!(
+        loads[1] >= loads[0] * 0.8,
+        "the upgraded image continued the load instead of restarting at zero: {text}"
+    );
+}

@@ -29,6 +29,21 @@ fn calc_load(load: u64, exp: u64, active: u64) -> u64 {
 }
 
 impl Load {
+    /// The three averages in the kernel's fixed point (FSHIFT bits of fraction).
+    pub fn averages(&self) -> [u64; 3] {
+        self.avg
+    }
+
+    /// A load that continues from what a predecessor process computed.
+    pub fn continuing(avg: [u64; 3], running: u64, total: u64, last_pid: u64) -> Load {
+        Load {
+            avg,
+            running,
+            total,
+            last_pid,
+        }
+    }
+
     /// A 5-second sample: `active` threads running or in uninterruptible sleep.
     pub fn tick(&mut self, active: u64, running: u64, total: u64, last_pid: u64) {
         let active = active.saturating_mul(FIXED_1);
