@@ -122,7 +122,12 @@ pub enum Command {
     /// Send a lookup through every CPU's io_uring entries and wait for the answers
     /// (internal: a handover's helper, see src/ring/fill.rs).
     #[command(hide = true, name = "fill-queues")]
-    FillQueues { mountpoint: PathBuf },
+    FillQueues {
+        mountpoint: PathBuf,
+        /// Lookups per CPU: the ring's entries per queue.
+        #[arg(value_parser = clap::value_parser!(u16).range(1..=64))]
+        depth: u16,
+    },
 }
 
 /// FUSE options lxcfs users pass with -o that mean nothing else here.

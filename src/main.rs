@@ -22,7 +22,9 @@ fn main() {
                 let _ = std::io::stdout().write_all(&page);
             })
             .map_err(|e| format!("cannot render the manual page: {e}")),
-        Some(Command::FillQueues { mountpoint }) => lxcfs_uring::ring::fill::run_helper(mountpoint),
+        Some(Command::FillQueues { mountpoint, depth }) => {
+            lxcfs_uring::ring::fill::run_helper(mountpoint, usize::from(*depth))
+        }
         None => lxcfs_uring::daemon::run(&cli),
     };
     if let Err(msg) = result {

@@ -426,16 +426,12 @@ fn resume_from(state: &str, mut fds: Vec<OwnedFd>) -> Result<Resume, String> {
     })
 }
 
-/// Map the predecessor's ring arena (`addr:len:slot_len`) where it had it.
+/// Map the predecessor's ring arena where it had it.
 fn adopt_arena(fd: OwnedFd, desc: &str) -> Result<Arena, String> {
-    let mut parts = desc.split(':').map(str::parse::<usize>);
-    let (Some(Ok(addr)), Some(Ok(len)), Some(Ok(slot))) =
-        (parts.next(), parts.next(), parts.next())
-    else {
-        return Err(bad("arena"));
-    };
-    Arena::adopt(fd, addr, len, slot).map_err(|e| {
-        format!("cannot map the predecessor's ring entries at {addr:#x} ({e}): requests it holds would hang")
+    Arena::adopt(fd, desc).map_err(|e| {
+        format!(
+            "cannot take the predecessor's ring entries over ({e}): requests it holds would hang"
+        )
     })
 }
 

@@ -23,6 +23,8 @@ pub struct Arena {
     base: NonNull<u8>,
     len: usize,
     slot_len: usize,
+    /// Entries per CPU queue: slots k*depth..(k+1)*depth serve the k-th possible CPU.
+    depth: usize,
 }
 
 // SAFETY: the mapping lives as long as the Arena and is shared memory; which thread uses
@@ -32,11 +34,13 @@ unsafe impl Send for Arena {}
 unsafe impl Sync for Arena {}
 
 impl Arena {
-    /// A new arena of `slots` entries with `payload_len`-byte payloads.
-    pub fn create(slots: usize, payload_len: usize) -> io::Result<Arena> {
+    /// A new arena of `depth` entries for each of `queues` queues, with `payload_len`-byte
+    /// payloads.
+    pub fn create(queues: usize, depth: usize, payload_len: usize) -> io::Result<Arena> {
         let slot_len = HEADER_ROOM + payload_len.next_multiple_of(4096);
-        let len = slots
-            .checked_mul(slot_len)
+        let len = queues
+            .checked_mul(depth)
+            .and_then(|n| n.checked_mul(slot_len))
             .ok_or_else(|| io::Error::other("ring arena too large"))?;
         let fd = nix::sys::memfd::memfd_create(
             c"lxcfs-uring-ring",
@@ -50,23 +54,35 @@ impl Arena {
             base,
             len,
             slot_len,
+            depth,
         })
     }
 
-    /// The arena a predecessor created, mapped at the address it had there.
-    pub fn adopt(fd: OwnedFd, addr: usize, len: usize, slot_len: usize) -> io::Result<Arena> {
+    /// The arena a predecessor created (as `describe` put it), mapped at the address it had
+    /// there.
+    pub fn adopt(fd: OwnedFd, desc: &str) -> io::Result<Arena> {
+        let bad = || io::Error::other(format!("a malformed ring arena description: {desc}"));
+        let mut parts = desc.split(':').map(str::parse::<usize>);
+        let mut next = || parts.next().and_then(Result::ok).ok_or_else(bad);
+        let (addr, len, slot_len, depth) = (next()?, next()?, next()?, next()?);
         let size = nix::sys::stat::fstat(&fd)?.st_size;
-        if size != len as libc::off_t || slot_len < HEADER_ROOM || !len.is_multiple_of(slot_len) {
+        if size != len as libc::off_t
+            || slot_len < HEADER_ROOM
+            || depth == 0
+            || !len.is_multiple_of(slot_len)
+        {
             return Err(io::Error::other(
                 "the ring arena does not match its description",
             ));
         }
-        let base = map(fd.as_fd(), addr, len, true)?;
+        let base = map(fd.as_fd(), addr, len, true)
+            .map_err(|e| io::Error::new(e.kind(), format!("mapping it at {addr:#x}: {e}")))?;
         Ok(Arena {
             fd,
             base,
             len,
             slot_len,
+            depth,
         })
     }
 
@@ -74,14 +90,19 @@ impl Arena {
         self.fd.as_fd()
     }
 
-    /// `addr:len:slot_len`, as `adopt` takes them back.
+    /// `addr:len:slot_len:depth`, as `adopt` takes them back.
     pub fn describe(&self) -> String {
         format!(
-            "{}:{}:{}",
+            "{}:{}:{}:{}",
             self.base.as_ptr() as usize,
             self.len,
-            self.slot_len
+            self.slot_len,
+            self.depth
         )
+    }
+
+    pub fn depth(&self) -> usize {
+        self.depth
     }
 
     pub fn slots(&self) -> usize {
@@ -170,4 +191,35 @@ fn map(fd: BorrowedFd<'_>, addr: usize, len: usize, fixed: bool) -> io::Result<N
         return Err(io::Error::from_raw_os_error(libc::EEXIST));
     }
     NonNull::new(p.cast()).ok_or_else(|| io::Error::other("mmap returned null"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_and_their_description() {
+        let a = Arena::create(2, 3, 5000).unwrap();
+        assert_eq!((a.slots(), a.depth(), a.payload_len()), (6, 3, 8192));
+        let desc = a.describe();
+        let parts: Vec<usize> = desc.split(':').map(|p| p.parse().unwrap()).collect();
+        assert_eq!(
+            parts[1..],
+            [6 * (HEADER_ROOM + 8192), HEADER_ROOM + 8192, 3]
+        );
+        // SAFETY: this test is the slot's only user.
+        let (header, payload) = unsafe { a.slot(5) }.unwrap();
+        header[4..8].copy_from_slice(&7u32.to_ne_bytes());
+        payload[8191] = 1;
+        assert_eq!(a.peek_u32(5, 4), Some(7));
+        assert!(unsafe { a.slot(6) }.is_none() && a.peek_u32(6, 0).is_none());
+        // A description that does not fit the memfd is refused, before anything is mapped.
+        for bad in ["1:2", "x:1:2:3", &desc.replace(":3", ":0")] {
+            let fd = a.fd().try_clone_to_owned().unwrap();
+            assert!(Arena::adopt(fd, bad).is_err(), "{bad}");
+        }
+        // Where the arena is already mapped, a second mapping is refused, not stacked.
+        let fd = a.fd().try_clone_to_owned().unwrap();
+        assert!(Arena::adopt(fd, &desc).is_err());
+    }
 }

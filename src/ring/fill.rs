@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::arena::Arena;
-use super::uring::{DEPTH, OPCODE, is_request_opcode};
+use super::uring::{OPCODE, is_request_opcode};
 use crate::cpulist;
 
 /// The hidden subcommand that runs the helper.
@@ -30,10 +30,12 @@ const FILL_TIMEOUT: Duration = Duration::from_secs(2);
 /// Fill every online CPU's entries of `arena` with a held request, using the helper from
 /// `exe`. Returns the helper (the successor reaps it) once they are full, or the timeout.
 pub fn fill(arena: &Arena, exe: &Path, mountpoint: &Path) -> io::Result<Child> {
-    let slots = online_slots()?;
+    let depth = arena.depth();
+    let slots = online_slots(depth)?;
     let helper = Command::new(exe)
         .arg(FILL_COMMAND)
         .arg(mountpoint)
+        .arg(depth.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .spawn()?;
@@ -50,25 +52,25 @@ pub fn fill(arena: &Arena, exe: &Path, mountpoint: &Path) -> io::Result<Child> {
     Ok(helper)
 }
 
-/// The arena slots of the queues of online CPUs (slots of queue k: k*DEPTH..(k+1)*DEPTH,
+/// The arena slots of the queues of online CPUs (slots of queue k: k*depth..(k+1)*depth,
 /// k the CPU's place among possible CPUs). Offline CPUs' queues get no requests.
-fn online_slots() -> io::Result<Vec<usize>> {
+fn online_slots(depth: usize) -> io::Result<Vec<usize>> {
     let possible = cpulist::read(c"/sys/devices/system/cpu/possible")?;
     let online = cpulist::read(c"/sys/devices/system/cpu/online")?;
     Ok(possible
         .iter()
         .enumerate()
         .filter(|(_, c)| online.contains(c))
-        .flat_map(|(k, _)| k * DEPTH..(k + 1) * DEPTH)
+        .flat_map(|(k, _)| k * depth..(k + 1) * depth)
         .collect())
 }
 
-/// The helper: DEPTH lookups at once from each online CPU, each waiting for its answer.
-pub fn run_helper(mountpoint: &Path) -> Result<(), String> {
+/// The helper: `depth` lookups at once from each online CPU, each waiting for its answer.
+pub fn run_helper(mountpoint: &Path, depth: usize) -> Result<(), String> {
     let online = cpulist::read(c"/sys/devices/system/cpu/online").map_err(|e| e.to_string())?;
     let threads: Vec<_> = online
         .iter()
-        .flat_map(|&cpu| (0..DEPTH).map(move |i| (cpu, i)))
+        .flat_map(|&cpu| (0..depth).map(move |i| (cpu, i)))
         .map(|(cpu, i)| {
             let probe = mountpoint.join(probe_name(cpu, i));
             std::thread::spawn(move || {
