@@ -85,9 +85,9 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = TransportKind::Auto)]
     pub transport: TransportKind,
 
-    /// Take the live mount over from the instance running with the same --runtime-dir
-    /// (classic transport, Linux 6.9+): it hands over its /dev/fuse connection and exits;
-    /// containers' mounts never notice. Fails, disturbing nothing, when none runs.
+    /// Take the live mount over from the instance running with the same --runtime-dir: it
+    /// hands over its /dev/fuse connection (and io_uring entries) and exits; containers'
+    /// mounts never notice. Fails, disturbing nothing, when none runs.
     #[arg(long)]
     pub takeover: bool,
 
