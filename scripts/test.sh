@@ -39,5 +39,7 @@ else
 fi
 
 echo "== cargo test"
-cargo test --locked --all-targets
+# A daemon wedged by a bug would leave a test blocked in a read of its mount: fail the run
+# after 30 minutes instead of hanging CI (the whole suite takes under 5).
+timeout --kill-after=30 1800 cargo test --locked --all-targets
 

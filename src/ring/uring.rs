@@ -272,7 +272,26 @@ fn run_worker(
     }
     // Submitting arms the entries (the kernel registers and commits inline).
     ring.submit()?;
+    // Completions already there, handled first by the loop below.
+    let mut early: Vec<(u64, i32)> = Vec::new();
     if let Some(mnt) = nudge {
+        // A commit the kernel refuses fails at once: register those entries afresh before
+        // the nudge, or the nudge would queue with no entry armed and wait forever.
+        let now: Vec<(u64, i32)> = ring
+            .completion()
+            .map(|c| (c.user_data(), c.result()))
+            .collect();
+        for (ud, res) in now {
+            match entries.get_mut(ud as usize) {
+                Some(e) if e.recovering && res < 0 => {
+                    e.recovering = false;
+                    debug!("CPU {cpu}: slot {ud} re-registered ({res})");
+                    push(&mut ring, register_sqe(fd, e, ud))?;
+                }
+                _ => early.push((ud, res)),
+            }
+        }
+        ring.submit()?;
         info!("CPU {cpu}: answered {answered} requests the predecessor held");
         nudge_queue(s, cpu, mnt);
     }
@@ -282,7 +301,9 @@ fn run_worker(
     let mut retries = 0;
     let poll = types::Timespec::new().nsec(20_000_000);
     loop {
-        let waited = if s.frozen.load(Ordering::Acquire) {
+        let waited = if !early.is_empty() {
+            ring.submit()
+        } else if s.frozen.load(Ordering::Acquire) {
             // Look up now and then: a failed handover thaws us.
             let args = types::SubmitArgs::new().timespec(&poll);
             ring.submitter().submit_with_args(1, &args)
@@ -295,6 +316,7 @@ fn run_worker(
             Err(e) => return Err(e),
         }
         done.clear();
+        done.append(&mut early);
         done.extend(ring.completion().map(|c| (c.user_data(), c.result())));
         if !s.frozen.load(Ordering::Acquire) {
             done.extend(held.drain(..).map(|ud| (ud, 0)));
