@@ -118,11 +118,8 @@ fn serve_handed_over(
         .fs
         .passthrough
         .store(r.passthrough, Ordering::Relaxed);
-    if let (Some(tracker), Some(loads)) = (&session.fs.loadavg, &r.loads) {
-        info!(
-            "continuing the load averages of {} cgroups",
-            tracker.inherit(loads)
-        );
+    if let Some(text) = &r.carried {
+        continue_from(&session, text);
     }
     if let Some(pid) = r.helper {
         // The handover's helper exits once we answer its lookups: reap it.
@@ -150,6 +147,26 @@ fn serve_handed_over(
     let result = serve(cli, mountpoint, &session, &signals, &pidfile);
     pidfile.remove();
     result
+}
+
+/// Continue what the predecessor carried over (upgrade::carried): /proc/stat histories and
+/// load averages, so containers see no step back across an upgrade.
+fn continue_from(session: &Session, carried: &str) {
+    let pick = |kind: &str| -> String {
+        carried
+            .lines()
+            .filter_map(|l| l.strip_prefix(kind))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    let stats = session.fs.containers.inherit_histories(&pick("stat "));
+    let loads = match &session.fs.loadavg {
+        Some(tracker) => tracker.inherit(&pick("load ")),
+        None => 0,
+    };
+    info!(
+        "continuing the /proc/stat counters of {stats} containers and the loads of {loads} cgroups"
+    );
 }
 
 /// Take over the io_uring entries of a predecessor (their arena mapped where it had it):

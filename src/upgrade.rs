@@ -55,8 +55,8 @@ pub struct Resume {
     pub helper: Option<u32>,
     /// Whether the host's files were being shown unchanged (SIGUSR2).
     pub passthrough: bool,
-    /// The predecessor's per-container load averages (LoadTracker::export).
-    pub loads: Option<String>,
+    /// What the predecessor carried over (see `carried`).
+    pub carried: Option<String>,
 }
 
 /// Why an upgrade cannot happen now; None when it can.
@@ -96,19 +96,26 @@ fn freeze(s: &Session) -> io::Result<(String, Vec<RawFd>, Option<OwnedFd>)> {
     Ok((state, fds, carried))
 }
 
-/// State of this process a planned successor continues from: the per-container load
-/// averages (-l), so an upgrade does not reset every container's load to zero. In a memfd
-/// (it grows with the containers); a crash's successor starts without it.
+/// State of this process a planned successor continues from, so an upgrade changes
+/// nothing a container sees: each container's /proc/stat history (counters never go
+/// backwards) and, with -l, its load averages. One line per item, `stat ...` or `load ...`,
+/// in a memfd (it grows with the containers); a crash's successor starts without it.
 fn carried(s: &Session) -> io::Result<Option<OwnedFd>> {
-    let Some(tracker) = &s.fs.loadavg else {
-        return Ok(None);
-    };
+    let mut text = String::new();
+    for line in s.fs.containers.export_histories().lines() {
+        text.push_str(&format!("stat {line}\n"));
+    }
+    if let Some(tracker) = &s.fs.loadavg {
+        for line in tracker.export().lines() {
+            text.push_str(&format!("load {line}\n"));
+        }
+    }
     let fd = nix::sys::memfd::memfd_create(
         c"lxcfs-uring-carry",
         nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
     )?;
     let mut file = std::fs::File::from(fd);
-    file.write_all(tracker.export().as_bytes())?;
+    file.write_all(text.as_bytes())?;
     Ok(Some(file.into()))
 }
 
@@ -379,7 +386,7 @@ fn resume_from(state: &str, mut fds: Vec<OwnedFd>) -> Result<Resume, String> {
             num("v")?
         ));
     }
-    let loads = match field(state, "carry") {
+    let carried = match field(state, "carry") {
         Ok(_) => Some(read_carried(fds.pop().ok_or_else(|| bad("carry"))?)?),
         Err(_) => None,
     };
@@ -422,7 +429,7 @@ fn resume_from(state: &str, mut fds: Vec<OwnedFd>) -> Result<Resume, String> {
         arena,
         helper: None,
         passthrough: field(state, "passthrough") == Ok("1"),
-        loads,
+        carried,
     })
 }
 

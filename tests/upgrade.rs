@@ -346,22 +346,23 @@ fn sigkills(transport: &str) {
     }
 }
 
-/// With -l, an upgrade does not reset containers' load averages to zero: the new image
-/// continues from the old one's.
+/// An upgrade changes nothing a container sees: its load averages (-l) continue instead of
+/// restarting at zero, and its /proc/stat counters go on from where they were.
 #[test]
-fn sigusr1_keeps_every_containers_load() {
-    if !root_or_skip("sigusr1_keeps_every_containers_load") {
+fn sigusr1_keeps_every_containers_load_and_counters() {
+    if !root_or_skip("sigusr1_keeps_every_containers_load_and_counters") {
         return;
     }
-    let d = Daemon::start("upgrade-load", &["-l"]);
+    let mut d = Daemon::start("upgrade-load", &["-l"]);
     let cpu = Cgroup::new("cpu", "load");
-    let loadavg = d.path("proc/loadavg");
+    let (loadavg, stat) = (d.path("proc/loadavg"), d.path("proc/stat"));
     // Two busy threads for two samples (5 s apart), reading loadavg first so it is tracked,
     // then again after the upgrade the test process sends meanwhile.
     let script = format!(
         "cat {l} >/dev/null; (timeout 13 sh -c 'while :; do :; done' &); \
-         (timeout 13 sh -c 'while :; do :; done' &); sleep 11; cat {l}; sleep 2; cat {l}",
-        l = loadavg.display()
+         (timeout 13 sh -c 'while :; do :; done' &); sleep 11; cat {l} {s}; sleep 2; cat {l} {s}",
+        l = loadavg.display(),
+        s = stat.display()
     );
     let upgrade = {
         let pid = d.pid();
@@ -379,11 +380,35 @@ fn sigusr1_keeps_every_containers_load() {
     let text = String::from_utf8_lossy(&out.stdout);
     let loads: Vec<f64> = text
         .lines()
+        .filter(|l| !l.starts_with("cpu") && l.split(' ').count() == 5)
         .map(|l| l.split(' ').next().unwrap().parse().unwrap())
         .collect();
     assert!(loads[0] > 0.2, "the load rose before the upgrade: {text}");
     assert!(
         loads[1] >= loads[0] * 0.8,
         "the upgraded image continued the load instead of restarting at zero: {text}"
+    );
+    // Every per-CPU counter shown after the upgrade is at least what was shown before.
+    let cpu_lines: Vec<Vec<u64>> = text
+        .lines()
+        .filter(|l| l.starts_with("cpu"))
+        .map(|l| {
+            l.split_whitespace()
+                .skip(1)
+                .map(|v| v.parse().unwrap())
+                .collect()
+        })
+        .collect();
+    let (before, after) = cpu_lines.split_at(cpu_lines.len() / 2);
+    for (b, a) in before.iter().zip(after) {
+        assert!(b.iter().zip(a).all(|(x, y)| y >= x), "{b:?} then {a:?}");
+    }
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    let (_, log) = d.wait_exit(Duration::from_secs(10)).expect("exits");
+    assert!(
+        log.contains(
+            "continuing the /proc/stat counters of 1 containers and the loads of 1 cgroups"
+        ),
+        "{log}"
     );
 }

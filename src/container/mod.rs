@@ -161,6 +161,9 @@ pub struct Containers {
     epoch: Instant,
     cache: RwLock<HashMap<u64, Arc<Container>>>,
     sweep_at: std::sync::atomic::AtomicUsize,
+    /// /proc/stat histories handed over by a predecessor, by pid namespace, with the init
+    /// they belonged to: a container built here for that namespace continues from them.
+    inherited: Mutex<HashMap<u64, (u32, StatHistory)>>,
 }
 
 impl Containers {
@@ -173,6 +176,7 @@ impl Containers {
             epoch: Instant::now(),
             cache: RwLock::new(HashMap::new()),
             sweep_at: std::sync::atomic::AtomicUsize::new(FIRST_SWEEP),
+            inherited: Mutex::default(),
         })
     }
 
@@ -195,6 +199,16 @@ impl Containers {
         stats::add(Counter::ContainerMiss);
         let init = pidns::init_of(pid, scratch)?;
         let c = Arc::new(self.build(ns, init, init, scratch)?);
+        let handed = self
+            .inherited
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&ns);
+        if let Some((was, history)) = handed
+            && was == init
+        {
+            *c.stat_history.lock().unwrap_or_else(|e| e.into_inner()) = history;
+        }
         let mut map = self.cache.write().unwrap_or_else(|e| e.into_inner());
         if map.len() >= self.sweep_at.load(Ordering::Relaxed) {
             map.retain(|_, c| !c.has_exited());
@@ -300,6 +314,35 @@ impl Containers {
         if map.get(&c.ns).is_some_and(|cached| Arc::ptr_eq(cached, c)) {
             map.remove(&c.ns);
         }
+    }
+
+    /// Every cached container's /proc/stat history, one `ns init history` line each, for a
+    /// successor's `inherit`.
+    pub fn export_histories(&self) -> String {
+        let map = self.cache.read().unwrap_or_else(|e| e.into_inner());
+        let mut out = String::new();
+        for (ns, c) in map.iter() {
+            let h = c.stat_history.lock().unwrap_or_else(|e| e.into_inner());
+            out.push_str(&format!("{ns} {} {}\n", c.init, h.to_word()));
+        }
+        out
+    }
+
+    /// Take the histories a predecessor exported; how many. Malformed lines are skipped.
+    pub fn inherit_histories(&self, text: &str) -> usize {
+        let mut inherited = self.inherited.lock().unwrap_or_else(|e| e.into_inner());
+        for line in text.lines() {
+            let mut f = line.split(' ');
+            let (Some(ns), Some(init), Some(word)) = (f.next(), f.next(), f.next()) else {
+                continue;
+            };
+            if let (Ok(ns), Ok(init), Some(h)) =
+                (ns.parse(), init.parse(), StatHistory::from_word(word))
+            {
+                inherited.insert(ns, (init, h));
+            }
+        }
+        inherited.len()
     }
 
     /// How many pid namespaces are cached (for stats and tests).

@@ -44,6 +44,44 @@ pub struct StatHistory {
     spread: CpuTime,
 }
 
+impl StatHistory {
+    /// One space-free word a successor process takes back with `from_word`:
+    /// `spread_user,spread_system` then `;host_id,user,system,idle,host_busy` per CPU.
+    pub fn to_word(&self) -> String {
+        let mut w = format!("{},{}", self.spread.user, self.spread.system);
+        for c in &self.cpus {
+            w.push_str(&format!(
+                ";{},{},{},{},{}",
+                c.host_id, c.user, c.system, c.idle, c.host_busy
+            ));
+        }
+        w
+    }
+
+    /// None for a malformed word.
+    pub fn from_word(w: &str) -> Option<StatHistory> {
+        let mut parts = w.split(';');
+        let mut spread = parts.next()?.split(',').map(|v| v.parse::<u64>().ok());
+        let spread = CpuTime {
+            user: spread.next()??,
+            system: spread.next()??,
+        };
+        let cpus = parts
+            .map(|p| {
+                let mut f = p.split(',').map(|v| v.parse::<u64>().ok());
+                Some(Shown {
+                    host_id: u32::try_from(f.next()??).ok()?,
+                    user: f.next()??,
+                    system: f.next()??,
+                    idle: f.next()??,
+                    host_busy: f.next()??,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(StatHistory { cpus, spread })
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 struct Shown {
     host_id: u32,
@@ -283,6 +321,30 @@ fn counters(out: &mut Vec<u8>, fields: &[u64; 10]) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn history_crosses_to_a_successor_as_one_word() {
+        let h = StatHistory {
+            cpus: vec![
+                Shown {
+                    host_id: 3,
+                    user: 10,
+                    system: 20,
+                    idle: 30,
+                    host_busy: 40,
+                },
+                Shown::default(),
+            ],
+            spread: CpuTime { user: 7, system: 8 },
+        };
+        let w = h.to_word();
+        assert!(!w.contains(' ') && !w.contains('\n'));
+        assert_eq!(StatHistory::from_word(&w), Some(h));
+        assert_eq!(StatHistory::from_word("0,0"), Some(StatHistory::default()));
+        for bad in ["", "1", "1,2;3,4", "x,1", "1,2;1,2,3,4,x"] {
+            assert_eq!(StatHistory::from_word(bad), None, "{bad}");
+        }
+    }
+
     use super::*;
 
     const HOST: &[u8] = b"cpu  300 0 300 2000 0 0 0 0 0 0\n\
