@@ -294,15 +294,7 @@ fn kubernetes_pod_command_takes_the_mount_over() {
     if !root_or_skip("kubernetes_pod_command_takes_the_mount_over") {
         return;
     }
-    let dir = std::env::temp_dir().join(unique("k8s"));
-    let d = Daemon {
-        child: None,
-        mnt: dir.join("mnt"),
-        runtime: dir.join("run"),
-        dir,
-    };
-    std::fs::create_dir_all(&d.mnt).unwrap();
-    std::fs::create_dir_all(&d.runtime).unwrap();
+    let d = Daemon::paths_only("k8s");
     // The container's script from the manifest, pointed at this test's paths.
     let yaml = std::fs::read_to_string(contrib("kubernetes/lxcfs-uring.yaml")).unwrap();
     let script: String = yaml
@@ -325,37 +317,19 @@ fn kubernetes_pod_command_takes_the_mount_over() {
             .spawn()
             .unwrap()
     };
-    let read =
-        || std::fs::read_to_string(d.mnt.join("proc/meminfo")).map(|t| t.starts_with("MemTotal:"));
-    let pidfile = || {
-        std::fs::read_to_string(d.runtime.join("lxcfs.pid"))
-            .ok()
-            .and_then(|p| p.trim().parse::<i32>().ok())
-    };
-    let wait = |what: &str, ok: &dyn Fn() -> bool| {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !ok() {
-            assert!(std::time::Instant::now() < deadline, "{what}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
+    let wait = |what: &str, ok: &dyn Fn() -> bool| wait_until(what, Duration::from_secs(10), ok);
     let mut old_pod = pod();
     wait("the first pod mounts", &|| {
-        matches!(read(), Ok(true)) && pidfile().is_some()
+        d.serves() && d.pidfile_pid().is_some()
     });
-    let old_daemon = pidfile().unwrap();
+    let old_daemon = d.pidfile_pid().unwrap();
     let mut new_pod = pod();
     wait("the new pod's daemon takes over", &|| {
-        pidfile().is_some_and(|p| p != old_daemon)
+        d.pidfile_pid().is_some_and(|p| p != old_daemon)
     });
-    assert_eq!(read().ok(), Some(true), "the mount stayed");
+    assert!(d.serves(), "the mount stayed");
     // The old daemon is gone; its pod's container idles instead of restarting it.
-    wait("the old daemon exits", &|| {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(old_daemon), None).is_err()
-            || std::fs::read_to_string(format!("/proc/{old_daemon}/stat"))
-                .unwrap_or_default()
-                .contains(") Z ")
-    });
+    wait("the old daemon exits", &|| !alive(old_daemon));
     assert!(
         old_pod.try_wait().unwrap().is_none(),
         "the old pod's container still runs"
@@ -375,15 +349,7 @@ fn systemd_restart_after_a_crash_takes_the_mount_back() {
     if !root_or_skip("systemd_restart_after_a_crash_takes_the_mount_back") {
         return;
     }
-    let dir = std::env::temp_dir().join(unique("unit"));
-    let d = Daemon {
-        child: None,
-        mnt: dir.join("mnt"),
-        runtime: dir.join("run"),
-        dir,
-    };
-    std::fs::create_dir_all(&d.mnt).unwrap();
-    std::fs::create_dir_all(&d.runtime).unwrap();
+    let d = Daemon::paths_only("unit");
     let unit = std::fs::read_to_string(contrib("systemd/lxcfs-uring.service")).unwrap();
     let script = |key: &str| -> String {
         let line = unit
@@ -407,25 +373,10 @@ fn systemd_restart_after_a_crash_takes_the_mount_back() {
         c.args(["-c", s]).stdin(std::process::Stdio::null());
         c
     };
-    let read = || {
-        std::fs::read_to_string(d.mnt.join("proc/meminfo"))
-            .is_ok_and(|t| t.starts_with("MemTotal:"))
-    };
-    let pidfile = || {
-        std::fs::read_to_string(d.runtime.join("lxcfs.pid"))
-            .ok()
-            .and_then(|p| p.trim().parse::<i32>().ok())
-    };
-    let wait = |what: &str, ok: &dyn Fn() -> bool| {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !ok() {
-            assert!(std::time::Instant::now() < deadline, "{what}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
+    let wait = |what: &str, ok: &dyn Fn() -> bool| wait_until(what, Duration::from_secs(10), ok);
     let mut first = sh(&start).spawn().unwrap();
     wait("the unit's first start mounts", &|| {
-        read() && pidfile() == Some(first.id() as i32)
+        d.serves() && d.pidfile_pid() == Some(first.id() as i32)
     });
     std::thread::sleep(Duration::from_millis(300)); // its keeper starts once it serves
     nix::sys::signal::kill(
@@ -435,20 +386,20 @@ fn systemd_restart_after_a_crash_takes_the_mount_back() {
     .unwrap();
     let _ = first.wait();
     wait("the keeper's successor serves", &|| {
-        read() && pidfile().is_some_and(|p| p != first.id() as i32)
+        d.serves() && d.pidfile_pid().is_some_and(|p| p != first.id() as i32)
     });
     // systemd runs ExecStopPost after the main process died: the served mount stays.
     assert!(sh(&stop_post).status().unwrap().success());
     assert!(
-        is_mounted(&d.mnt) && read(),
+        is_mounted(&d.mnt) && d.serves(),
         "ExecStopPost left the served mount alone"
     );
     // ... and then restarts the unit: the new main process takes the mount over.
     let mut restarted = sh(&start).spawn().unwrap();
     wait("the restarted unit takes over", &|| {
-        pidfile() == Some(restarted.id() as i32)
+        d.pidfile_pid() == Some(restarted.id() as i32)
     });
-    assert!(read() && restarted.try_wait().unwrap().is_none());
+    assert!(d.serves() && restarted.try_wait().unwrap().is_none());
     let _ = restarted.kill();
     let _ = restarted.wait();
 }

@@ -208,11 +208,7 @@ fn takeovers(transport: &str) {
     stop.store(true, Ordering::Relaxed);
     let (reads, failures, slowest) = gather(readers);
     let mut last = current.unwrap();
-    let pid: i32 = std::fs::read_to_string(d.runtime.join("lxcfs.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let pid = d.pidfile_pid().unwrap();
     assert_eq!(
         pid as u32,
         last.id(),
@@ -249,21 +245,6 @@ fn takeover_with_nothing_running_fails_and_disturbs_nothing() {
     assert!(!is_mounted(&dir));
 }
 
-fn pidfile_pid(d: &Daemon) -> Option<i32> {
-    std::fs::read_to_string(d.runtime.join("lxcfs.pid"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-fn alive(pid: i32) -> bool {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .unwrap_or_default()
-            .contains(") Z ")
-}
-
 #[test]
 fn sigkill_of_the_server_is_survived_without_a_failed_read_classic() {
     if root_or_skip("sigkill_of_the_server_is_survived_without_a_failed_read_classic") {
@@ -289,41 +270,33 @@ fn sigkills(transport: &str) {
     let kills = 5;
     for round in 0..kills {
         std::thread::sleep(Duration::from_millis(400));
-        let victim = pidfile_pid(&d).expect("a pidfile");
+        let victim = d.pidfile_pid().expect("a pidfile");
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(victim),
             nix::sys::signal::Signal::SIGKILL,
         )
         .unwrap();
         // A successor serves within a second, and the pidfile names it.
-        let deadline = Instant::now() + Duration::from_secs(1);
-        loop {
-            if pidfile_pid(&d).is_some_and(|p| p != victim && alive(p)) {
-                assert!(is_mounted(&d.mnt), "round {round}: the mount went away");
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "round {round}: no successor within a second"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_until(
+            &format!("round {round}: a successor"),
+            Duration::from_secs(1),
+            || d.pidfile_pid().is_some_and(|p| p != victim && alive(p)),
+        );
+        assert!(is_mounted(&d.mnt), "round {round}: the mount went away");
     }
     std::thread::sleep(Duration::from_millis(400));
     stop.store(true, Ordering::Relaxed);
     let (reads, failures, slowest) = gather(readers);
     // Stop the last successor cleanly: it unmounts, and the keeper leaves with it.
-    let last = pidfile_pid(&d).unwrap();
+    let last = d.pidfile_pid().unwrap();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(last),
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while alive(last) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(!alive(last), "the last server did not stop");
+    wait_until("the last server stops", Duration::from_secs(10), || {
+        !alive(last)
+    });
     if transport == "uring" {
         // The one loss the kernel imposes on io_uring: a request it routes to an entry the
         // dead server had armed, in the instant before that entry is cancelled, is ended

@@ -98,6 +98,35 @@ impl Daemon {
         d
     }
 
+    /// A mountpoint and runtime directory for a daemon a test starts its own way (a
+    /// manifest's or unit's command); cleaned up on drop like any other.
+    pub fn paths_only(name: &str) -> Daemon {
+        let dir = std::env::temp_dir().join(unique(name));
+        let d = Daemon {
+            child: None,
+            mnt: dir.join("mnt"),
+            runtime: dir.join("run"),
+            dir,
+        };
+        std::fs::create_dir_all(&d.mnt).unwrap();
+        std::fs::create_dir_all(&d.runtime).unwrap();
+        d
+    }
+
+    /// The pid the pidfile names.
+    pub fn pidfile_pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.runtime.join("lxcfs.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Whether proc/meminfo reads as a meminfo.
+    pub fn serves(&self) -> bool {
+        std::fs::read_to_string(self.path("proc/meminfo")).is_ok_and(|t| t.starts_with("MemTotal:"))
+    }
+
     fn wait_mounted(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
@@ -190,6 +219,23 @@ impl Drop for Daemon {
             let _ = nix::mount::umount2(&self.mnt, nix::mount::MntFlags::MNT_DETACH);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Whether `pid` runs (not gone, not a zombie).
+pub fn alive(pid: i32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
+}
+
+/// Poll `ok` until it holds; fail the test with `what` after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, ok: impl Fn() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ok() {
+        assert!(Instant::now() < deadline, "{what} (within {timeout:?})");
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
