@@ -69,9 +69,9 @@ impl Fs {
         Some(match req.op {
             Op::Lookup { name } => self.cg_lookup(t, w, h, name, o),
             Op::Getattr { .. } if top => return None,
-            Op::Getattr { .. } => self
-                .cg_visible(t, w, h.pid, h.nodeid)
-                .and_then(|(n, s)| encode::attr_out(o, &attr(&n, s), NO_TTL).map_err(overflow)),
+            Op::Getattr { .. } => self.cg_visible(t, w, h.pid, h.nodeid).and_then(|(n, own)| {
+                encode::attr_out(o, &attr(&n, n.sight(&own)), NO_TTL).map_err(overflow)
+            }),
             Op::Opendir { .. } if top => return None,
             Op::Opendir { .. } => self.cg_visible(t, w, h.pid, h.nodeid).and_then(|(n, _)| {
                 if !n.is_dir() {
@@ -103,34 +103,35 @@ impl Fs {
         })
     }
 
-    /// The cgroup path (from its hierarchy's root, no leading '/') the caller is confined
-    /// to in `hier`: that of its pid namespace's init, or its own on the host.
-    fn own_cgroup(&self, w: &mut Worker, pid: u32, hier: &TreeHierarchy) -> Result<String, i32> {
+    /// The text of /proc/<pid>/cgroup for the caller's container: its pid namespace's
+    /// init's, or its own on the host.
+    fn caller_cgroups(&self, w: &mut Worker, pid: u32) -> Result<String, i32> {
         let c = self
             .containers
             .resolve_for(&mut w.callers, pid, &mut w.scratch)
             .map_err(err)?;
-        kfile::read_path(ProcPath::new(c.init, "cgroup").as_cstr(), &mut w.scratch).map_err(err)?;
-        let text = std::str::from_utf8(&w.scratch).map_err(|_| libc::EIO)?;
-        // No line for this hierarchy: nothing of it is the caller's.
-        let own = membership::path_by_hid(text, hier.hid).ok_or(libc::ENOENT)?;
-        Ok(own.trim_start_matches('/').to_owned())
+        proc_cgroups(c.init, &mut w.scratch)
     }
 
-    /// The node `id` and what the caller sees of it; ENOENT when it may not see it.
+    /// The cgroup path the caller is confined to in `hier` (see `path_in`).
+    fn own_cgroup(&self, w: &mut Worker, pid: u32, hier: &TreeHierarchy) -> Result<String, i32> {
+        path_in(&self.caller_cgroups(w, pid)?, hier)
+    }
+
+    /// The node `id` and the caller's own cgroup in its hierarchy (what it sees of the
+    /// node is `node.sight(&own)`); ENOENT when it may not see the node at all.
     fn cg_visible<'t>(
         &self,
         t: &'t CgroupTree,
         w: &mut Worker,
         pid: u32,
         id: u64,
-    ) -> Result<(Node<'t>, Sight<'static>), i32> {
+    ) -> Result<(Node<'t>, String), i32> {
         let n = t.resolve(id).map_err(err)?;
         let own = self.own_cgroup(w, pid, n.hier)?;
         match n.sight(&own) {
             Sight::Hidden => Err(libc::ENOENT),
-            Sight::Full => Ok((n, Sight::Full)),
-            Sight::Toward(_) => Ok((n, Sight::Toward(""))),
+            _ => Ok((n, own)),
         }
     }
 
@@ -141,9 +142,12 @@ impl Fs {
         w: &mut Worker,
         h: &InHeader,
     ) -> Result<Node<'t>, i32> {
-        match self.cg_visible(t, w, h.pid, h.nodeid)? {
-            (n, _) if !n.is_dir() => Err(libc::ENOTDIR),
-            (n, Sight::Full) => Ok(n),
+        let (n, own) = self.cg_visible(t, w, h.pid, h.nodeid)?;
+        if !n.is_dir() {
+            return Err(libc::ENOTDIR);
+        }
+        match n.sight(&own) {
+            Sight::Full => Ok(n),
             // An ancestor of the caller's cgroup: shown read-only.
             _ => Err(libc::EACCES),
         }
@@ -189,9 +193,10 @@ impl Fs {
         let id = h.nodeid;
         let mut v = vec![(b".".to_vec(), id, DT_DIR), (b"..".to_vec(), id, DT_DIR)];
         if id == tree::CGROUP_DIR {
+            let text = self.caller_cgroups(w, h.pid)?;
             for hier in &t.hierarchies {
                 // A hierarchy the caller has no cgroup in is not shown.
-                if self.own_cgroup(w, h.pid, hier).is_ok()
+                if path_in(&text, hier).is_ok()
                     && let Ok(root) = t.root(hier)
                 {
                     v.push((hier.name.clone().into_bytes(), root.id, DT_DIR));
@@ -199,11 +204,10 @@ impl Fs {
             }
             return Ok(v);
         }
-        let (dir, _) = self.cg_visible(t, w, h.pid, id)?;
+        let (dir, own) = self.cg_visible(t, w, h.pid, id)?;
         if !dir.is_dir() {
             return Err(libc::ENOTDIR);
         }
-        let own = self.own_cgroup(w, h.pid, dir.hier)?;
         let only = match dir.sight(&own) {
             Sight::Toward(next) => Some(next.to_owned()),
             _ => None,
@@ -268,7 +272,7 @@ impl Fs {
         h: &InHeader,
         data: &[u8],
     ) -> Result<u32, i32> {
-        let (n, _) = self.cg_visible(t, w, h.pid, h.nodeid)?;
+        let (n, own) = self.cg_visible(t, w, h.pid, h.nodeid)?;
         if n.is_dir() {
             return Err(libc::EISDIR);
         }
@@ -281,44 +285,10 @@ impl Fs {
             let written = nix::unistd::write(&fd, data).map_err(|e| e as i32)?;
             return u32::try_from(written).map_err(|_| libc::EIO);
         }
-        let target = self.movable_pid(w, h, n.hier, data)?;
+        let target = movable_pid(w, h, n.hier, &own, data)?;
         let mut b = itoa::Buffer::new();
         nix::unistd::write(&fd, b.format(target).as_bytes()).map_err(|e| e as i32)?;
         u32::try_from(data.len()).map_err(|_| libc::EIO)
-    }
-
-    /// The host pid behind the pid the caller wrote, once the caller may move it.
-    fn movable_pid(
-        &self,
-        w: &mut Worker,
-        h: &InHeader,
-        hier: &TreeHierarchy,
-        data: &[u8],
-    ) -> Result<u32, i32> {
-        let written = cgtree::parse_written_pid(data).map_err(err)?;
-        let target = if written == 0 {
-            // "0" names the writer itself, as in the kernel.
-            h.pid
-        } else {
-            PidNs::of(h.pid, &mut w.scratch)
-                .and_then(|ns| ns.host_pid(written, &mut w.scratch))
-                .map_err(err)?
-        };
-        let mover = Creds::of(h.pid, &mut w.scratch).map_err(err)?;
-        kfile::read_path(ProcPath::new(target, "status").as_cstr(), &mut w.scratch).map_err(err)?;
-        let target_uids = creds::parse_uids(&w.scratch).ok_or(libc::ESRCH)?;
-        if !mover.may_move(&target_uids) {
-            return Err(libc::EACCES);
-        }
-        // Only from a cgroup the caller fully sees: never pull a process in from outside.
-        let own = self.own_cgroup(w, h.pid, hier)?;
-        kfile::read_path(ProcPath::new(target, "cgroup").as_cstr(), &mut w.scratch).map_err(err)?;
-        let text = std::str::from_utf8(&w.scratch).map_err(|_| libc::EIO)?;
-        let from = membership::path_by_hid(text, hier.hid).ok_or(libc::EACCES)?;
-        if cgtree::sight(&own, from.trim_start_matches('/')) != Sight::Full {
-            return Err(libc::EACCES);
-        }
-        Ok(target)
     }
 
     fn cg_mkdir(
@@ -372,8 +342,8 @@ impl Fs {
         s: &SetattrIn,
         o: &mut OutBuf<'_>,
     ) -> Result<(), i32> {
-        let (n, sight) = self.cg_visible(t, w, h.pid, h.nodeid)?;
-        if sight != Sight::Full {
+        let (n, own) = self.cg_visible(t, w, h.pid, h.nodeid)?;
+        if n.sight(&own) != Sight::Full {
             return Err(libc::EPERM);
         }
         if s.has(SetattrIn::SIZE) && n.is_dir() {
@@ -393,6 +363,51 @@ impl Fs {
         let n = t.resolve(h.nodeid).map_err(err)?;
         encode::attr_out(o, &attr(&n, Sight::Full), NO_TTL).map_err(overflow)
     }
+}
+
+/// The host pid behind the pid the caller wrote, once the caller (whose own cgroup in
+/// `hier` is `own`) may move it.
+fn movable_pid(
+    w: &mut Worker,
+    h: &InHeader,
+    hier: &TreeHierarchy,
+    own: &str,
+    data: &[u8],
+) -> Result<u32, i32> {
+    let written = cgtree::parse_written_pid(data).map_err(err)?;
+    let target = if written == 0 {
+        // "0" names the writer itself, as in the kernel.
+        h.pid
+    } else {
+        PidNs::of(h.pid, &mut w.scratch)
+            .and_then(|ns| ns.host_pid(written, &mut w.scratch))
+            .map_err(err)?
+    };
+    let mover = Creds::of(h.pid, &mut w.scratch).map_err(err)?;
+    kfile::read_path(ProcPath::new(target, "status").as_cstr(), &mut w.scratch).map_err(err)?;
+    let target_uids = creds::parse_uids(&w.scratch).ok_or(libc::ESRCH)?;
+    if !mover.may_move(&target_uids) {
+        return Err(libc::EACCES);
+    }
+    // Only from a cgroup the caller fully sees: never pull a process in from outside.
+    let from = path_in(&proc_cgroups(target, &mut w.scratch)?, hier).map_err(|_| libc::EACCES)?;
+    if cgtree::sight(own, &from) != Sight::Full {
+        return Err(libc::EACCES);
+    }
+    Ok(target)
+}
+
+/// The text of /proc/<pid>/cgroup.
+fn proc_cgroups(pid: u32, scratch: &mut Vec<u8>) -> Result<String, i32> {
+    kfile::read_path(ProcPath::new(pid, "cgroup").as_cstr(), scratch).map_err(err)?;
+    String::from_utf8(scratch.clone()).map_err(|_| libc::EIO)
+}
+
+/// The cgroup path in `hier` (from its root, no leading '/') of the text of a
+/// /proc/<pid>/cgroup; ENOENT without a line for it (nothing of it is that process's).
+fn path_in(text: &str, hier: &TreeHierarchy) -> Result<String, i32> {
+    let path = membership::path_by_hid(text, hier.hid).ok_or(libc::ENOENT)?;
+    Ok(path.trim_start_matches('/').to_owned())
 }
 
 /// Give a new cgroup directory and every file in it to `uid`:`gid`.
