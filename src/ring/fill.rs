@@ -19,10 +19,13 @@ use crate::cpulist;
 
 /// The hidden subcommand that runs the helper.
 pub const FILL_COMMAND: &str = "fill-queues";
-/// A name that never exists, so every lookup of it reaches the server; unique per caller,
+/// From `cpu`, look up a name that never exists, so the lookup reaches the server through
+/// that CPU's queue and fails once answered. The name is unique per caller (`i`, our pid),
 /// since the kernel lets only one lookup of a name in a directory be in flight at a time.
-pub fn probe_name(cpu: u32, i: usize) -> String {
-    format!(".lxcfs-uring-handover-{}-{cpu}-{i}", std::process::id())
+pub fn probe(mountpoint: &Path, cpu: u32, i: usize) {
+    super::uring::pin(cpu);
+    let name = format!(".lxcfs-uring-handover-{}-{cpu}-{i}", std::process::id());
+    let _ = std::fs::symlink_metadata(mountpoint.join(name));
 }
 /// How long to wait for the entries to fill; past it the handover goes on regardless.
 const FILL_TIMEOUT: Duration = Duration::from_secs(2);
@@ -72,11 +75,8 @@ pub fn run_helper(mountpoint: &Path, depth: usize) -> Result<(), String> {
         .iter()
         .flat_map(|&cpu| (0..depth).map(move |i| (cpu, i)))
         .map(|(cpu, i)| {
-            let probe = mountpoint.join(probe_name(cpu, i));
-            std::thread::spawn(move || {
-                super::uring::pin(cpu);
-                let _ = std::fs::symlink_metadata(probe);
-            })
+            let mountpoint = mountpoint.to_owned();
+            std::thread::spawn(move || probe(&mountpoint, cpu, i))
         })
         .collect();
     for t in threads {

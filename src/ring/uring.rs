@@ -270,38 +270,17 @@ fn run_worker(
         };
         push(&mut ring, sqe)?;
     }
-    // Submitting arms the entries (the kernel registers and commits inline).
-    ring.submit()?;
-    // Completions already there, handled first by the loop below.
-    let mut early: Vec<(u64, i32)> = Vec::new();
-    if let Some(mnt) = nudge {
-        // A commit the kernel refuses fails at once: register those entries afresh before
-        // the nudge, or the nudge would queue with no entry armed and wait forever.
-        let now: Vec<(u64, i32)> = ring
-            .completion()
-            .map(|c| (c.user_data(), c.result()))
-            .collect();
-        for (ud, res) in now {
-            match entries.get_mut(ud as usize) {
-                Some(e) if e.recovering && res < 0 => {
-                    e.recovering = false;
-                    debug!("CPU {cpu}: slot {ud} re-registered ({res})");
-                    push(&mut ring, register_sqe(fd, e, ud))?;
-                }
-                _ => early.push((ud, res)),
-            }
-        }
-        ring.submit()?;
-        info!("CPU {cpu}: answered {answered} requests the predecessor held");
-        nudge_queue(s, cpu, mnt);
-    }
+    // While recovering, the first pass must not wait: a commit the kernel refuses fails at
+    // once, and its entry must be registered afresh before the nudge, or the nudge would
+    // queue with no entry armed and wait forever.
+    let mut nudge = nudge;
     let mut done: Vec<(u64, i32)> = Vec::with_capacity(entries.len());
     // Entries holding a request we do not answer while frozen (a handover is under way).
     let mut held: Vec<u64> = Vec::new();
     let mut retries = 0;
     let poll = types::Timespec::new().nsec(20_000_000);
     loop {
-        let waited = if !early.is_empty() {
+        let waited = if nudge.is_some() {
             ring.submit()
         } else if s.frozen.load(Ordering::Acquire) {
             // Look up now and then: a failed handover thaws us.
@@ -316,7 +295,6 @@ fn run_worker(
             Err(e) => return Err(e),
         }
         done.clear();
-        done.append(&mut early);
         done.extend(ring.completion().map(|c| (c.user_data(), c.result())));
         if !s.frozen.load(Ordering::Acquire) {
             done.extend(held.drain(..).map(|ud| (ud, 0)));
@@ -352,6 +330,11 @@ fn run_worker(
             let commit_id = serve_entry(s, &mut w, e, &mut request_payload);
             push(&mut ring, commit_sqe(fd, commit_id, e.qid, ud))?;
         }
+        if let Some(mnt) = nudge.take() {
+            ring.submit()?;
+            info!("CPU {cpu}: answered {answered} requests the predecessor held");
+            nudge_queue(s, cpu, mnt);
+        }
     }
 }
 
@@ -364,9 +347,7 @@ fn nudge_queue(s: &Arc<Session>, cpu: u32, mountpoint: PathBuf) {
     let spawned = std::thread::Builder::new()
         .name(format!("nudge-{cpu}"))
         .spawn(move || {
-            pin(cpu);
-            // A name that never exists: the lookup always reaches us, and fails.
-            let _ = std::fs::symlink_metadata(mountpoint.join(super::fill::probe_name(cpu, 0)));
+            super::fill::probe(&mountpoint, cpu, 0);
             s.nudging.fetch_sub(1, Ordering::Release);
         });
     if let Err(e) = spawned {
