@@ -189,6 +189,14 @@ pub fn parse_u64(b: &[u8]) -> Option<u64> {
     Some(v)
 }
 
+/// The white-space separated numbers of `line` (an NSpid or Uid line, a uid_map row),
+/// each None where it is not a u32.
+pub fn u32_words(line: &[u8]) -> impl Iterator<Item = Option<u32>> + '_ {
+    line.split(|c| c.is_ascii_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(|s| parse_u64(s).and_then(|v| u32::try_from(v).ok()))
+}
+
 /// A file holding one number, or "max" (returned as None).
 pub fn parse_limit(text: &[u8]) -> io::Result<Option<u64>> {
     if text.trim_ascii() == b"max" {

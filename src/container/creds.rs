@@ -7,7 +7,7 @@
 
 use std::io;
 
-use crate::kfile::{self, ProcPath, parse_u64};
+use crate::kfile::{self, ProcPath};
 
 /// The user ids of a process (the Uid line of /proc/<pid>/status).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,10 +30,7 @@ pub struct Creds {
 
 pub fn parse_uids(status: &[u8]) -> Option<Uids> {
     let line = kfile::lines(status).find_map(|l| l.strip_prefix(b"Uid:"))?;
-    let mut ids = line
-        .split(|c| c.is_ascii_whitespace())
-        .filter(|s| !s.is_empty())
-        .map(|s| parse_u64(s).and_then(|v| u32::try_from(v).ok()));
+    let mut ids = kfile::u32_words(line);
     Some(Uids {
         real: ids.next()??,
         effective: ids.next()??,
@@ -47,10 +44,7 @@ impl IdMap {
         IdMap(
             kfile::lines(text)
                 .filter_map(|l| {
-                    let mut f = l
-                        .split(|c| c.is_ascii_whitespace())
-                        .filter(|s| !s.is_empty())
-                        .map(|s| parse_u64(s).and_then(|v| u32::try_from(v).ok()));
+                    let mut f = kfile::u32_words(l);
                     Some((f.next()??, f.next()??, f.next()??))
                 })
                 .collect(),

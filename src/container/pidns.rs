@@ -166,10 +166,7 @@ fn ns_parent(ns: &OwnedFd) -> io::Result<OwnedFd> {
 /// The pids on the NSpid line of /proc/<pid>/status, ours first.
 fn nspid(status: &[u8]) -> Option<Vec<u32>> {
     let line = kfile::lines(status).find_map(|l| l.strip_prefix(b"NSpid:"))?;
-    line.split(|c| c.is_ascii_whitespace())
-        .filter(|s| !s.is_empty())
-        .map(|s| parse_u64(s).and_then(|v| u32::try_from(v).ok()))
-        .collect()
+    kfile::u32_words(line).collect()
 }
 
 /// The numeric names in a /proc directory.
@@ -221,11 +218,8 @@ pub fn parse_status(text: &[u8]) -> Option<Status> {
         if let Some(v) = line.strip_prefix(b"PPid:") {
             ppid = parse_u64(v).and_then(|v| u32::try_from(v).ok());
         } else if let Some(v) = line.strip_prefix(b"NSpid:") {
-            let ids = v
-                .split(|c| c.is_ascii_whitespace())
-                .filter(|s| !s.is_empty());
-            let (n, last) = ids.fold((0, None), |(n, _), s| (n + 1, parse_u64(s)));
-            ns = Some((n, last.and_then(|l| u32::try_from(l).ok())?));
+            let (n, last) = kfile::u32_words(v).fold((0, None), |(n, _), id| (n + 1, id));
+            ns = Some((n, last?));
         }
     }
     let (nspid_depth, nspid_last) = ns?;
