@@ -57,7 +57,7 @@ fn ioctl_pid(ns: &OwnedFd, request: libc::c_ulong, arg: u32) -> io::Result<u32> 
 
 /// The pid that `tid` (a pid of ours) has in the pid namespace of `member`.
 pub fn pid_in_ns_of(member: u32, tid: u32, scratch: &mut Vec<u8>) -> io::Result<u32> {
-    PidNs::of(member, scratch)?
+    PidNs::of(member)?
         .ns_pid(tid, scratch)
         .ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))
 }
@@ -68,22 +68,32 @@ pub struct PidNs {
     /// The namespace's nsfs file; None when it is our own (pids are the same).
     ns: Option<OwnedFd>,
     ino: u64,
-    /// How many namespaces below ours it is (0: ours).
-    level: usize,
+    /// The process it was found from.
+    member: u32,
+    /// How many namespaces below ours it is: needed (and read) only before Linux 6.11.
+    level: std::cell::OnceCell<Option<usize>>,
 }
 
 impl PidNs {
     /// The pid namespace of `pid` (a pid of ours).
-    pub fn of(pid: u32, scratch: &mut Vec<u8>) -> io::Result<PidNs> {
+    pub fn of(pid: u32) -> io::Result<PidNs> {
+        static OURS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
         let ns = open_pidns(pid)?;
         let ino = nix::sys::stat::fstat(&ns)?.st_ino;
-        kfile::read_path(ProcPath::new(pid, "status").as_cstr(), scratch)?;
-        let depth = parse_status(scratch).map_or(0, |s| s.nspid_depth);
-        let level = depth.saturating_sub(1);
+        let ours = *OURS.get_or_init(|| pidns_inode(std::process::id()).unwrap_or(0));
         Ok(PidNs {
-            ns: (level > 0).then_some(ns),
+            ns: (ino != ours).then_some(ns),
             ino,
-            level,
+            member: pid,
+            level: std::cell::OnceCell::new(),
+        })
+    }
+
+    /// How many namespaces below ours this one is, from the member's NSpid line.
+    fn level(&self, scratch: &mut Vec<u8>) -> Option<usize> {
+        *self.level.get_or_init(|| {
+            kfile::read_path(ProcPath::new(self.member, "status").as_cstr(), scratch).ok()?;
+            nspid(scratch)?.len().checked_sub(1)
         })
     }
 
@@ -113,11 +123,12 @@ impl PidNs {
     /// Before Linux 6.11: NSpid lists a process's pid in each namespace from ours down;
     /// the entry at our level counts only if its namespace there is this one.
     fn ns_pid_by_status(&self, pid: u32, scratch: &mut Vec<u8>) -> Option<u32> {
+        let level = self.level(scratch)?;
         kfile::read_path(ProcPath::new(pid, "status").as_cstr(), scratch).ok()?;
         let ids = nspid(scratch)?;
-        let at_level = *ids.get(self.level)?;
+        let at_level = *ids.get(level)?;
         let mut ns = open_pidns(pid).ok()?;
-        for _ in 0..ids.len() - 1 - self.level {
+        for _ in 0..ids.len() - 1 - level {
             ns = ns_parent(&ns).ok()?;
         }
         let ino = nix::sys::stat::fstat(&ns).ok()?.st_ino;

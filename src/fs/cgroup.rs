@@ -255,7 +255,7 @@ impl Fs {
         let r = kfile::reread(fd.as_fd(), &mut raw)
             .map_err(err)
             .and_then(|()| {
-                let ns = PidNs::of(pid, &mut w.scratch).map_err(err)?;
+                let ns = PidNs::of(pid).map_err(err)?;
                 buf.clear();
                 cgtree::translate_pids(&raw, buf, |p| ns.ns_pid(p, &mut w.scratch));
                 Ok(())
@@ -379,7 +379,7 @@ fn movable_pid(
         // "0" names the writer itself, as in the kernel.
         h.pid
     } else {
-        PidNs::of(h.pid, &mut w.scratch)
+        PidNs::of(h.pid)
             .and_then(|ns| ns.host_pid(written, &mut w.scratch))
             .map_err(err)?
     };
