@@ -352,11 +352,17 @@ pub fn own_unified() -> Option<(PathBuf, String)> {
 /// Run `script` with sh as the init of a new pid namespace whose cgroups are `cgroups`
 /// (it is moved into them before the namespace is created, so its init starts there).
 pub fn in_container(cgroups: &[&Cgroup], script: &str) -> Output {
+    let paths: Vec<&Path> = cgroups.iter().map(|c| c.path.as_path()).collect();
+    in_container_at(&paths, script)
+}
+
+/// `in_container` in cgroups named by path (a hierarchy's root, which no test may own).
+pub fn in_container_at(cgroups: &[&Path], script: &str) -> Output {
     let mut setup = String::new();
     for cg in cgroups {
         setup.push_str(&format!(
             "echo $$ > '{}/cgroup.procs' || exit 97; ",
-            cg.path.display()
+            cg.display()
         ));
     }
     setup.push_str("exec unshare --pid --fork --mount-proc sh -c \"$0\"");
