@@ -184,10 +184,16 @@ impl Containers {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    /// The container of the process `pid` (as the request header gives it).
-    pub fn resolve(&self, pid: u32, scratch: &mut Vec<u8>) -> io::Result<Arc<Container>> {
+    /// The container of the process `pid` (as the request header gives it), whose pidfd
+    /// is `pidfd` where we have one.
+    fn resolve(
+        &self,
+        pid: u32,
+        pidfd: Option<&OwnedFd>,
+        scratch: &mut Vec<u8>,
+    ) -> io::Result<Arc<Container>> {
         let pid = if pid == 0 { self.own_pid } else { pid };
-        let ns = pidns::pidns_inode(pid)?;
+        let (ns_fd, ns) = pidns::pidns_of(pidfd, pid)?;
         if ns == self.own_pidns {
             // Host processes are their own container; they are not cached by namespace.
             return self.build(0, pid, 1, scratch).map(Arc::new);
@@ -197,7 +203,7 @@ impl Containers {
             return Ok(c);
         }
         stats::add(Counter::ContainerMiss);
-        let init = pidns::init_of(pid, scratch)?;
+        let init = pidns::init_of(&ns_fd, pid, scratch)?;
         let c = Arc::new(self.build(ns, init, init, scratch)?);
         let handed = self
             .inherited
@@ -266,11 +272,14 @@ impl Containers {
             callers.slots.swap_remove(i);
         }
         stats::add(Counter::CallerMiss);
-        let c = self.resolve(pid, scratch)?;
         // The request names a thread; without PIDFD_THREAD (Linux < 6.9) nothing is kept.
-        if pid != 0
-            && let Ok(pidfd) = pidns::pidfd_open_thread(pid)
-        {
+        let pidfd = if pid != 0 {
+            pidns::pidfd_open_thread(pid).ok()
+        } else {
+            None
+        };
+        let c = self.resolve(pid, pidfd.as_ref(), scratch)?;
+        if let Some(pidfd) = pidfd {
             callers.remember(Caller {
                 pid,
                 pidfd,
