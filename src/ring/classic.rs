@@ -9,7 +9,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::{MAX_PAYLOAD, MAX_WRITE, Session, reply_header};
+use super::{MAX_WRITE, Session, reply_header};
 use crate::fs::{Reply, Worker};
 use crate::proto::{self, abi};
 use crate::{debug, warn};
@@ -90,8 +90,13 @@ fn serve_one(
 /// A classic worker loop on `fd` until the connection ends.
 fn serve_fd(s: &Session, w: &mut Worker, fd: BorrowedFd<'_>, mut on_request: impl FnMut()) {
     let mut input = vec![0u8; IN_BUF];
-    let mut out = vec![0u8; abi::OUT_HEADER_LEN + MAX_PAYLOAD];
+    let mut out = Vec::new();
     loop {
+        // Sized once INIT is known (the reader of the original file answers it first).
+        let room = abi::OUT_HEADER_LEN + s.payload_capacity();
+        if out.len() < room {
+            out.resize(room, 0);
+        }
         let n = match read_request(fd, &mut input) {
             Next::Request(n) => n,
             Next::Retry => continue,

@@ -18,7 +18,7 @@ use nix::sched::CpuSet;
 use nix::unistd::Pid;
 
 use super::arena::Arena;
-use super::{MAX_PAYLOAD, MAX_WRITE, Session, reply_header};
+use super::{MAX_WRITE, Session, reply_header};
 use crate::fs::{Reply, Worker};
 use crate::proto::{self, abi};
 use crate::{cpulist, debug, info, warn};
@@ -43,13 +43,14 @@ const DEPTH: usize = 1;
 /// How long to keep retrying a REGISTER the kernel answers EAGAIN (INIT not yet done).
 const REGISTER_RETRIES: u32 = 1000;
 
-/// The ring arena for this machine: DEPTH entries for every possible CPU's queue.
-pub fn new_arena() -> io::Result<Arena> {
+/// The ring arena for this machine: DEPTH entries for every possible CPU's queue, each
+/// with room for a `payload`-byte reply.
+pub fn new_arena(payload: usize) -> io::Result<Arena> {
     let possible = cpulist::read(c"/sys/devices/system/cpu/possible")?;
     Arena::create(
         possible.len(),
         DEPTH,
-        MAX_PAYLOAD.max(8192).max(MAX_WRITE as usize),
+        payload.max(8192).max(MAX_WRITE as usize),
     )
 }
 
