@@ -4,11 +4,13 @@
 //!
 //!     cargo bench --bench e2e            # as root; lxcfs must be installed (apt-get install lxcfs)
 //!     E2E_SECS=2 E2E_FILES=meminfo,uptime E2E_READERS=1,2,4 cargo bench --bench e2e
+//!     E2E_OURS=/path/to/an/older/lxcfs-uring cargo bench --bench e2e   # A/B another build
 //!
 //! Prints a Markdown table: files/s, p50 and p99 latency per cell, the ratio to lxcfs and
-//! to the host's procfs, the daemon's CPU time per file, and how often the scheduler moved
-//! a reader to another CPU (each move is a wakeup of an idle vCPU). `E2E_PIN=1` pins every
-//! reader, of every server alike, to CPU 0.
+//! to the host's procfs, the daemon's CPU time per file, how often the scheduler moved a
+//! reader to another CPU (each move is a wakeup of an idle vCPU) and how often a reader was
+//! switched out per file (once per request it waits for, more when a server's wakeup
+//! preempts it). `E2E_PIN=1` pins every reader, of every server alike, to CPU 0.
 
 use std::fs::File;
 use std::io::Read;
@@ -31,21 +33,21 @@ fn main() {
     }
 }
 
-/// The scheduler's count of the calling thread's moves between CPUs.
-fn migrations() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/sched")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("se.nr_migrations"))
-                .and_then(|l| l.rsplit(':').next())
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .unwrap_or(0)
+/// The scheduler's counts for the calling thread: (moves between CPUs, times switched out).
+fn sched_counts() -> (u64, u64) {
+    let text = std::fs::read_to_string("/proc/thread-self/sched").unwrap_or_default();
+    let field = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(':').next())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("se.nr_migrations"), field("nr_switches"))
 }
 
 /// Inside the container: `--reader THREADS PATH SECS`; prints
-/// `count p50_ns p99_ns migrations`.
+/// `count p50_ns p99_ns migrations switches`.
 fn reader(args: &[String]) {
     let threads: usize = args[0].parse().unwrap();
     let path = PathBuf::from(&args[1]);
@@ -57,7 +59,7 @@ fn reader(args: &[String]) {
             std::thread::spawn(move || {
                 let mut buf = vec![0u8; 256 * 1024];
                 let mut lat = Vec::with_capacity(1 << 20);
-                let moved = migrations();
+                let before = sched_counts();
                 while Instant::now() < end {
                     let t = Instant::now();
                     let mut f = File::open(&path).expect("open");
@@ -65,16 +67,18 @@ fn reader(args: &[String]) {
                     drop(f);
                     lat.push(t.elapsed().as_nanos() as u64);
                 }
-                (lat, migrations() - moved)
+                let after = sched_counts();
+                (lat, after.0 - before.0, after.1 - before.1)
             })
         })
         .collect();
-    let mut moves = 0;
+    let (mut moves, mut switches) = (0, 0);
     let mut all: Vec<u64> = Vec::new();
     for h in handles {
-        let (lat, moved) = h.join().unwrap();
+        let (lat, moved, switched) = h.join().unwrap();
         all.extend(lat);
         moves += moved;
+        switches += switched;
     }
     all.sort_unstable();
     let pct = |p: f64| {
@@ -82,7 +86,12 @@ fn reader(args: &[String]) {
             .copied()
             .unwrap_or(0)
     };
-    println!("{} {} {} {moves}", all.len(), pct(0.5), pct(0.99));
+    println!(
+        "{} {} {} {moves} {switches}",
+        all.len(),
+        pct(0.5),
+        pct(0.99)
+    );
 }
 
 struct Cell {
@@ -91,6 +100,7 @@ struct Cell {
     p99_us: f64,
     cpu_us_per_file: Option<f64>,
     migrations_per_kfile: f64,
+    switches_per_file: f64,
 }
 
 fn run_cell(
@@ -138,6 +148,7 @@ fn run_cell(
         p99_us: v[2] / 1000.0,
         cpu_us_per_file: cpu,
         migrations_per_kfile: v[3] * 1000.0 / v[0].max(1.0),
+        switches_per_file: v[4] / v[0].max(1.0),
     }
 }
 
@@ -169,12 +180,14 @@ fn orchestrate() {
     std::fs::create_dir_all(&cgroup).unwrap();
     std::fs::write(cgroup.join("memory.limit_in_bytes"), "268435456").unwrap();
 
-    let ours = env!("CARGO_BIN_EXE_lxcfs-uring");
+    // E2E_OURS=<binary> measures another build (an older commit, say) in the same harness.
+    let ours =
+        std::env::var("E2E_OURS").unwrap_or_else(|_| env!("CARGO_BIN_EXE_lxcfs-uring").into());
     let mut servers = vec![
         start(
             "uring",
             &dir,
-            Command::new(ours)
+            Command::new(&ours)
                 .args(["--transport", "uring", "--runtime-dir"])
                 .arg(&dir)
                 .arg("-p")
@@ -183,7 +196,7 @@ fn orchestrate() {
         start(
             "classic",
             &dir,
-            Command::new(ours)
+            Command::new(&ours)
                 .args(["--transport", "classic", "--runtime-dir"])
                 .arg(&dir)
                 .arg("-p")
@@ -202,9 +215,9 @@ fn orchestrate() {
         eprintln!("*** /usr/bin/lxcfs missing: no lxcfs column (apt-get install lxcfs) ***");
     }
     println!(
-        "| file | readers | server | files/s | p50 us | p99 us | x lxcfs | x host | daemon CPU us/file | reader moves /1000 files |"
+        "| file | readers | server | files/s | p50 us | p99 us | x lxcfs | x host | daemon CPU us/file | reader moves /1000 files | reader switches /file |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for file in &files {
         for &r in &readers {
             let host = run_cell(&cgroup, &Path::new("/proc").join(file), r, secs, None);
@@ -235,12 +248,13 @@ fn orchestrate() {
                 let vs_lx = lx.map_or("-".into(), |l| format!("{:.1}", c.files_per_s / l));
                 let cpu = c.cpu_us_per_file.map_or("-".into(), |v| format!("{v:.1}"));
                 println!(
-                    "| {file} | {r} | {name} | {:.0} | {:.1} | {:.1} | {vs_lx} | {:.2} | {cpu} | {:.0} |",
+                    "| {file} | {r} | {name} | {:.0} | {:.1} | {:.1} | {vs_lx} | {:.2} | {cpu} | {:.0} | {:.2} |",
                     c.files_per_s,
                     c.p50_us,
                     c.p99_us,
                     c.files_per_s / host.files_per_s,
-                    c.migrations_per_kfile
+                    c.migrations_per_kfile,
+                    c.switches_per_file
                 );
             }
         }

@@ -50,6 +50,76 @@ fn init(mounts: &[String]) {
     let _ = std::io::stdin().read_to_string(&mut rest);
 }
 
+/// The kernel's part of a first render: what the daemon asks of the kernel for a new
+/// container's meminfo (its own calls, in its order), done on a container nobody has read
+/// from. Nanoseconds per step of KERNEL_STEPS.
+struct KernelPart([u64; 5]);
+
+const KERNEL_STEPS: [&str; 5] = [
+    "pidfd and its pid namespace",
+    "/proc/<init>/cgroup",
+    "open the memory cgroup",
+    "usage, memory.stat, swappiness",
+    "host /proc/meminfo",
+];
+
+fn kernel_part(init: u32, cgroup: &Path) -> KernelPart {
+    use lxcfs_uring::container::pidns;
+    use lxcfs_uring::kfile;
+    use std::os::fd::AsFd;
+    let mut buf = Vec::with_capacity(8192);
+    let mut t = Instant::now();
+    let mut lap = || {
+        let ns = t.elapsed().as_nanos() as u64;
+        t = Instant::now();
+        ns
+    };
+    let pidfd = pidns::pidfd_open_thread(init).unwrap();
+    pidns::pidns_of(Some(&pidfd), init).unwrap();
+    let ns = lap();
+    let path = std::ffi::CString::new(format!("/proc/{init}/cgroup")).unwrap();
+    kfile::read_path(&path, &mut buf).unwrap();
+    let cg = lap();
+    let dir = std::ffi::CString::new(cgroup.as_os_str().as_encoded_bytes()).unwrap();
+    let dir = kfile::open_dir(None, &dir).unwrap();
+    let open = lap();
+    for f in [
+        c"memory.usage_in_bytes",
+        c"memory.stat",
+        c"memory.swappiness",
+    ] {
+        kfile::read_at(dir.as_fd(), f, &mut buf).unwrap();
+    }
+    let files = lap();
+    kfile::read_path(c"/proc/meminfo", &mut buf).unwrap();
+    KernelPart([ns, cg, open, files, lap()])
+}
+
+/// A container (a memory cgroup and a pid namespace) whose init only sleeps: its host pid.
+fn idle_container(cg: &Path) -> (std::process::Child, u32) {
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "echo $$ > {}/cgroup.procs && exec unshare --pid --fork sleep 600",
+            cg.display()
+        ))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let children = format!("/proc/{0}/task/{0}/children", child.id());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut init = None;
+    while init.is_none() && Instant::now() < deadline {
+        let text = std::fs::read_to_string(&children).unwrap_or_default();
+        init = text.split_whitespace().next().and_then(|p| p.parse().ok());
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    (
+        child,
+        init.unwrap_or_else(|| panic!("no init in {}", cg.display())),
+    )
+}
+
 fn median(mut v: Vec<u64>) -> u64 {
     v.sort_unstable();
     v.get(v.len() / 2).copied().unwrap_or(0)
@@ -137,6 +207,23 @@ fn orchestrate() {
         inits.push(child);
     }
     let spawn_time = start_all.elapsed();
+    // Fresh containers no daemon has seen, for the kernel's part of a first read.
+    let probes = (n / 10).max(1);
+    let mut kernel: Vec<KernelPart> = Vec::with_capacity(probes);
+    for i in 0..probes {
+        let cg = base.join(format!("probe{i}"));
+        std::fs::create_dir_all(&cg).unwrap();
+        let (mut child, init) = idle_container(&cg);
+        kernel.push(kernel_part(init, &cg));
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(init as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = child.wait();
+        while std::fs::remove_dir(&cg).is_err() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
     std::thread::sleep(Duration::from_secs(1));
     let rss = (
         status_kb(ours.pid(), "VmRSS:"),
@@ -170,6 +257,16 @@ fn orchestrate() {
             first_lx[n * 99 / 100]
         })
     );
+    let steps: Vec<u64> = (0..KERNEL_STEPS.len())
+        .map(|i| median(kernel.iter().map(|k| k.0[i]).collect()))
+        .collect();
+    println!(
+        "| of which the kernel's work alone (the same calls on {probes} fresh containers), median | {:.1} us | | |",
+        us(median(kernel.iter().map(|k| k.0.iter().sum()).collect()))
+    );
+    for (step, ns) in KERNEL_STEPS.iter().zip(&steps) {
+        println!("| - {step} | {:.1} us | | |", us(*ns));
+    }
     let (so, sl) = (median(steady_ours), median(steady_lx));
     println!(
         "| steady read (median of per-container medians) | {:.1} us | {:.1} us | {:.1}x |",
