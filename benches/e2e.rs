@@ -10,7 +10,8 @@
 //! to the host's procfs, the daemon's CPU time per file, how often the scheduler moved a
 //! reader to another CPU (each move is a wakeup of an idle vCPU) and how often a reader was
 //! switched out per file (once per request it waits for, more when a server's wakeup
-//! preempts it). `E2E_PIN=1` pins every reader, of every server alike, to CPU 0.
+//! preempts it). `E2E_PIN=1` pins every reader, of every server alike, to CPU 0;
+//! `E2E_CPU_CGROUP=1` gives the readers' container a cpu cgroup of its own too.
 
 use std::fs::File;
 use std::io::Read;
@@ -104,7 +105,7 @@ struct Cell {
 }
 
 fn run_cell(
-    cgroup: &Path,
+    cgroups: &[PathBuf],
     path: &Path,
     readers: usize,
     secs: f64,
@@ -117,9 +118,12 @@ fn run_cell(
     } else {
         ""
     };
+    let join: String = cgroups
+        .iter()
+        .map(|c| format!("echo $$ > {}/cgroup.procs && ", c.display()))
+        .collect();
     let script = format!(
-        "echo $$ > {}/cgroup.procs && exec unshare --pid --fork --mount-proc {pin}{} --reader {readers} {} {secs}",
-        cgroup.display(),
+        "{join}exec unshare --pid --fork --mount-proc {pin}{} --reader {readers} {} {secs}",
         exe.display(),
         path.display()
     );
@@ -179,6 +183,15 @@ fn orchestrate() {
         .join(format!("e2e-{}", std::process::id()));
     std::fs::create_dir_all(&cgroup).unwrap();
     std::fs::write(cgroup.join("memory.limit_in_bytes"), "268435456").unwrap();
+    let mut cgroups = vec![cgroup.clone()];
+    // E2E_CPU_CGROUP=1: the container also gets a cpu cgroup of its own, as runtimes give
+    // every container (the scheduler then places a lone reader's wakeups differently).
+    let cpu_cgroup = std::env::var_os("E2E_CPU_CGROUP").map(|_| {
+        let c = PathBuf::from("/sys/fs/cgroup/cpu").join(format!("e2e-{}", std::process::id()));
+        std::fs::create_dir_all(&c).unwrap();
+        c
+    });
+    cgroups.extend(cpu_cgroup.clone());
 
     // E2E_OURS=<binary> measures another build (an older commit, say) in the same harness.
     let ours =
@@ -220,14 +233,14 @@ fn orchestrate() {
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for file in &files {
         for &r in &readers {
-            let host = run_cell(&cgroup, &Path::new("/proc").join(file), r, secs, None);
+            let host = run_cell(&cgroups, &Path::new("/proc").join(file), r, secs, None);
             let cells: Vec<(&str, Cell)> = servers
                 .iter()
                 .map(|s| {
                     (
                         s.name,
                         run_cell(
-                            &cgroup,
+                            &cgroups,
                             &s.mnt.join("proc").join(file),
                             r,
                             secs,
@@ -261,5 +274,8 @@ fn orchestrate() {
     }
     drop(servers);
     let _ = std::fs::remove_dir(&cgroup);
+    if let Some(c) = cpu_cgroup {
+        let _ = std::fs::remove_dir(c);
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
