@@ -230,7 +230,8 @@ pub fn pin(cpu: u32) {
 /// to us anyway); what changes is the asynchronous RELEASE of every close(): it no longer
 /// switches the closing reader out and back, but is answered when the reader next waits,
 /// and its commit fetches that next request with no wakeup. 8 -> 6 context switches per
-/// open-read-close (BENCHMARKS.md).
+/// open-read-close (BENCHMARKS.md). The price: a caller that does not wait (aio) is
+/// answered when its CPU next switches tasks, within a scheduler slice.
 fn batch_policy(cpu: u32) {
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: plain syscall on the calling thread (pid 0) with a valid sched_param.
