@@ -100,8 +100,7 @@ impl PidNs {
     /// The pid namespace of `pid` (a pid of ours).
     pub fn of(pid: u32) -> io::Result<PidNs> {
         static OURS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-        let ns = open_pidns(pid)?;
-        let ino = nix::sys::stat::fstat(&ns)?.st_ino;
+        let (ns, ino) = pidns_of(None, pid)?;
         let ours = *OURS.get_or_init(|| pidns_inode(std::process::id()).unwrap_or(0));
         Ok(PidNs {
             ns: (ino != ours).then_some(ns),

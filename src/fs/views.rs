@@ -375,13 +375,16 @@ fn diskstats_view(
     c: &Container,
     out: &mut Vec<u8>,
 ) -> io::Result<()> {
-    // In the root I/O cgroup (the host's own processes) the host's I/O is the caller's;
-    // the root has no io.stat on v2, and on v1 blk-mq kernels its counters stay empty.
-    if c.cgroup_path(&containers.hier, Controller::Blkio) == Some("/") {
-        return host_file(c"/proc/diskstats", out);
-    }
-    let Some(dir) = c.cgroup(&containers.hier, Controller::Blkio) else {
-        // No I/O controller: nothing tells the container's I/O from anyone else's.
+    // The host's file where nothing tells the caller's I/O from anyone else's: no I/O
+    // controller, or the root I/O cgroup (the host's own processes), which has no io.stat
+    // on v2 and whose counters stay empty on v1 blk-mq kernels.
+    let in_root = c.cgroup_path(&containers.hier, Controller::Blkio) == Some("/");
+    let dir = if in_root {
+        None
+    } else {
+        c.cgroup(&containers.hier, Controller::Blkio)
+    };
+    let Some(dir) = dir else {
         return host_file(c"/proc/diskstats", out);
     };
     let mut devs = Vec::new();
