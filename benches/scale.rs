@@ -120,6 +120,18 @@ fn idle_container(cg: &Path) -> (std::process::Child, u32) {
     )
 }
 
+/// Remove the cgroup `cg` once its killed members are gone (a few ms), or say it stayed.
+fn wait_removed(cg: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::fs::remove_dir(cg).is_err() {
+        if Instant::now() > deadline {
+            eprintln!("*** could not remove {} ***", cg.display());
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 fn median(mut v: Vec<u64>) -> u64 {
     v.sort_unstable();
     v.get(v.len() / 2).copied().unwrap_or(0)
@@ -220,9 +232,7 @@ fn orchestrate() {
             nix::sys::signal::Signal::SIGKILL,
         );
         let _ = child.wait();
-        while std::fs::remove_dir(&cg).is_err() {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_removed(&cg);
     }
     std::thread::sleep(Duration::from_secs(1));
     let rss = (
