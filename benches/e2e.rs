@@ -11,7 +11,10 @@
 //! reader to another CPU (each move is a wakeup of an idle vCPU) and how often a reader was
 //! switched out per file (once per request it waits for, more when a server's wakeup
 //! preempts it). `E2E_PIN=1` pins every reader, of every server alike, to CPU 0;
-//! `E2E_CPU_CGROUP=1` gives the readers' container a cpu cgroup of its own too.
+//! `E2E_CPU_CGROUP=1` gives the readers' container a cpu cgroup of its own too;
+//! `E2E_HALT_POLL_NS=200000` lets an idle vCPU of a KVM guest poll that long before it
+//! halts (the haltpoll cpuidle driver's `guest_halt_poll_ns`), restored afterwards: how much
+//! of a reader's move to an idle CPU is the wakeup of a halted vCPU.
 
 use std::fs::File;
 use std::io::Read;
@@ -31,6 +34,30 @@ fn main() {
         // `cargo test --all-targets` runs benches without --bench: nothing to measure then.
         _ if args.iter().any(|a| a == "--bench") => orchestrate(),
         _ => {}
+    }
+}
+
+/// The guest's idle polling window for the run, restored on drop.
+struct HaltPoll {
+    was: String,
+}
+
+const HALT_POLL: &str = "/sys/module/haltpoll/parameters/guest_halt_poll_ns";
+
+impl HaltPoll {
+    fn set(ns: &str) -> HaltPoll {
+        let was = std::fs::read_to_string(HALT_POLL)
+            .expect("E2E_HALT_POLL_NS needs the haltpoll cpuidle driver (a KVM guest)");
+        std::fs::write(HALT_POLL, ns).expect("set guest_halt_poll_ns");
+        HaltPoll {
+            was: was.trim().to_owned(),
+        }
+    }
+}
+
+impl Drop for HaltPoll {
+    fn drop(&mut self) {
+        let _ = std::fs::write(HALT_POLL, &self.was);
     }
 }
 
@@ -192,6 +219,9 @@ fn orchestrate() {
         c
     });
     cgroups.extend(cpu_cgroup.clone());
+    let _halt_poll = std::env::var("E2E_HALT_POLL_NS")
+        .ok()
+        .map(|ns| HaltPoll::set(&ns));
 
     // E2E_OURS=<binary> measures another build (an older commit, say) in the same harness.
     let ours =
