@@ -5,7 +5,8 @@
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::Mode;
@@ -102,6 +103,61 @@ fn pread_into(fd: BorrowedFd<'_>, buf: &mut Vec<u8>, offset: usize) -> io::Resul
         // SAFETY: the kernel initialised the `n` bytes after the old length.
         unsafe { buf.set_len(buf.len() + n as usize) };
         return Ok(n as usize);
+    }
+}
+
+/// A file kept open once first needed, or the knowledge that it does not exist: four
+/// bytes, as every cached cgroup directory holds one per file a view may read (a
+/// `OnceLock<Option<OwnedFd>>` takes eight). Set once, then fixed until dropped.
+#[derive(Debug)]
+pub struct FdSlot(AtomicI32);
+
+const UNOPENED: RawFd = -1;
+const MISSING: RawFd = -2;
+
+impl Default for FdSlot {
+    fn default() -> FdSlot {
+        FdSlot(AtomicI32::new(UNOPENED))
+    }
+}
+
+impl FdSlot {
+    /// The kept fd, opening it with `open` on first use (Ok(None): it does not exist,
+    /// which is remembered too). Concurrent first uses may both open; one fd is kept.
+    pub fn get_or_open(
+        &self,
+        open: impl FnOnce() -> io::Result<Option<OwnedFd>>,
+    ) -> io::Result<Option<BorrowedFd<'_>>> {
+        let mut v = self.0.load(Ordering::Acquire);
+        if v == UNOPENED {
+            let new = open()?.map_or(MISSING, IntoRawFd::into_raw_fd);
+            v = match self
+                .0
+                .compare_exchange(UNOPENED, new, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => new,
+                Err(kept) => {
+                    if new >= 0 {
+                        // SAFETY: `new` came from into_raw_fd above and was never stored.
+                        drop(unsafe { OwnedFd::from_raw_fd(new) });
+                    }
+                    kept
+                }
+            };
+        }
+        // SAFETY: a non-negative value is an fd this slot owns; it is closed only by Drop,
+        // which cannot run while `self` is borrowed.
+        Ok((v >= 0).then(|| unsafe { BorrowedFd::borrow_raw(v) }))
+    }
+}
+
+impl Drop for FdSlot {
+    fn drop(&mut self) {
+        let v = *self.0.get_mut();
+        if v >= 0 {
+            // SAFETY: the slot owns `v` (see get_or_open) and nothing borrows it any more.
+            drop(unsafe { OwnedFd::from_raw_fd(v) });
+        }
     }
 }
 
@@ -210,6 +266,50 @@ pub fn parse_limit(text: &[u8]) -> io::Result<Option<u64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fd_slot_opens_once_and_closes_on_drop() {
+        // The slot keeps a pipe's write end: its read end tells whether that is still open
+        // (EAGAIN) or closed (EOF), with no race against fds other tests open meanwhile.
+        let (rd, wr) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).unwrap();
+        let raw = wr.as_raw_fd();
+        let slot = FdSlot::default();
+        let first = slot
+            .get_or_open(|| Ok(Some(wr)))
+            .unwrap()
+            .map(|fd| fd.as_raw_fd());
+        let again = slot
+            .get_or_open(|| panic!("opened twice"))
+            .unwrap()
+            .map(|fd| fd.as_raw_fd());
+        assert_eq!((first, again), (Some(raw), Some(raw)));
+        let mut b = [0u8; 1];
+        assert_eq!(
+            nix::unistd::read(&rd, &mut b),
+            Err(nix::errno::Errno::EAGAIN)
+        );
+        drop(slot);
+        assert_eq!(nix::unistd::read(&rd, &mut b), Ok(0));
+    }
+
+    #[test]
+    fn fd_slot_remembers_a_missing_file_and_retries_after_an_error() {
+        let missing = FdSlot::default();
+        assert!(missing.get_or_open(|| Ok(None)).unwrap().is_none());
+        assert!(
+            missing
+                .get_or_open(|| panic!("looked up again"))
+                .unwrap()
+                .is_none()
+        );
+        let failing = FdSlot::default();
+        assert!(
+            failing
+                .get_or_open(|| Err(io::Error::from_raw_os_error(libc::EMFILE)))
+                .is_err()
+        );
+        assert!(failing.get_or_open(|| Ok(None)).unwrap().is_none());
+    }
 
     #[test]
     fn proc_paths() {

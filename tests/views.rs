@@ -169,6 +169,32 @@ fn cfs_quota_limits_the_cpus_shown() {
     }
 }
 
+#[test]
+fn cfs_quota_of_an_ancestor_binds_the_container() {
+    if !root_or_skip("cfs_quota_of_an_ancestor_binds_the_container") {
+        return;
+    }
+    if host_online().len() < 2 {
+        eprintln!("*** cfs_quota_of_an_ancestor_binds_the_container needs 2 CPUs: checking 1 ***");
+    }
+    let d = Daemon::start("cfs-up", &["--enable-cfs"]);
+    // The quota sits two levels above the container's cgroup, which has none of its own.
+    let top = Cgroup::new("cpu", "cfs-top");
+    top.set("cpu.cfs_period_us", "100000");
+    top.set("cpu.cfs_quota_us", "50000");
+    let mid = top.child("mid");
+    std::fs::create_dir(&mid.path).unwrap();
+    let leaf = mid.child("leaf");
+    std::fs::create_dir(&leaf.path).unwrap();
+    let r = read_in(
+        &[&leaf],
+        &d,
+        &["proc/cpuinfo", "sys/devices/system/cpu/online"],
+    );
+    assert_eq!(r[0].matches("processor").count(), 1, "{}", r[0]);
+    assert_eq!(r[1].trim(), "0");
+}
+
 /// The whole disk holding the temp dir, as "major:minor".
 fn temp_disk() -> Option<String> {
     use std::os::unix::fs::MetadataExt;

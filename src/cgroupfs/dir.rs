@@ -6,13 +6,13 @@
 
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
 use std::sync::OnceLock;
 
 use super::membership::relative_to_root;
 use super::mounts::Hierarchy;
-use crate::kfile;
+use crate::kfile::{self, FdSlot};
 
 /// The cgroup files the views read, by meaning; `name` gives the file on v1 or v2.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,12 +94,11 @@ impl Knob {
     }
 }
 
-/// One directory of the chain, with its files opened on first use. `None` in a slot
-/// means the file does not exist there (a missing controller file is not an error).
+/// One directory of the chain, with its files opened on first use.
 #[derive(Debug)]
 struct Level {
     dir: OwnedFd,
-    files: [OnceLock<Option<OwnedFd>>; KNOBS],
+    files: [FdSlot; KNOBS],
 }
 
 impl Level {
@@ -110,39 +109,37 @@ impl Level {
         }
     }
 
-    fn file(&self, k: Knob, unified: bool) -> io::Result<Option<&OwnedFd>> {
-        let slot = &self.files[k as usize];
-        if let Some(f) = slot.get() {
-            return Ok(f.as_ref());
-        }
-        let opened = match kfile::open_at(self.dir.as_fd(), k.name(unified)) {
-            Ok(fd) => Some(fd),
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => None,
-            Err(e) => return Err(e),
-        };
-        // Two workers may race here; the loser's fd is dropped.
-        Ok(slot.get_or_init(|| opened).as_ref())
+    /// The kept-open file `k`; None when it does not exist here (a missing controller file
+    /// is not an error).
+    fn file(&self, k: Knob, unified: bool) -> io::Result<Option<BorrowedFd<'_>>> {
+        self.files[k as usize].get_or_open(|| {
+            match kfile::open_at(self.dir.as_fd(), k.name(unified)) {
+                Ok(fd) => Ok(Some(fd)),
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
     }
 
     /// Read `k` into `buf`; Ok(false) when the file does not exist.
     fn read(&self, k: Knob, unified: bool, buf: &mut Vec<u8>) -> io::Result<bool> {
         match self.file(k, unified)? {
-            Some(fd) => kfile::reread(fd.as_fd(), buf).map(|()| true),
+            Some(fd) => kfile::reread(fd, buf).map(|()| true),
             None => Ok(false),
         }
     }
 }
 
 /// A cgroup, held as directory fds: its own, opened with one path walk, and its
-/// ancestors' up to the hierarchy's root, opened only when a view first needs them (a v1
-/// memory view never does: the kernel sums the hierarchy's limits in memory.stat).
+/// ancestors' up to the hierarchy's root, opened (through `..`) only when a view first
+/// needs them (a v1 memory view never does: the kernel sums the hierarchy's limits in
+/// memory.stat).
 #[derive(Debug)]
 pub struct CgroupDir {
     pub unified: bool,
+    /// How many ancestors lie between the cgroup and the hierarchy's root.
+    depth: u16,
     own: Level,
-    /// The cgroup's absolute path, and how many ancestors lie between it and the mount.
-    path: PathBuf,
-    depth: usize,
     ancestors: OnceLock<Vec<Level>>,
 }
 
@@ -155,15 +152,16 @@ impl CgroupDir {
         if parts.iter().any(|p| *p == ".." || *p == ".") {
             return Err(io::Error::from_raw_os_error(libc::EIO));
         }
+        let depth = u16::try_from(parts.len())
+            .map_err(|_| io::Error::from_raw_os_error(libc::ENAMETOOLONG))?;
         let path = parts
             .iter()
             .fold(h.mountpoint.clone(), |p, part| p.join(part));
         let own = Level::new(open_dir_path(&path)?);
         Ok(CgroupDir {
             unified: h.unified,
+            depth,
             own,
-            path,
-            depth: parts.len(),
             ancestors: OnceLock::new(),
         })
     }
@@ -172,12 +170,15 @@ impl CgroupDir {
     /// opened (removed meanwhile) ends the chain there.
     fn ancestors(&self) -> &[Level] {
         self.ancestors.get_or_init(|| {
-            self.path
-                .ancestors()
-                .skip(1)
-                .take(self.depth)
-                .map_while(|p| open_dir_path(p).ok().map(Level::new))
-                .collect()
+            let mut chain: Vec<Level> = Vec::with_capacity(usize::from(self.depth));
+            for _ in 0..self.depth {
+                let below = chain.last().map_or(&self.own.dir, |l| &l.dir);
+                match kfile::open_dir(Some(below.as_fd()), c"..") {
+                    Ok(fd) => chain.push(Level::new(fd)),
+                    Err(_) => break,
+                }
+            }
+            chain
         })
     }
 
