@@ -76,8 +76,8 @@ pub struct Container {
     ns_init: u32,
     /// Its start, in clock ticks since boot, read when a view first needs it.
     ns_start: OnceLock<Option<u64>>,
-    /// The text of /proc/<init>/cgroup when this entry was built.
-    cgroup_text: String,
+    /// Its cgroup in each controller's hierarchy, read from /proc/<init>/cgroup.
+    paths: CgroupPaths,
     /// Boxed: most containers use one or two controllers, and an unopened slot then costs
     /// a pointer, not a whole CgroupDir.
     dirs: [OnceLock<Option<Box<CgroupDir>>>; CONTROLLERS],
@@ -117,25 +117,89 @@ impl Container {
     /// not mounted or the cgroup is gone.
     pub fn cgroup(&self, hier: &Hierarchies, c: Controller) -> Option<&CgroupDir> {
         self.dirs[c as usize]
-            .get_or_init(|| open_cgroup(hier, &self.cgroup_text, c).ok().map(Box::new))
+            .get_or_init(|| open_cgroup(hier, self.paths.get(c), c).ok().map(Box::new))
             .as_deref()
     }
 
     /// The container's cgroup path for `c`, as the host names it.
-    pub fn cgroup_path(&self, hier: &Hierarchies, c: Controller) -> Option<&str> {
-        let unified = hier.v1_for(c.name()).is_none();
-        membership::cgroup_path(&self.cgroup_text, (!unified).then(|| c.name()))
+    pub fn cgroup_path(&self, c: Controller) -> Option<&str> {
+        self.paths.get(c)
     }
 }
 
-fn open_cgroup(hier: &Hierarchies, text: &str, c: Controller) -> io::Result<CgroupDir> {
+/// The cgroup path of `c` in the text of /proc/<pid>/cgroup: its v1 hierarchy's line where
+/// one is mounted, else the unified one.
+fn path_in<'a>(hier: &Hierarchies, text: &'a str, c: Controller) -> Option<&'a str> {
+    let v1 = hier.v1_for(c.name()).is_some();
+    membership::cgroup_path(text, v1.then(|| c.name()))
+}
+
+/// A container's cgroup path for each controller, each distinct path stored once: a
+/// container's /proc/<init>/cgroup runs to a kilobyte on v1 hosts (a dozen lines repeating
+/// one long path), most of it about hierarchies no view reads.
+#[derive(Debug)]
+struct CgroupPaths {
+    /// The distinct paths, one after the other.
+    text: Box<str>,
+    /// Where each controller's path lies in `text`: (start, length); length 0 for none.
+    spans: [(u16, u16); CONTROLLERS],
+}
+
+const ALL: [Controller; CONTROLLERS] = [
+    Controller::Memory,
+    Controller::Cpuacct,
+    Controller::Cpu,
+    Controller::Cpuset,
+    Controller::Blkio,
+];
+
+impl CgroupPaths {
+    fn parse(hier: &Hierarchies, cgroup_text: &str) -> io::Result<CgroupPaths> {
+        let mut text = String::new();
+        let mut spans = [(0u16, 0u16); CONTROLLERS];
+        for c in ALL {
+            let Some(path) = path_in(hier, cgroup_text, c) else {
+                continue;
+            };
+            // Any occurrence will do: the span only has to hold the same bytes.
+            let start = text.find(path).unwrap_or_else(|| {
+                text.push_str(path);
+                text.len() - path.len()
+            });
+            let too_long = || io::Error::from_raw_os_error(libc::ENAMETOOLONG);
+            spans[c as usize] = (
+                u16::try_from(start).map_err(|_| too_long())?,
+                u16::try_from(path.len()).map_err(|_| too_long())?,
+            );
+        }
+        Ok(CgroupPaths {
+            text: text.into_boxed_str(),
+            spans,
+        })
+    }
+
+    fn get(&self, c: Controller) -> Option<&str> {
+        let (start, len) = self.spans[c as usize];
+        let (start, len) = (usize::from(start), usize::from(len));
+        (len > 0)
+            .then(|| self.text.get(start..start + len))
+            .flatten()
+    }
+
+    /// Whether `cgroup_text` puts the process in the same cgroups as these paths.
+    fn same_as(&self, hier: &Hierarchies, cgroup_text: &str) -> bool {
+        ALL.iter()
+            .all(|&c| path_in(hier, cgroup_text, c) == self.get(c))
+    }
+}
+
+fn open_cgroup(hier: &Hierarchies, path: Option<&str>, c: Controller) -> io::Result<CgroupDir> {
     let enoent = || io::Error::from_raw_os_error(libc::ENOENT);
     let h = hier
         .v1_for(c.name())
         .or_else(|| hier.unified_for(c.v2_name()))
         .ok_or_else(enoent)?;
-    let controller = if h.unified { None } else { Some(c.name()) };
-    let path = membership::cgroup_path(text, controller).ok_or_else(enoent)?;
+    let path = path.ok_or_else(enoent)?;
     let dir = CgroupDir::open(h, path)?;
     if h.unified && c != Controller::Cpuacct {
         // On v2 a controller's files exist only where its parent enabled it: elsewhere
@@ -246,7 +310,7 @@ impl Containers {
         if now.saturating_sub(c.checked_ms.load(Ordering::Relaxed)) > RECHECK_MS {
             let path = ProcPath::new(c.init, "cgroup");
             if kfile::read_path(path.as_cstr(), scratch).is_err()
-                || scratch.as_slice() != c.cgroup_text.as_bytes()
+                || !std::str::from_utf8(scratch).is_ok_and(|t| c.paths.same_as(&self.hier, t))
             {
                 return false;
             }
@@ -299,13 +363,13 @@ impl Containers {
     ) -> io::Result<Container> {
         let pidfd = pidns::pidfd_open(init).ok();
         kfile::read_path(ProcPath::new(init, "cgroup").as_cstr(), scratch)?;
-        let cgroup_text = String::from_utf8_lossy(scratch).into_owned();
+        let paths = CgroupPaths::parse(&self.hier, &String::from_utf8_lossy(scratch))?;
         Ok(Container {
             ns,
             init,
             ns_init,
             ns_start: OnceLock::new(),
-            cgroup_text,
+            paths,
             dirs: Default::default(),
             memory_stat: StatCache::default(),
             stat_history: Mutex::default(),
@@ -385,5 +449,79 @@ impl Callers {
             self.next = (self.next + 1) % CALLERS;
             self.slots[self.next] = c;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgroupfs::mounts::parse_mountinfo;
+
+    const HYBRID_MOUNTS: &str = "\
+30 24 0:26 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755
+31 30 0:27 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw,nsdelegate
+33 30 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
+34 30 0:30 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+36 30 0:32 / /sys/fs/cgroup/cpuset rw,relatime - cgroup cgroup rw,cpuset
+";
+    const V2_MOUNTS: &str = "31 24 0:27 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
+    const DOCKER: &str = "12:pids:/docker/0123456789abcdef\n\
+        9:memory:/docker/0123456789abcdef\n\
+        4:cpu,cpuacct:/docker/0123456789abcdef\n\
+        3:cpuset:/docker/0123456789abcdef\n\
+        1:name=systemd:/docker/0123456789abcdef\n0::/system.slice/docker.service\n";
+
+    #[test]
+    fn paths_are_stored_once_and_found_per_controller() {
+        let hier = parse_mountinfo(HYBRID_MOUNTS);
+        let p = CgroupPaths::parse(&hier, DOCKER).unwrap();
+        assert_eq!(
+            &*p.text,
+            "/docker/0123456789abcdef/system.slice/docker.service"
+        );
+        let want = Some("/docker/0123456789abcdef");
+        for c in [
+            Controller::Memory,
+            Controller::Cpu,
+            Controller::Cpuacct,
+            Controller::Cpuset,
+        ] {
+            assert_eq!(p.get(c), want, "{c:?}");
+        }
+        // No v1 blkio hierarchy here: the unified line.
+        assert_eq!(
+            p.get(Controller::Blkio),
+            Some("/system.slice/docker.service")
+        );
+    }
+
+    #[test]
+    fn unified_host_and_missing_lines() {
+        let hier = parse_mountinfo(V2_MOUNTS);
+        let p = CgroupPaths::parse(&hier, "0::/a/b/init.scope\n").unwrap();
+        assert_eq!(&*p.text, "/a/b");
+        assert!(ALL.iter().all(|&c| p.get(c) == Some("/a/b")));
+        let none = CgroupPaths::parse(&hier, "garbage\n").unwrap();
+        assert!(ALL.iter().all(|&c| none.get(c).is_none()));
+        assert!(none.same_as(&hier, ""));
+    }
+
+    #[test]
+    fn a_move_in_a_hierarchy_that_is_read_changes_the_container() {
+        let hier = parse_mountinfo(HYBRID_MOUNTS);
+        let p = CgroupPaths::parse(&hier, DOCKER).unwrap();
+        assert!(p.same_as(&hier, DOCKER));
+        let moved = DOCKER.replace("9:memory:/docker/0123456789abcdef", "9:memory:/other");
+        assert!(!p.same_as(&hier, &moved));
+        // pids and name=systemd are read by no view.
+        let elsewhere = DOCKER.replace("12:pids:/docker/0123456789abcdef", "12:pids:/other");
+        assert!(p.same_as(&hier, &elsewhere));
+    }
+
+    #[test]
+    fn an_overlong_path_is_refused() {
+        let hier = parse_mountinfo(V2_MOUNTS);
+        let long = format!("0::/{}\n", "x".repeat(70_000));
+        assert!(CgroupPaths::parse(&hier, &long).is_err());
     }
 }

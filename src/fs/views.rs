@@ -94,7 +94,7 @@ pub fn render(
         FileId::Loadavg => match &fs.loadavg {
             Some(tracker) => {
                 let c = containers.resolve_for(&mut w.callers, pid, &mut w.scratch)?;
-                match c.cgroup_path(&containers.hier, Controller::Cpu) {
+                match c.cgroup_path(Controller::Cpu) {
                     // A process of the host, or a container in the root cpu cgroup (with
                     // every host task), sees the host's load.
                     Some(path) if c.ns() != 0 && path != "/" => {
@@ -378,7 +378,7 @@ fn diskstats_view(
     // The host's file where nothing tells the caller's I/O from anyone else's: no I/O
     // controller, or the root I/O cgroup (the host's own processes), which has no io.stat
     // on v2 and whose counters stay empty on v1 blk-mq kernels.
-    let in_root = c.cgroup_path(&containers.hier, Controller::Blkio) == Some("/");
+    let in_root = c.cgroup_path(Controller::Blkio) == Some("/");
     let dir = if in_root {
         None
     } else {
