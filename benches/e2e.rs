@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 #[path = "support/mod.rs"]
 mod support;
 
-use support::{cpu_ticks, start};
+use support::{HaltPoll, cpu_ticks, start};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -34,30 +34,6 @@ fn main() {
         // `cargo test --all-targets` runs benches without --bench: nothing to measure then.
         _ if args.iter().any(|a| a == "--bench") => orchestrate(),
         _ => {}
-    }
-}
-
-/// The guest's idle polling window for the run, restored on drop.
-struct HaltPoll {
-    was: String,
-}
-
-const HALT_POLL: &str = "/sys/module/haltpoll/parameters/guest_halt_poll_ns";
-
-impl HaltPoll {
-    fn set(ns: &str) -> HaltPoll {
-        let was = std::fs::read_to_string(HALT_POLL)
-            .expect("E2E_HALT_POLL_NS needs the haltpoll cpuidle driver (a KVM guest)");
-        std::fs::write(HALT_POLL, ns).expect("set guest_halt_poll_ns");
-        HaltPoll {
-            was: was.trim().to_owned(),
-        }
-    }
-}
-
-impl Drop for HaltPoll {
-    fn drop(&mut self) {
-        let _ = std::fs::write(HALT_POLL, &self.was);
     }
 }
 
@@ -219,9 +195,7 @@ fn orchestrate() {
         c
     });
     cgroups.extend(cpu_cgroup.clone());
-    let _halt_poll = std::env::var("E2E_HALT_POLL_NS")
-        .ok()
-        .map(|ns| HaltPoll::set(&ns));
+    let _halt_poll = HaltPoll::from_env("E2E_HALT_POLL_NS");
 
     // E2E_OURS=<binary> measures another build (an older commit, say) in the same harness.
     let ours =

@@ -4,6 +4,10 @@
 //! idle (its loadavg sampling of every container).
 //!
 //!     SCALE_CONTAINERS=1000 cargo bench --bench scale     # as root, lxcfs installed
+//!
+//! `SCALE_HALT_POLL_NS=200000` lets idle vCPUs poll that long before halting, as the e2e
+//! bench's `E2E_HALT_POLL_NS` does (each container's init reads alone, from a cpu cgroup
+//! of its own, so the scheduler moves it to the idle CPU on its wakeups).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -14,7 +18,7 @@ use std::time::{Duration, Instant};
 #[path = "support/mod.rs"]
 mod support;
 
-use support::{cpu_ticks, start, status_kb};
+use support::{HaltPoll, cpu_ticks, start, status_kb};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -142,6 +146,7 @@ fn orchestrate() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1000);
+    let _halt_poll = HaltPoll::from_env("SCALE_HALT_POLL_NS");
     let dir = std::env::temp_dir().join(format!("lxcfs-uring-scale-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let ours = start(

@@ -70,3 +70,32 @@ pub fn status_kb(pid: u32, key: &str) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
 }
+
+/// The guest's idle polling window for the run, restored on drop.
+pub struct HaltPoll {
+    was: String,
+}
+
+const HALT_POLL: &str = "/sys/module/haltpoll/parameters/guest_halt_poll_ns";
+
+impl HaltPoll {
+    /// Set from the environment variable `var` (nanoseconds), if it is set.
+    pub fn from_env(var: &str) -> Option<HaltPoll> {
+        std::env::var(var).ok().map(|ns| HaltPoll::set(&ns))
+    }
+
+    fn set(ns: &str) -> HaltPoll {
+        let was = std::fs::read_to_string(HALT_POLL)
+            .expect("E2E_HALT_POLL_NS needs the haltpoll cpuidle driver (a KVM guest)");
+        std::fs::write(HALT_POLL, ns).expect("set guest_halt_poll_ns");
+        HaltPoll {
+            was: was.trim().to_owned(),
+        }
+    }
+}
+
+impl Drop for HaltPoll {
+    fn drop(&mut self) {
+        let _ = std::fs::write(HALT_POLL, &self.was);
+    }
+}
