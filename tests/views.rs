@@ -133,15 +133,23 @@ fn cpu_time_is_the_containers_own() {
     );
 }
 
-#[test]
-fn cfs_quota_limits_the_cpus_shown() {
-    if !root_or_skip("cfs_quota_limits_the_cpus_shown") {
-        return;
+/// A daemon with `--enable-cfs` for `test`, or None when not root. With one CPU there is
+/// nothing for a quota to cut, which the test then checks all the same.
+fn cfs_daemon(test: &str, name: &str) -> Option<Daemon> {
+    if !root_or_skip(test) {
+        return None;
     }
     if host_online().len() < 2 {
-        eprintln!("*** cfs_quota_limits_the_cpus_shown needs 2 CPUs: checking 1 ***");
+        eprintln!("*** {test} needs 2 CPUs: checking 1 ***");
     }
-    let d = Daemon::start("cfs", &["--enable-cfs"]);
+    Some(Daemon::start(name, &["--enable-cfs"]))
+}
+
+#[test]
+fn cfs_quota_limits_the_cpus_shown() {
+    let Some(d) = cfs_daemon("cfs_quota_limits_the_cpus_shown", "cfs") else {
+        return;
+    };
     for (quota, want) in [(50_000, 1usize), (150_000, 2)] {
         let want = want.min(host_online().len());
         let cpu = Cgroup::new("cpu", &format!("cfs-{quota}"));
@@ -171,13 +179,9 @@ fn cfs_quota_limits_the_cpus_shown() {
 
 #[test]
 fn cfs_quota_of_an_ancestor_binds_the_container() {
-    if !root_or_skip("cfs_quota_of_an_ancestor_binds_the_container") {
+    let Some(d) = cfs_daemon("cfs_quota_of_an_ancestor_binds_the_container", "cfs-up") else {
         return;
-    }
-    if host_online().len() < 2 {
-        eprintln!("*** cfs_quota_of_an_ancestor_binds_the_container needs 2 CPUs: checking 1 ***");
-    }
-    let d = Daemon::start("cfs-up", &["--enable-cfs"]);
+    };
     // The quota sits two levels above the container's cgroup, which has none of its own.
     let top = Cgroup::new("cpu", "cfs-top");
     top.set("cpu.cfs_period_us", "100000");
