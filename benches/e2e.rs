@@ -14,8 +14,8 @@
 //! `E2E_CPU_CGROUP=1` gives the readers' container a cpu cgroup of its own too;
 //! `E2E_HALT_POLL_NS=200000` lets an idle vCPU of a KVM guest poll that long before it
 //! halts (the haltpoll cpuidle driver's `guest_halt_poll_ns`), restored when the bench ends
-//! (not if it is killed): how much
-//! of a reader's move to an idle CPU is the wakeup of a halted vCPU.
+//! (not if it is killed): how much of a reader's move to an idle CPU is the wakeup of a
+//! halted vCPU.
 
 use std::fs::File;
 use std::io::Read;
