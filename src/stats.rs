@@ -45,9 +45,10 @@ pub enum Counter {
     ContainerMiss,
     MemStatHit,
     MemStatMiss,
+    PageCacheReads,
 }
 
-const COUNTERS: usize = Counter::MemStatMiss as usize + 1;
+const COUNTERS: usize = Counter::PageCacheReads as usize + 1;
 
 const NAMES: [&str; COUNTERS] = [
     "requests_lookup",
@@ -83,6 +84,7 @@ const NAMES: [&str; COUNTERS] = [
     "container_cache_misses",
     "memory_stat_reuses",
     "memory_stat_reads",
+    "page_cache_reads_refused",
 ];
 
 /// Latency buckets: bucket i counts requests of [2^i, 2^(i+1)) ns.

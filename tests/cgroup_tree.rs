@@ -381,6 +381,9 @@ fn a_removed_cgroup_is_gone_not_broken() {
     let mut open = std::fs::File::open(dir.join("memory.limit_in_bytes")).unwrap();
     assert!(dir.join("tasks").exists());
     std::fs::remove_dir(&c1.path).unwrap();
+    // The open's snapshot serves reads for a few milliseconds; after that a read renders
+    // anew and finds the cgroup gone.
+    std::thread::sleep(std::time::Duration::from_millis(50));
     let mut buf = String::new();
     let err = open.read_to_string(&mut buf).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::ENOENT), "{err}");

@@ -58,6 +58,8 @@ fn read_args(fh: u64, offset: u64) -> Vec<u8> {
     a[0..8].copy_from_slice(&fh.to_ne_bytes());
     a[8..16].copy_from_slice(&offset.to_ne_bytes());
     a[16..20].copy_from_slice(&(128u32 << 10).to_ne_bytes());
+    // A program's read, as the kernel sends it: with its lock owner.
+    a[20..24].copy_from_slice(&2u32.to_ne_bytes());
     a
 }
 

@@ -70,7 +70,8 @@ impl Fs {
             Op::Lookup { name } => self.cg_lookup(t, w, h, name, o),
             Op::Getattr { .. } if top => return None,
             Op::Getattr { .. } => self.cg_visible(t, w, h.pid, h.nodeid).and_then(|(n, own)| {
-                encode::attr_out(o, &attr(&n, n.sight(&own)), NO_TTL).map_err(overflow)
+                let a = self.cg_attr(w, &n, n.sight(&own), h.pid);
+                encode::attr_out(o, &a, NO_TTL).map_err(overflow)
             }),
             Op::Opendir { .. } if top => return None,
             Op::Opendir { .. } => self.cg_visible(t, w, h.pid, h.nodeid).and_then(|(n, _)| {
@@ -83,11 +84,11 @@ impl Fs {
                 emit_dirents(&entries, offset, size, o);
             }),
             Op::Open { .. } if top => Err(libc::EISDIR),
-            Op::Open { .. } => self.cg_visible(t, w, h.pid, h.nodeid).and_then(|(n, _)| {
+            Op::Open { flags } => self.cg_visible(t, w, h.pid, h.nodeid).and_then(|(n, _)| {
                 if n.is_dir() {
                     return Err(libc::EISDIR);
                 }
-                let fh = self.handles.open(h.nodeid, w.id).ok_or(libc::ENFILE)?;
+                let fh = self.open_file(w, h, flags)?;
                 encode::open_out(o, fh, crate::proto::abi::FOPEN_DIRECT_IO).map_err(overflow)
             }),
             Op::Write { data, .. } if !top => self
@@ -180,7 +181,18 @@ impl Fs {
             return Err(libc::ENOENT);
         }
         // What a caller sees depends on who it is: the kernel must ask again every time.
-        encode::entry(o, &attr(&node, s), NO_TTL, NO_TTL).map_err(overflow)
+        let a = self.cg_attr(w, &node, s, h.pid);
+        encode::entry(o, &a, NO_TTL, NO_TTL).map_err(overflow)
+    }
+
+    /// The attributes of `n` for the caller `pid`: the cgroup file's, with the size of
+    /// what the caller would read (the kernel's splice and sendfile stop at the size).
+    fn cg_attr(&self, w: &mut Worker, n: &Node<'_>, s: Sight<'_>, pid: u32) -> Attr {
+        let mut a = attr(n, s);
+        if !n.is_dir() {
+            a.size = self.rendered_len(w, n.id, pid);
+        }
+        a
     }
 
     /// The entries of a directory of the tree as the caller sees them, with "." and "..".

@@ -1,10 +1,11 @@
 //! Open files and their snapshots.
 //!
-//! Each open file keeps the bytes rendered at its read at offset 0, so a reader reading
-//! in small pieces sees one consistent file. The table is sharded so two workers rarely
+//! Each open file keeps the bytes rendered when it was opened, and again at a later read
+//! at offset 0, so a reader reading in small pieces sees one consistent file. The table is sharded so two workers rarely
 //! meet on a lock, and each lock is held only to move a buffer in or out, or to copy.
 
 use std::sync::Mutex;
+use std::time::Instant;
 
 const SHARD_BITS: u32 = 4;
 const SHARDS: usize = 1 << SHARD_BITS;
@@ -17,8 +18,10 @@ const POOL_MAX_BYTES: usize = 1 << 20;
 #[derive(Debug)]
 pub struct OpenFile {
     pub node: u64,
-    /// None until the first read renders it.
+    /// None until a render succeeds.
     pub snapshot: Option<Vec<u8>>,
+    /// When the snapshot was rendered.
+    pub rendered_at: Instant,
 }
 
 #[derive(Default)]
@@ -83,6 +86,7 @@ impl Handles {
         entry.file = Some(OpenFile {
             node,
             snapshot: None,
+            rendered_at: Instant::now(),
         });
         let low = ((slot as u32) << SHARD_BITS) | si as u32;
         Some(u64::from(entry.generation) << 32 | u64::from(low))
@@ -108,6 +112,14 @@ impl Handles {
             .unwrap_or_default();
         b.clear();
         b
+    }
+
+    /// Keep `snapshot` as what `fh` shows from now on.
+    pub fn store(&self, fh: u64, snapshot: Vec<u8>) {
+        self.with(fh, |f| {
+            f.snapshot = Some(snapshot);
+            f.rendered_at = Instant::now();
+        });
     }
 
     /// Close `fh`, keeping its buffer for reuse. False when no such file is open.
@@ -154,7 +166,7 @@ mod tests {
         assert_eq!(h.with(a, |f| f.node), Some(6));
         let mut buf = h.take_buffer(a);
         buf.extend_from_slice(b"hello");
-        h.with(a, |f| f.snapshot = Some(buf));
+        h.store(a, buf);
         assert!(h.release(a));
         assert!(!h.release(a), "double release");
         assert_eq!(h.with(a, |f| f.node), None, "stale fh");

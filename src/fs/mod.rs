@@ -17,17 +17,31 @@ use handles::Handles;
 use tree::{Kind, Node};
 pub use views::ViewOptions;
 
-/// How long the kernel may cache our (static) entries and attributes. Nothing in the
-/// tree ever changes, and file sizes are not used (every file is direct I/O).
+/// How long the kernel may cache our (static) entries and the attributes of directories
+/// and /sys files: nothing in the tree ever changes.
 const STATIC_TTL: Validity = Validity {
     secs: 3600,
     nsecs: 0,
 };
 
+/// The attributes of a /proc view: its size is the caller's render, so a reader that
+/// seeks from the end (tail) or needs a size before it splices sees its own file. The
+/// kernel keeps one size per inode, shared by every container, for this long; it also
+/// asks for attributes again at an open's permission check once they expire, so zero
+/// would cost every open a round trip.
+const VIEW_ATTR_TTL: Validity = Validity { secs: 1, nsecs: 0 };
+
 /// Entries below /sys/devices/system/cpu differ by caller: looked up afresh every time.
 const NO_TTL: Validity = Validity { secs: 0, nsecs: 0 };
 /// Their attributes are the host's, the same for every caller.
 const SYS_ATTR_TTL: Validity = Validity { secs: 1, nsecs: 0 };
+
+/// A read at offset 0 renders the file again (a reader that keeps it open and reads it
+/// again from the start, as procps does, sees it change), unless its snapshot is younger
+/// than this: the read that follows an open, or the other pieces of one large io_uring
+/// or AIO read, which the kernel sends at once and in any order. Nothing a reader could
+/// observe changes within it (see `views::INPUT_TTL`).
+const SNAPSHOT_REUSE: std::time::Duration = views::INPUT_TTL;
 
 const DT_DIR: u32 = libc::DT_DIR as u32;
 const DT_REG: u32 = libc::DT_REG as u32;
@@ -109,16 +123,22 @@ impl Fs {
         }
     }
 
-    fn attr(&self, n: &Node) -> Attr {
-        let (mode, size) = match n.kind {
-            Kind::Dir => (libc::S_IFDIR | n.perm, 0),
-            // procfs reports size 0, sysfs 4096: keep what the host file says.
+    /// The attributes of static node `n` as the caller `pid` sees them, and how long the
+    /// kernel may keep them.
+    fn attr(&self, w: &mut Worker, n: &Node, pid: u32) -> (Attr, Validity) {
+        let (mode, size, ttl) = match n.kind {
+            Kind::Dir => (libc::S_IFDIR | n.perm, 0, STATIC_TTL),
+            // sysfs reports 4096 for every file, as the host's do.
+            Kind::File(_) if tree::in_sys(n) => (libc::S_IFREG | n.perm, 4096, STATIC_TTL),
+            // procfs reports 0, but the kernel's splice and sendfile stop at the size:
+            // report what this caller would read.
             Kind::File(_) => (
                 libc::S_IFREG | n.perm,
-                if tree::in_sys(n) { 4096 } else { 0 },
+                self.rendered_len(w, n.id, pid),
+                VIEW_ATTR_TTL,
             ),
         };
-        Attr {
+        let attr = Attr {
             ino: n.id,
             size,
             mode,
@@ -126,7 +146,21 @@ impl Fs {
             uid: 0,
             gid: 0,
             time: self.mount_time,
-        }
+        };
+        (attr, ttl)
+    }
+
+    /// How many bytes the caller `pid` would read from view `node` now; 0 when it
+    /// cannot be rendered (the render logged why, and a read will fail the same way).
+    fn rendered_len(&self, w: &mut Worker, node: u64, pid: u32) -> u64 {
+        let mut buf = std::mem::take(&mut w.scratch_file);
+        buf.clear();
+        let len = match self.render_node(w, node, pid, &mut buf) {
+            Ok(()) => buf.len() as u64,
+            Err(_) => 0,
+        };
+        w.scratch_file = buf;
+        len
     }
 
     /// Answer one request (all but INIT, which the session negotiates), writing the
@@ -158,7 +192,8 @@ impl Fs {
         match req.op {
             Op::Lookup { name } => {
                 if let Some(n) = tree::lookup(h.nodeid, name).filter(|n| self.shown(n)) {
-                    encode::entry(o, &self.attr(n), STATIC_TTL, STATIC_TTL).map_err(overflow)?;
+                    let (attr, attr_ttl) = self.attr(w, n, h.pid);
+                    encode::entry(o, &attr, STATIC_TTL, attr_ttl).map_err(overflow)?;
                 } else if h.nodeid == tree::CPU_DIR || dynamic {
                     let e = self.sys(w, h.pid, |cpus| match h.nodeid {
                         tree::CPU_DIR => sysfs::lookup_top(name, cpus),
@@ -176,8 +211,8 @@ impl Fs {
                 encode::attr_out(o, &self.sys_attr(&e), SYS_ATTR_TTL).map_err(overflow)?;
             }
             Op::Getattr { .. } => {
-                encode::attr_out(o, &self.attr(self.static_node(h.nodeid)?), STATIC_TTL)
-                    .map_err(overflow)?;
+                let (attr, ttl) = self.attr(w, self.static_node(h.nodeid)?, h.pid);
+                encode::attr_out(o, &attr, ttl).map_err(overflow)?;
             }
             Op::Open { flags } => {
                 let writes = flags & libc::O_ACCMODE as u32 != libc::O_RDONLY as u32;
@@ -198,7 +233,7 @@ impl Fs {
                         return Err(libc::EACCES);
                     }
                 }
-                let fh = self.handles.open(h.nodeid, w.id).ok_or(libc::ENFILE)?;
+                let fh = self.open_file(w, h, flags)?;
                 encode::open_out(o, fh, FOPEN_DIRECT_IO).map_err(overflow)?;
             }
             Op::Opendir { .. } => {
@@ -214,7 +249,17 @@ impl Fs {
                 }
                 encode::open_out(o, 0, 0).map_err(overflow)?;
             }
-            Op::Read { fh, offset, size } => self.read(w, h, fh, offset, size, o)?,
+            // Without a lock owner the kernel is filling the inode's page cache, which
+            // every container shares (splice, sendfile, a private mmap of a direct-I/O
+            // file). Nothing goes there: the caller gets EINVAL, on which every
+            // splice and sendfile user falls back to read(2), served per open.
+            Op::Read { read_flags, .. } if read_flags & abi::READ_LOCKOWNER == 0 => {
+                stats::add(Counter::PageCacheReads);
+                return Err(libc::EINVAL);
+            }
+            Op::Read {
+                fh, offset, size, ..
+            } => self.read(w, h, fh, offset, size, o)?,
             Op::Readdir { offset, size, .. } => {
                 let entries = self.dir_entries(w, h.pid, h.nodeid)?;
                 emit_dirents(&entries, offset, size, o);
@@ -301,6 +346,21 @@ impl Fs {
 }
 
 impl Fs {
+    /// Open the node the request names (with open(2)'s `flags`), with the snapshot its
+    /// reads will show. A render that fails leaves none: the first read renders again
+    /// and answers the error.
+    pub(super) fn open_file(&self, w: &mut Worker, h: &InHeader, flags: u32) -> Result<u64, i32> {
+        let fh = self.handles.open(h.nodeid, w.id).ok_or(libc::ENFILE)?;
+        if flags & libc::O_ACCMODE as u32 == libc::O_WRONLY as u32 {
+            return Ok(fh);
+        }
+        let mut buf = self.handles.take_buffer(fh);
+        if self.render_node(w, h.nodeid, h.pid, &mut buf).is_ok() {
+            self.handles.store(fh, buf);
+        }
+        Ok(fh)
+    }
+
     fn read(
         &self,
         w: &mut Worker,
@@ -311,8 +371,10 @@ impl Fs {
         o: &mut OutBuf<'_>,
     ) -> Result<(), i32> {
         let pid = h.pid;
-        let Some((node, rendered)) = self.handles.with(fh, |f| (f.node, f.snapshot.is_some()))
-        else {
+        let Some((node, current)) = self.handles.with(fh, |f| {
+            let young = f.rendered_at.elapsed() < SNAPSHOT_REUSE;
+            (f.node, f.snapshot.is_some() && (offset != 0 || young))
+        }) else {
             // A handle this process never opened: one a predecessor opened before a
             // takeover or a crash. Serve the node the kernel names from a fresh render.
             let mut buf = std::mem::take(&mut w.scratch_file);
@@ -322,10 +384,10 @@ impl Fs {
             w.scratch_file = buf;
             return copied;
         };
-        if offset == 0 || !rendered {
+        if !current {
             let mut buf = self.handles.take_buffer(fh);
             self.render_node(w, node, pid, &mut buf)?;
-            self.handles.with(fh, |f| f.snapshot = Some(buf));
+            self.handles.store(fh, buf);
         }
         self.handles
             .with(fh, |f| {

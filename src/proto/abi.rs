@@ -59,6 +59,7 @@ pub mod init_flags {
     pub const ATOMIC_O_TRUNC: u64 = 1 << 3;
     pub const BIG_WRITES: u64 = 1 << 5;
     pub const DO_READDIRPLUS: u64 = 1 << 13;
+    pub const ASYNC_DIO: u64 = 1 << 15;
     pub const PARALLEL_DIROPS: u64 = 1 << 18;
     pub const MAX_PAGES: u64 = 1 << 22;
     pub const NO_OPENDIR_SUPPORT: u64 = 1 << 24;
@@ -70,6 +71,11 @@ pub mod init_flags {
 /// fuse_open_out.open_flags
 pub const FOPEN_DIRECT_IO: u32 = 1 << 0;
 pub const FOPEN_KEEP_CACHE: u32 = 1 << 1;
+
+/// fuse_read_in.read_flags: the kernel names the reading task's file table. Every read
+/// a program makes on a direct-I/O file carries it; the kernel's own page-cache reads
+/// (splice, sendfile, private mmap) do not.
+pub const READ_LOCKOWNER: u32 = 1 << 1;
 
 /// fuse_notify_code
 pub const NOTIFY_RESEND: i32 = 7;

@@ -68,6 +68,7 @@ pub enum Op<'a> {
         fh: u64,
         offset: u64,
         size: u32,
+        read_flags: u32,
     },
     Readdir {
         fh: u64,
@@ -287,7 +288,12 @@ fn decode_op<'a>(h: &InHeader, body: Body<'a>) -> Result<Op<'a>, DecodeError> {
             let f = body.fixed(in_size::READ)?.0;
             let (fh, offset, size) = (u64_at(f, 0), u64_at(f, 8), u32_at(f, 16));
             if h.opcode == opcode::READ {
-                Op::Read { fh, offset, size }
+                Op::Read {
+                    fh,
+                    offset,
+                    size,
+                    read_flags: u32_at(f, 20),
+                }
             } else {
                 let plus = h.opcode == opcode::READDIRPLUS;
                 Op::Readdir {

@@ -113,13 +113,15 @@ fn open_read_release_flush() {
     assert_eq!(ok(&m).op, Op::Open { flags: 2 });
     let mut read = words(&[11, 4096]);
     read.extend_from_slice(&8192u32.to_ne_bytes());
-    read.extend_from_slice(&[0u8; 20]);
+    read.extend_from_slice(&2u32.to_ne_bytes()); // read_flags: FUSE_READ_LOCKOWNER
+    read.extend_from_slice(&[0u8; 16]);
     assert_eq!(
         ok(&msg(opcode::READ, &read)).op,
         Op::Read {
             fh: 11,
             offset: 4096,
-            size: 8192
+            size: 8192,
+            read_flags: 2,
         }
     );
     assert_eq!(
@@ -270,7 +272,8 @@ fn ring_split_args() {
         Op::Read {
             fh: 5,
             offset: 0,
-            size: 100
+            size: 100,
+            read_flags: 0,
         }
     );
 }

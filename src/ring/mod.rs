@@ -123,7 +123,13 @@ impl Session {
             );
             return Err(libc::EPROTO);
         }
+        // ASYNC_DIO: the kernel sends an io_uring or AIO read as requests it waits for
+        // asynchronously. Without it, io_uring retries a short read (every read that
+        // reaches the end of one of our files) at the same offset, since the kernel's
+        // direct I/O of an asynchronous request does not advance its position, and the
+        // reader gets the file again and again until its buffer is full.
         let mut want = init_flags::ASYNC_READ
+            | init_flags::ASYNC_DIO
             | init_flags::PARALLEL_DIROPS
             | init_flags::MAX_PAGES
             | init_flags::INIT_EXT;

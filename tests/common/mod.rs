@@ -78,16 +78,27 @@ impl Daemon {
         let runtime = dir.join("run");
         std::fs::create_dir_all(&mnt).unwrap();
         std::fs::create_dir_all(&runtime).unwrap();
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .envs(vars.iter().copied())
             .args(args)
             .args(runtime_args(&runtime))
             .arg(&mnt)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start lxcfs-uring");
+            .stderr(Stdio::piped());
+        // A binary a test has just copied can be held open for writing for a moment by
+        // a process another test thread forks (until that one execs): ETXTBSY. Retry.
+        let mut tries = 0;
+        let child = loop {
+            match command.spawn() {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                r => break r.expect("start lxcfs-uring"),
+            }
+        };
         let mut d = Daemon {
             child: Some(child),
             dir,
