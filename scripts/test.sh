@@ -20,10 +20,17 @@ command -v qemu-system-x86_64 >/dev/null || need_pkgs+=(qemu-system-x86)
 ls /boot/vmlinuz-6.1* >/dev/null 2>&1 || need_pkgs+=(linux-image-amd64)
 # systemd-analyze verify checks the unit (tests/contrib.rs).
 command -v systemd-analyze >/dev/null || need_pkgs+=(systemd)
+# The programs tests/readers.rs reads with, and what unpacks the current kernel.
+command -v python3 >/dev/null || need_pkgs+=(python3)
+command -v xz >/dev/null || need_pkgs+=(xz-utils)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}"
 fi
+
+# The pure-cgroup-v2 VM on Debian unstable's current kernel (tests/vm.rs), unpacked into
+# a cache without installing anything from unstable.
+scripts/vm-kernel.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -150,14 +150,17 @@ impl Fs {
         (attr, ttl)
     }
 
-    /// How many bytes the caller `pid` would read from view `node` now; 0 when it
-    /// cannot be rendered (the render logged why, and a read will fail the same way).
+    /// How many bytes the caller `pid` would read from view `node` now. An empty render
+    /// (or one that failed: it logged why) reports 4096, as sysfs does: the kernel keeps
+    /// one size per file for every container, and at size 0 another container's splice
+    /// would end before asking (an empty file for busybox cat), while a page-sized one is
+    /// read to its end by those who look at sizes (coreutils, busybox tail).
     fn rendered_len(&self, w: &mut Worker, node: u64, pid: u32) -> u64 {
         let mut buf = std::mem::take(&mut w.scratch_file);
         buf.clear();
         let len = match self.render_node(w, node, pid, &mut buf) {
-            Ok(()) => buf.len() as u64,
-            Err(_) => 0,
+            Ok(()) if !buf.is_empty() => buf.len() as u64,
+            _ => 4096,
         };
         w.scratch_file = buf;
         len

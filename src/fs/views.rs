@@ -220,8 +220,14 @@ fn memory_view(
     file: FileId,
     out: &mut Vec<u8>,
 ) -> io::Result<()> {
-    let Some(dir) = c.cgroup(&containers.hier, Controller::Memory) else {
-        // No memory controller: nothing limits the container, so the host's values hold.
+    let dir = c
+        .cgroup(&containers.hier, Controller::Memory)
+        // The root cgroup holds the whole host, and on cgroup v2 it has neither usage nor
+        // limits (Linux 7.x has no memory.current there).
+        .filter(|_| c.cgroup_path(Controller::Memory) != Some("/"));
+    let Some(dir) = dir else {
+        // No memory controller, or the root: nothing limits the container, so the host's
+        // values hold.
         return match file {
             FileId::Meminfo => host_file(c"/proc/meminfo", out),
             _ => host_file(c"/proc/swaps", out),
