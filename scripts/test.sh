@@ -20,8 +20,11 @@ command -v qemu-system-x86_64 >/dev/null || need_pkgs+=(qemu-system-x86)
 ls /boot/vmlinuz-6.1* >/dev/null 2>&1 || need_pkgs+=(linux-image-amd64)
 # systemd-analyze verify checks the unit (tests/contrib.rs).
 command -v systemd-analyze >/dev/null || need_pkgs+=(systemd)
-# The programs tests/readers.rs reads with, and what unpacks the current kernel.
+# The programs tests/readers.rs and tests/oci.rs read with, the OCI runtime, and what
+# unpacks the current kernel.
 command -v python3 >/dev/null || need_pkgs+=(python3)
+command -v top >/dev/null || need_pkgs+=(procps)
+command -v runc >/dev/null || need_pkgs+=(runc)
 command -v xz >/dev/null || need_pkgs+=(xz-utils)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     apt-get update -qq
