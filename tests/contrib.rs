@@ -22,7 +22,7 @@ fn systemd_unit_verifies() {
     if !root_or_skip("systemd_unit_verifies") {
         return;
     }
-    let dir = std::env::temp_dir().join(unique("unit"));
+    let dir = std::env::temp_dir().join(unique("unit-verify"));
     std::fs::create_dir_all(&dir).unwrap();
     // systemd-analyze checks that ExecStart exists: point it at the binary under test.
     let unit = std::fs::read_to_string(contrib("systemd/lxcfs-uring.service"))
