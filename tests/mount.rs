@@ -1,6 +1,7 @@
 //! The daemon mounted for real, read from real containers (cgroups + pid namespaces), on
 //! both transports.
 
+#[macro_use]
 mod common;
 
 use std::fs::{File, OpenOptions};
@@ -164,17 +165,6 @@ fn sigterm_unmounts(transport: &str) {
     assert!(log.contains(expect), "transport not in use: {log}");
     assert!(!is_mounted(&d.mnt), "still mounted after SIGTERM");
     assert!(!pidfile.exists(), "pidfile left behind");
-}
-
-macro_rules! both_transports {
-    ($($name:ident),*) => {
-        mod uring {
-            $(#[test] fn $name() { if super::root_or_skip(stringify!($name)) { super::$name("uring") } })*
-        }
-        mod classic {
-            $(#[test] fn $name() { if super::root_or_skip(stringify!($name)) { super::$name("classic") } })*
-        }
-    };
 }
 
 both_transports!(

@@ -7,6 +7,7 @@
 //! The container's root file system is the host's /usr and /etc, read-only, so the
 //! programs are the host's own (scripts/test.sh installs runc, procps, python3, busybox).
 
+#[macro_use]
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -224,17 +225,6 @@ kill $busy
     assert!(up < 30, "the container's uptime, not the host's:\n{out}");
     let top: u32 = get("top").parse().unwrap();
     assert!(top >= 80, "top sees its busy loop on its one CPU:\n{out}");
-}
-
-macro_rules! both_transports {
-    ($($name:ident),*) => {
-        mod uring {
-            $(#[test] fn $name() { if super::root_or_skip(stringify!($name)) { super::$name("uring") } })*
-        }
-        mod classic {
-            $(#[test] fn $name() { if super::root_or_skip(stringify!($name)) { super::$name("classic") } })*
-        }
-    };
 }
 
 both_transports!(programs_in_a_runc_container);

@@ -10,6 +10,7 @@
 //! read_iter (before 6.5) the calls succeed. Either way, no reader may ever get a short,
 //! empty or foreign file.
 
+#[macro_use]
 mod common;
 
 use std::fs::File;
@@ -490,17 +491,6 @@ impl Drop for RemoveDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-macro_rules! both_transports {
-    ($($name:ident),*) => {
-        mod uring {
-            $(#[test] fn $name() { if super::root_or_skip(stringify!($name)) { super::$name("uring") } })*
-        }
-        mod classic {
-            $(#[test] fn $name() { if super::root_or_skip(stringify!($name)) { super::$name("classic") } })*
-        }
-    };
 }
 
 both_transports!(

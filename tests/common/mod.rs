@@ -8,6 +8,20 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// `both_transports!(a, b)`: tests `uring::a`, `classic::a`, ... that call `a("uring")`
+/// and `a("classic")` as root (skipped loudly otherwise, never under CI=true).
+#[allow(unused_macros)] // like the helpers: each test binary uses its own subset
+macro_rules! both_transports {
+    ($($name:ident),*) => {
+        mod uring {
+            $(#[test] fn $name() { if super::root_or_skip(stringify!($name)) { super::$name("uring") } })*
+        }
+        mod classic {
+            $(#[test] fn $name() { if super::root_or_skip(stringify!($name)) { super::$name("classic") } })*
+        }
+    };
+}
+
 /// Debian's lxcfs 5.0.3, which scripts/test.sh installs.
 pub const LXCFS: &str = "/usr/bin/lxcfs";
 
