@@ -32,8 +32,10 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
 fi
 
 # The pure-cgroup-v2 VM on Debian unstable's current kernel (tests/vm.rs), unpacked into
-# a cache without installing anything from unstable.
-scripts/vm-kernel.sh
+# a cache without installing anything from unstable. Should the mirror not have it, the
+# rest of the suite still runs; that VM test then fails under CI=true and skips loudly
+# elsewhere.
+scripts/vm-kernel.sh || echo "*** scripts/vm-kernel.sh failed: the current-kernel VM test cannot run ***"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -50,6 +52,6 @@ fi
 
 echo "== cargo test"
 # A daemon wedged by a bug would leave a test blocked in a read of its mount: fail the run
-# after 30 minutes instead of hanging CI (the whole suite takes under 5).
+# after 30 minutes instead of hanging CI (the whole suite takes about 5 here).
 timeout --kill-after=30 1800 cargo test --locked --all-targets
 

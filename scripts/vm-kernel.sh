@@ -21,7 +21,7 @@ Suites: sid
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
-apt=(-o Dir::Etc::sourcelist=- -o "Dir::Etc::sourceparts=$cache/etc"
+apt=(-o Dir::Etc::sourcelist=/dev/null -o "Dir::Etc::sourceparts=$cache/etc"
     -o "Dir::State::Lists=$cache/lists" -o "Dir::Cache=$cache"
     -o "Dir::Cache::archives=$cache/archives" -o APT::Architecture=amd64
     -o APT::Sandbox::User=root)
@@ -31,17 +31,36 @@ image=$(apt-cache "${apt[@]}" depends linux-image-amd64 | awk '/Depends: linux-i
 release=${image#linux-image-}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-(cd "$work" && apt-get "${apt[@]}" download -qq "linux-binary-$release" "linux-modules-$release")
+# Newer packaging splits the image into linux-binary (vmlinuz) and linux-modules; older
+# packaging has both in linux-image.
+if ! (cd "$work" && apt-get "${apt[@]}" download -qq "linux-binary-$release" "linux-modules-$release"); then
+    (cd "$work" && apt-get "${apt[@]}" download -qq "$image")
+fi
 dir="$cache/kernel/$release"
 mkdir -p "$work/root" "$dir"
-dpkg-deb -x "$work"/linux-binary-*.deb "$work/root"
-dpkg-deb --fsys-tarfile "$work"/linux-modules-*.deb |
-    tar -x -C "$work/root" --wildcards '*/kernel/drivers/block/virtio_blk.ko*'
-cp "$work/root/usr/lib/modules/$release/vmlinuz" "$dir/vmlinuz"
+for deb in "$work"/linux-binary-*.deb "$work"/linux-image-*.deb; do
+    [ -e "$deb" ] && dpkg-deb -x "$deb" "$work/root"
+done
+for deb in "$work"/linux-modules-*.deb; do
+    [ -e "$deb" ] && dpkg-deb --fsys-tarfile "$deb" |
+        tar -x -C "$work/root" --wildcards '*/kernel/drivers/block/virtio_blk.ko*'
+done
+vmlinuz=$(find "$work/root" \( -path "*/modules/$release/vmlinuz" -o -name "vmlinuz-$release" \) | head -n 1)
 blk=$(find "$work/root" -name 'virtio_blk.ko*' | head -n 1)
+if [ -z "$vmlinuz" ] || [ -z "$blk" ]; then
+    echo "scripts/vm-kernel.sh: no vmlinuz or virtio_blk module in Linux $release's packages" >&2
+    exit 1
+fi
+cp "$vmlinuz" "$dir/vmlinuz.part"
 case $blk in
-*.xz) xz -dc "$blk" >"$dir/virtio_blk.ko" ;;
-*.zst) zstd -dqc "$blk" >"$dir/virtio_blk.ko" ;;
-*) cp "$blk" "$dir/virtio_blk.ko" ;;
+*.xz) xz -dc "$blk" >"$dir/virtio_blk.ko.part" ;;
+*.ko) cp "$blk" "$dir/virtio_blk.ko.part" ;;
+*)
+    echo "scripts/vm-kernel.sh: $blk: a compression this script does not unpack" >&2
+    exit 1
+    ;;
 esac
+# Complete files only: a run cut short leaves nothing the VM test would take.
+mv "$dir/vmlinuz.part" "$dir/vmlinuz"
+mv "$dir/virtio_blk.ko.part" "$dir/virtio_blk.ko"
 echo "scripts/vm-kernel.sh: Linux $release unpacked into $dir"

@@ -75,7 +75,7 @@ fn read_semantics(transport: &str) {
     }
     assert_eq!(bytes.len(), whole.len(), "same length byte by byte");
     assert!(bytes.starts_with(b"MemTotal:") && bytes.ends_with(b"\n"));
-    // offsets: a read at offset 0 renders, later offsets are served from that snapshot
+    // offsets: the open renders, later offsets are served from that snapshot
     let f = File::open(&p).unwrap();
     let mut a = vec![0u8; 64];
     let n = f.read_at(&mut a, 0).unwrap();

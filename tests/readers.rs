@@ -368,11 +368,51 @@ fn methods_in_a_container(transport: &str) {
         reference.lines().next(),
         "head:\n{head}"
     );
-    // Sizes: the container's own file (meminfo's length does not change between reads).
-    let len = reference.len().to_string();
-    for name in ["wc", "size"] {
-        assert_eq!(String::from_utf8(get(name)).unwrap().trim(), len, "{name}");
+    // wc -c counts what it reads (meminfo's length does not change between reads); the
+    // size is a page multiple that covers every container's file.
+    let len = reference.len() as u64;
+    let number = |name: &str| -> u64 {
+        String::from_utf8(get(name))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(number("wc"), len, "wc -c");
+    let size = number("size");
+    assert!(
+        size >= len && size.is_multiple_of(4096),
+        "st_size {size} for {len} bytes"
+    );
+}
+
+/// A shared mapping is refused as procfs and direct-I/O files refuse it (ENODEV); a
+/// reader that maps files (ripgrep, say) then reads them instead.
+fn mmap_is_refused(transport: &str) {
+    let d = Daemon::start(
+        &format!("readers-mmap-{transport}"),
+        &["--transport", transport],
+    );
+    let f = File::open(d.path("proc/meminfo")).unwrap();
+    // SAFETY: a fresh mapping request of a file this function holds open; it is unmapped
+    // below if it was made.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            0,
+        )
+    };
+    let err = std::io::Error::last_os_error();
+    if p != libc::MAP_FAILED {
+        // SAFETY: the mapping just made, of that length.
+        unsafe { libc::munmap(p, 4096) };
+        panic!("a shared mapping of a view was made");
     }
+    assert_eq!(err.raw_os_error(), Some(libc::ENODEV), "{err}");
 }
 
 /// Two containers with different limits read the same file at once, every way, for a few
@@ -480,7 +520,8 @@ fn cgroup_tree_files(transport: &str) {
             c = copy.display()
         ),
     );
-    let want = format!("{MIB256}\n{MIB256}\n{}\n", MIB256.to_string().len() + 1);
+    // The size: a page multiple covering the 10 bytes every reader of it reads.
+    let want = format!("{MIB256}\n{MIB256}\n4096\n");
     assert_eq!(String::from_utf8_lossy(&out.stdout), want);
 }
 
@@ -496,5 +537,6 @@ impl Drop for RemoveDir {
 both_transports!(
     methods_in_a_container,
     two_containers_at_once,
-    cgroup_tree_files
+    cgroup_tree_files,
+    mmap_is_refused
 );

@@ -154,3 +154,31 @@ fn a_handle_opened_by_a_predecessor_is_served() {
         Reply::Data(0)
     );
 }
+
+#[test]
+fn page_cache_reads_are_refused_and_program_reads_served() {
+    // A READ without a lock owner is the kernel filling the inode's page cache (splice,
+    // sendfile, a private mmap), which every container shares: EINVAL, so the program
+    // reads instead. The same READ with a lock owner is a program's, and is served.
+    let (fs, mut w, mut out, tid) = setup();
+    let Reply::Data(_) = fs.handle(
+        &mut w,
+        &proto::decode(&msg(opcode::OPEN, 6, tid, &[0u8; 8])).unwrap(),
+        &mut out,
+    ) else {
+        panic!("open")
+    };
+    let fh = u64::from_ne_bytes(out[0..8].try_into().unwrap());
+    let mut args = read_args(fh, 0);
+    args[20..24].copy_from_slice(&0u32.to_ne_bytes());
+    let page_cache = msg(opcode::READ, 6, tid, &args);
+    assert_eq!(
+        fs.handle(&mut w, &proto::decode(&page_cache).unwrap(), &mut out),
+        Reply::Error(libc::EINVAL)
+    );
+    let program = msg(opcode::READ, 6, tid, &read_args(fh, 0));
+    let Reply::Data(n) = fs.handle(&mut w, &proto::decode(&program).unwrap(), &mut out) else {
+        panic!("a program's read was refused")
+    };
+    assert!(out[..n].starts_with(b"MemTotal:"));
+}

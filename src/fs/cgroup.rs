@@ -91,9 +91,11 @@ impl Fs {
                 let fh = self.open_file(w, h, flags)?;
                 encode::open_out(o, fh, crate::proto::abi::FOPEN_DIRECT_IO).map_err(overflow)
             }),
-            Op::Write { data, .. } if !top => self
-                .cg_write(t, w, h, data)
-                .and_then(|n| encode::write_out(o, n).map_err(overflow)),
+            Op::Write { fh, data, .. } if !top => self.cg_write(t, w, h, data).and_then(|n| {
+                // A read of this open file after the write must show what it did.
+                self.handles.with(fh, |f| f.snapshot = None);
+                encode::write_out(o, n).map_err(overflow)
+            }),
             Op::Mkdir { name, mode } if !top => self.cg_mkdir(t, w, h, name, mode, o),
             Op::Rmdir { name } if !top => self.cg_rmdir(t, w, h, name),
             Op::Setattr(s) if !top => self.cg_setattr(t, w, h, &s, o),
@@ -185,12 +187,12 @@ impl Fs {
         encode::entry(o, &a, NO_TTL, NO_TTL).map_err(overflow)
     }
 
-    /// The attributes of `n` for the caller `pid`: the cgroup file's, with the size of
-    /// what the caller would read (the kernel's splice and sendfile stop at the size).
+    /// The attributes of `n` for the caller `pid`: the cgroup file's, with a size that
+    /// covers what the caller would read (see `Fs::reported_size`).
     fn cg_attr(&self, w: &mut Worker, n: &Node<'_>, s: Sight<'_>, pid: u32) -> Attr {
         let mut a = attr(n, s);
         if !n.is_dir() {
-            a.size = self.rendered_len(w, n.id, pid);
+            a.size = self.reported_size(w, n.id, pid);
         }
         a
     }

@@ -1,7 +1,7 @@
 //! Open files and their snapshots.
 //!
-//! Each open file keeps the bytes rendered when it was opened, and again at a later read
-//! at offset 0, so a reader reading in small pieces sees one consistent file. The table is sharded so two workers rarely
+//! Each open file keeps the bytes rendered when it was opened (and again at a later read
+//! at offset 0), so a reader reading in small pieces sees one consistent file. The table is sharded so two workers rarely
 //! meet on a lock, and each lock is held only to move a buffer in or out, or to copy.
 
 use std::sync::Mutex;
@@ -22,6 +22,9 @@ pub struct OpenFile {
     pub snapshot: Option<Vec<u8>>,
     /// When the snapshot was rendered.
     pub rendered_at: Instant,
+    /// When a read past offset 0 was last served: the other pieces of a large read may
+    /// still be in flight.
+    pub mid_read_at: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -60,6 +63,14 @@ fn split(fh: u64) -> (usize, usize, u32) {
     )
 }
 
+impl Shard {
+    fn recycle(&mut self, b: Vec<u8>) {
+        if self.pool.len() < POOL_LEN && b.capacity() <= POOL_MAX_BYTES {
+            self.pool.push(b);
+        }
+    }
+}
+
 impl Handles {
     fn shard(&self, i: usize) -> std::sync::MutexGuard<'_, Shard> {
         // A worker that panicked while holding the lock left consistent data: every
@@ -87,6 +98,7 @@ impl Handles {
             node,
             snapshot: None,
             rendered_at: Instant::now(),
+            mid_read_at: None,
         });
         let low = ((slot as u32) << SHARD_BITS) | si as u32;
         Some(u64::from(entry.generation) << 32 | u64::from(low))
@@ -103,23 +115,36 @@ impl Handles {
         e.file.as_mut().map(f)
     }
 
-    /// A buffer to render a snapshot of `fh` into: its old snapshot or a pooled one.
-    pub fn take_buffer(&self, fh: u64) -> Vec<u8> {
+    /// An empty buffer to render a snapshot of `fh` into, from its shard's pool.
+    pub fn buffer(&self, fh: u64) -> Vec<u8> {
         let (si, _, _) = split(fh);
-        let old = self.with(fh, |f| f.snapshot.take()).flatten();
-        let mut b = old
-            .or_else(|| self.shard(si).pool.pop())
-            .unwrap_or_default();
+        let mut b = self.shard(si).pool.pop().unwrap_or_default();
         b.clear();
         b
     }
 
-    /// Keep `snapshot` as what `fh` shows from now on.
+    /// Keep `snapshot` as what `fh` shows from now on, in one step (a concurrent read
+    /// sees the old snapshot or the new one, never none); the old one's buffer, or
+    /// `snapshot` itself when `fh` is gone, goes back to the pool.
     pub fn store(&self, fh: u64, snapshot: Vec<u8>) {
-        self.with(fh, |f| {
-            f.snapshot = Some(snapshot);
-            f.rendered_at = Instant::now();
-        });
+        let (si, slot, generation) = split(fh);
+        let mut s = self.shard(si);
+        let spare = match s.slots.get_mut(slot).filter(|e| e.generation == generation) {
+            Some(Slot { file: Some(f), .. }) => {
+                f.rendered_at = Instant::now();
+                f.snapshot.replace(snapshot)
+            }
+            _ => Some(snapshot),
+        };
+        if let Some(b) = spare {
+            s.recycle(b);
+        }
+    }
+
+    /// Give back a buffer a render did not keep.
+    pub fn recycle(&self, fh: u64, b: Vec<u8>) {
+        let (si, _, _) = split(fh);
+        self.shard(si).recycle(b);
     }
 
     /// Close `fh`, keeping its buffer for reuse. False when no such file is open.
@@ -133,11 +158,8 @@ impl Handles {
             return false;
         };
         s.free.push(slot as u32);
-        if let Some(b) = file.snapshot
-            && s.pool.len() < POOL_LEN
-            && b.capacity() <= POOL_MAX_BYTES
-        {
-            s.pool.push(b);
+        if let Some(b) = file.snapshot {
+            s.recycle(b);
         }
         true
     }
@@ -164,16 +186,24 @@ mod tests {
         let b = h.open(8, 0).unwrap();
         assert_ne!(a, b);
         assert_eq!(h.with(a, |f| f.node), Some(6));
-        let mut buf = h.take_buffer(a);
+        let mut buf = h.buffer(a);
         buf.extend_from_slice(b"hello");
         h.store(a, buf);
+        let mut again = h.buffer(a);
+        again.extend_from_slice(b"world");
+        h.store(a, again);
+        assert_eq!(
+            h.with(a, |f| f.snapshot.clone()),
+            Some(Some(b"world".to_vec()))
+        );
         assert!(h.release(a));
         assert!(!h.release(a), "double release");
         assert_eq!(h.with(a, |f| f.node), None, "stale fh");
         let c = h.open(10, 0).unwrap();
         assert_ne!(c, a, "a reused slot gets a new generation");
-        // the released snapshot's buffer is reused
-        assert!(h.take_buffer(c).capacity() >= 5);
+        // the replaced and the released snapshots' buffers are reused
+        assert!(h.buffer(c).capacity() >= 5);
+        assert!(h.buffer(c).capacity() >= 5);
         assert_eq!(h.open_count(), 2);
         assert!(h.with(u64::MAX, |_| ()).is_none());
         assert!(!h.release(12345678));

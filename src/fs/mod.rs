@@ -37,11 +37,13 @@ const NO_TTL: Validity = Validity { secs: 0, nsecs: 0 };
 const SYS_ATTR_TTL: Validity = Validity { secs: 1, nsecs: 0 };
 
 /// A read at offset 0 renders the file again (a reader that keeps it open and reads it
-/// again from the start, as procps does, sees it change), unless its snapshot is younger
-/// than this: the read that follows an open, or the other pieces of one large io_uring
-/// or AIO read, which the kernel sends at once and in any order. Nothing a reader could
-/// observe changes within it (see `views::INPUT_TTL`).
+/// again from the start, as procps does, sees it change), unless the snapshot is younger
+/// than this (the read that follows an open) ...
 const SNAPSHOT_REUSE: std::time::Duration = views::INPUT_TTL;
+/// ... or a piece of it past offset 0 was read less than this ago: the kernel sends the
+/// 32 KiB pieces of one large io_uring or AIO read at once, and on the classic transport
+/// they may be answered in any order; the piece at 0 must come from the same snapshot.
+const PIECES_WINDOW: std::time::Duration = std::time::Duration::from_millis(1);
 
 const DT_DIR: u32 = libc::DT_DIR as u32;
 const DT_REG: u32 = libc::DT_REG as u32;
@@ -104,6 +106,8 @@ pub struct Fs {
     pub cgroups: Option<crate::cgroupfs::tree::CgroupTree>,
     /// Seconds since the epoch at mount: the tree's timestamps.
     mount_time: u64,
+    /// The longest render of each static file so far, by node id - 1 (`reported_size`).
+    longest: [std::sync::atomic::AtomicU64; tree::NODES.len()],
 }
 
 impl Fs {
@@ -120,6 +124,7 @@ impl Fs {
             passthrough: Default::default(),
             cgroups: None,
             mount_time,
+            longest: std::array::from_fn(|_| Default::default()),
         }
     }
 
@@ -134,7 +139,7 @@ impl Fs {
             // report what this caller would read.
             Kind::File(_) => (
                 libc::S_IFREG | n.perm,
-                self.rendered_len(w, n.id, pid),
+                self.reported_size(w, n.id, pid),
                 VIEW_ATTR_TTL,
             ),
         };
@@ -150,20 +155,31 @@ impl Fs {
         (attr, ttl)
     }
 
-    /// How many bytes the caller `pid` would read from view `node` now. An empty render
-    /// (or one that failed: it logged why) reports 4096, as sysfs does: the kernel keeps
-    /// one size per file for every container, and at size 0 another container's splice
-    /// would end before asking (an empty file for busybox cat), while a page-sized one is
-    /// read to its end by those who look at sizes (coreutils, busybox tail).
-    fn rendered_len(&self, w: &mut Worker, node: u64, pid: u32) -> u64 {
+    /// The size to report for file `node` to the caller `pid`: a multiple of 4096 at
+    /// least as large as any render of it so far, this caller's included. The kernel
+    /// keeps one size per file, for every container, and uses it: a splice or sendfile
+    /// ends there before asking (size 0: an empty file for busybox cat), io_uring and AIO
+    /// reads stop there, and programs that read st_size bytes (Node's readFile) would cut
+    /// a longer file of another container short. coreutils and busybox read a file whose
+    /// size is a page multiple to its end, as they do sysfs's.
+    fn reported_size(&self, w: &mut Worker, node: u64, pid: u32) -> u64 {
         let mut buf = std::mem::take(&mut w.scratch_file);
         buf.clear();
-        let len = match self.render_node(w, node, pid, &mut buf) {
-            Ok(()) if !buf.is_empty() => buf.len() as u64,
-            _ => 4096,
+        let own = match self.render_node(w, node, pid, &mut buf) {
+            Ok(()) => buf.len() as u64,
+            Err(_) => 0,
         };
         w.scratch_file = buf;
-        len
+        let longest = self.longest_render(node).unwrap_or(own);
+        own.max(longest).max(1).next_multiple_of(4096)
+    }
+
+    /// The longest render of static file `node` so far.
+    fn longest_render(&self, node: u64) -> Option<u64> {
+        let slot = self
+            .longest
+            .get(usize::try_from(node.checked_sub(1)?).ok()?)?;
+        Some(slot.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Answer one request (all but INIT, which the session negotiates), writing the
@@ -354,14 +370,25 @@ impl Fs {
     /// and answers the error.
     pub(super) fn open_file(&self, w: &mut Worker, h: &InHeader, flags: u32) -> Result<u64, i32> {
         let fh = self.handles.open(h.nodeid, w.id).ok_or(libc::ENFILE)?;
-        if flags & libc::O_ACCMODE as u32 == libc::O_WRONLY as u32 {
-            return Ok(fh);
-        }
-        let mut buf = self.handles.take_buffer(fh);
-        if self.render_node(w, h.nodeid, h.pid, &mut buf).is_ok() {
-            self.handles.store(fh, buf);
+        if flags & libc::O_ACCMODE as u32 != libc::O_WRONLY as u32 {
+            self.render_into(w, fh, h.nodeid, h.pid).ok();
         }
         Ok(fh)
+    }
+
+    /// Render `node` for `pid` as the snapshot of `fh`.
+    fn render_into(&self, w: &mut Worker, fh: u64, node: u64, pid: u32) -> Result<(), i32> {
+        let mut buf = self.handles.buffer(fh);
+        match self.render_node(w, node, pid, &mut buf) {
+            Ok(()) => {
+                self.handles.store(fh, buf);
+                Ok(())
+            }
+            Err(e) => {
+                self.handles.recycle(fh, buf);
+                Err(e)
+            }
+        }
     }
 
     fn read(
@@ -375,8 +402,13 @@ impl Fs {
     ) -> Result<(), i32> {
         let pid = h.pid;
         let Some((node, current)) = self.handles.with(fh, |f| {
-            let young = f.rendered_at.elapsed() < SNAPSHOT_REUSE;
-            (f.node, f.snapshot.is_some() && (offset != 0 || young))
+            let len = f.snapshot.as_ref().map_or(0, |s| s.len() as u64);
+            if offset != 0 && offset < len {
+                f.mid_read_at = Some(std::time::Instant::now());
+            }
+            let stale = f.rendered_at.elapsed() >= SNAPSHOT_REUSE
+                && f.mid_read_at.is_none_or(|t| t.elapsed() >= PIECES_WINDOW);
+            (f.node, f.snapshot.is_some() && (offset != 0 || !stale))
         }) else {
             // A handle this process never opened: one a predecessor opened before a
             // takeover or a crash. Serve the node the kernel names from a fresh render.
@@ -388,9 +420,7 @@ impl Fs {
             return copied;
         };
         if !current {
-            let mut buf = self.handles.take_buffer(fh);
-            self.render_node(w, node, pid, &mut buf)?;
-            self.handles.store(fh, buf);
+            self.render_into(w, fh, node, pid)?;
         }
         self.handles
             .with(fh, |f| {
@@ -420,12 +450,20 @@ impl Fs {
             Some(Node {
                 kind: Kind::File(file),
                 ..
-            }) => views::render(self, w, *file, pid, buf).map_err(|e| {
-                // The reader gets a plain EIO; the cause goes to the log.
-                stats::add(Counter::RenderErrors);
-                crate::warn!("rendering {file:?} for pid {pid}: {e}");
-                libc::EIO
-            }),
+            }) => match views::render(self, w, *file, pid, buf) {
+                Ok(()) => {
+                    if let Some(longest) = self.longest.get(node as usize - 1) {
+                        longest.fetch_max(buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Ok(())
+                }
+                Err(e) => {
+                    // The reader gets a plain EIO; the cause goes to the log.
+                    stats::add(Counter::RenderErrors);
+                    crate::warn!("rendering {file:?} for pid {pid}: {e}");
+                    Err(libc::EIO)
+                }
+            },
             _ => Err(libc::EISDIR),
         }
     }

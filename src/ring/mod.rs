@@ -156,8 +156,11 @@ impl Session {
             _ => (Counter::OpOther, Counter::ErrOther),
         };
         stats::add(op);
-        // ENOSYS answers are how we turn features off, not failures.
-        if matches!(reply, Reply::Error(e) if e != libc::ENOSYS) {
+        // ENOSYS answers are how we turn features off, and a page-cache READ is refused
+        // by design (counted apart): neither is a failure.
+        let page_cache =
+            matches!(req.op, Op::Read { read_flags, .. } if read_flags & abi::READ_LOCKOWNER == 0);
+        if matches!(reply, Reply::Error(e) if e != libc::ENOSYS) && !page_cache {
             stats::add(err);
         }
         stats::latency(start.elapsed().as_nanos() as u64);
