@@ -138,6 +138,7 @@ fn serve_handed_over(
             n + 1
         }
     };
+    crate::upgrade::forget_attributes(session.dev.as_fd());
     info!(
         "resumed on {} as {} ({transport:?} transport, {workers} workers, pid {})",
         mountpoint.display(),

@@ -465,6 +465,33 @@ pub fn resend(dev: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
+/// FUSE_NOTIFY_INVAL_INODE of every static file's attributes (offset -1: the page cache is
+/// left alone, so nothing waits on a request): the kernel asks for them again, and a
+/// predecessor's sizes and validity (an older build reported 0 for an hour) end now.
+pub fn forget_attributes(dev: BorrowedFd<'_>) {
+    for n in crate::fs::tree::NODES.iter() {
+        if !matches!(n.kind, crate::fs::tree::Kind::File(_)) {
+            continue;
+        }
+        let mut msg = [0u8; abi::OUT_HEADER_LEN + 24];
+        let len = msg.len() as u32;
+        if encode::out_header(&mut msg, len, abi::NOTIFY_INVAL_INODE, 0).is_err() {
+            return;
+        }
+        msg[16..24].copy_from_slice(&n.id.to_ne_bytes());
+        msg[24..32].copy_from_slice(&(-1i64).to_ne_bytes());
+        // ENOENT: the kernel never looked this node up, so it holds nothing to forget.
+        if let Err(e) = nix::unistd::write(dev, &msg)
+            && e != nix::errno::Errno::ENOENT
+        {
+            crate::warn!(
+                "cannot have the kernel forget node {}'s attributes: {e}",
+                n.id
+            );
+        }
+    }
+}
+
 /// /dev/fuse is character device 10:229.
 fn is_fuse_device(fd: &OwnedFd) -> Result<(), String> {
     let st = nix::sys::stat::fstat(fd).map_err(|e| e.to_string())?;

@@ -7,7 +7,7 @@
 //! The kernel serves splice, sendfile and copy_file_range of a direct-I/O file from the
 //! inode's page cache, which every container shares; the daemon refuses to fill it
 //! (EINVAL), and every program falls back to read(2). On kernels that splice through
-//! read_iter (before 6.5) the calls succeed. Either way, no reader may ever get a short,
+//! the read path (6.1) the calls succeed. Either way, no reader may ever get a short,
 //! empty or foreign file.
 
 #[macro_use]

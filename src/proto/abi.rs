@@ -78,6 +78,7 @@ pub const FOPEN_KEEP_CACHE: u32 = 1 << 1;
 pub const READ_LOCKOWNER: u32 = 1 << 1;
 
 /// fuse_notify_code
+pub const NOTIFY_INVAL_INODE: i32 = 2;
 pub const NOTIFY_RESEND: i32 = 7;
 
 /// Sizes of the fixed argument structs the kernel sends.
