@@ -46,9 +46,10 @@ pub enum Counter {
     MemStatHit,
     MemStatMiss,
     PageCacheReads,
+    RenderPressure,
 }
 
-const COUNTERS: usize = Counter::PageCacheReads as usize + 1;
+const COUNTERS: usize = Counter::RenderPressure as usize + 1;
 
 const NAMES: [&str; COUNTERS] = [
     "requests_lookup",
@@ -85,6 +86,7 @@ const NAMES: [&str; COUNTERS] = [
     "memory_stat_reuses",
     "memory_stat_reads",
     "page_cache_reads_refused",
+    "renders_pressure",
 ];
 
 /// Latency buckets: bucket i counts requests of [2^i, 2^(i+1)) ns.

@@ -484,3 +484,59 @@ fn a_reused_pid_namespace_gets_fresh_values() {
         );
     }
 }
+
+/// /proc/pressure is the container's own cgroup's PSI (the unified hierarchy's, which has
+/// PSI on this hybrid host with no controller enabled), and a host process sees the host's.
+#[test]
+fn pressure_is_the_containers_own() {
+    if !root_or_skip("pressure_is_the_containers_own") {
+        return;
+    }
+    if !std::path::Path::new("/proc/pressure/cpu").exists() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "this host has no PSI (/proc/pressure): CI machines do"
+        );
+        eprintln!("\n*** SKIPPED pressure_is_the_containers_own: no PSI on this host ***\n");
+        return;
+    }
+    let d = Daemon::start("pressure", &[]);
+    let cg = Cgroup::unified("pressure");
+    // Four busy loops on two CPUs: the cgroup's tasks wait for a CPU, so its cpu
+    // pressure grows; nothing else runs in it.
+    let script = format!(
+        "for i in 1 2 3 4; do timeout 1 sh -c 'while :; do :; done' & done; wait; cat {p}/cpu {p}/io {p}/memory",
+        p = d.path("proc/pressure").display()
+    );
+    let out = in_container(&[&cg], &script);
+    let after = cg.get("cpu.pressure");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 6, "three files of two lines:\n{text}");
+    for (i, l) in lines.iter().enumerate() {
+        let kind = if i % 2 == 0 {
+            "some avg10="
+        } else {
+            "full avg10="
+        };
+        assert!(l.starts_with(kind), "{l}");
+    }
+    let total = |l: &str| -> u64 { l.rsplit("total=").next().unwrap().parse().unwrap() };
+    let (ours, cgroup) = (total(lines[0]), total(after.lines().next().unwrap()));
+    assert!(
+        ours > 0 && ours <= cgroup,
+        "container {ours}, its cgroup after {cgroup}:\n{text}"
+    );
+    let host = total(
+        std::fs::read_to_string("/proc/pressure/cpu")
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    );
+    assert!(ours < host, "the container's own, not the host's {host}");
+    // A host process: the host's file.
+    let seen = std::fs::read_to_string(d.path("proc/pressure/cpu")).unwrap();
+    assert!(total(seen.lines().next().unwrap()) >= host, "{seen}");
+}

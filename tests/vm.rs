@@ -38,6 +38,7 @@ const SCENARIOS: &[&str] = &[
     "read_bytewise",
     "read_tail",
     "read_size",
+    "pressure_own",
     "cpuinfo_one",
     "online_one",
     "possible_one",
@@ -358,7 +359,7 @@ fn boot(k: &Kernel, dir: &Path, initrd: &Path) -> String {
         .arg(initrd)
         .arg("-append")
         .arg(format!(
-            "console=ttyS0 quiet rdinit=/init panic=-1 lxcfs_expect={}",
+            "console=ttyS0 quiet rdinit=/init panic=-1 psi=1 lxcfs_expect={}",
             k.auto
         ))
         .arg("-drive")

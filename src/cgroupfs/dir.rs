@@ -58,9 +58,14 @@ pub enum Knob {
     Threads,
     /// v2 cgroup.controllers: the controllers active in the cgroup
     Controllers,
+    /// v2 cpu.pressure, io.pressure, memory.pressure, irq.pressure (PSI)
+    CpuPressure,
+    IoPressure,
+    MemoryPressure,
+    IrqPressure,
 }
 
-const KNOBS: usize = 21;
+const KNOBS: usize = 25;
 
 impl Knob {
     pub fn name(self, unified: bool) -> &'static CStr {
@@ -90,6 +95,10 @@ impl Knob {
             (Knob::Threads, false) => c"tasks",
             (Knob::Threads, true) => c"cgroup.threads",
             (Knob::Controllers, _) => c"cgroup.controllers",
+            (Knob::CpuPressure, _) => c"cpu.pressure",
+            (Knob::IoPressure, _) => c"io.pressure",
+            (Knob::MemoryPressure, _) => c"memory.pressure",
+            (Knob::IrqPressure, _) => c"irq.pressure",
         }
     }
 }

@@ -31,9 +31,11 @@ pub enum Controller {
     Cpu,
     Cpuset,
     Blkio,
+    /// The unified hierarchy, whatever it controls: every cgroup of it has PSI files.
+    Pressure,
 }
 
-const CONTROLLERS: usize = 5;
+const CONTROLLERS: usize = 6;
 
 impl Controller {
     fn name(self) -> &'static str {
@@ -43,6 +45,8 @@ impl Controller {
             Controller::Cpu => "cpu",
             Controller::Cpuset => "cpuset",
             Controller::Blkio => "blkio",
+            // No v1 hierarchy has it: its path is the unified one.
+            Controller::Pressure => "pressure",
         }
     }
 
@@ -53,6 +57,7 @@ impl Controller {
             Controller::Cpuacct | Controller::Cpu => "cpu",
             Controller::Cpuset => "cpuset",
             Controller::Blkio => "io",
+            Controller::Pressure => "pressure",
         }
     }
 }
@@ -151,6 +156,7 @@ const ALL: [Controller; CONTROLLERS] = [
     Controller::Cpu,
     Controller::Cpuset,
     Controller::Blkio,
+    Controller::Pressure,
 ];
 
 impl CgroupPaths {
@@ -195,13 +201,16 @@ impl CgroupPaths {
 
 fn open_cgroup(hier: &Hierarchies, path: Option<&str>, c: Controller) -> io::Result<CgroupDir> {
     let enoent = || io::Error::from_raw_os_error(libc::ENOENT);
-    let h = hier
-        .v1_for(c.name())
-        .or_else(|| hier.unified_for(c.v2_name()))
-        .ok_or_else(enoent)?;
+    let h = match c {
+        Controller::Pressure => hier.unified.as_ref(),
+        _ => hier
+            .v1_for(c.name())
+            .or_else(|| hier.unified_for(c.v2_name())),
+    }
+    .ok_or_else(enoent)?;
     let path = path.ok_or_else(enoent)?;
     let dir = CgroupDir::open(h, path)?;
-    if h.unified && c != Controller::Cpuacct {
+    if h.unified && !matches!(c, Controller::Cpuacct | Controller::Pressure) {
         // On v2 a controller's files exist only where its parent enabled it: elsewhere
         // nothing of that kind limits or accounts the container (cpu.stat, which
         // Cpuacct reads, is always there).

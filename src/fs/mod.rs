@@ -488,14 +488,18 @@ impl Fs {
     }
 
     /// Whether a static node exists here: /cgroup only with --enable-cgroup,
-    /// /sys/devices/system/cpu/enabled only where the host has one.
+    /// /sys/devices/system/cpu/enabled and /proc/pressure (and each of its files) only
+    /// where the host has them.
     fn shown(&self, n: &Node) -> bool {
-        match n.id {
-            tree::CGROUP_DIR => self.cgroups.is_some(),
-            _ => {
-                n.kind != Kind::File(tree::FileId::CpuList(tree::CpuList::Enabled))
-                    || std::path::Path::new("/sys/devices/system/cpu/enabled").exists()
+        use tree::{CpuList, FileId};
+        let host_has = |p: &str| std::path::Path::new(p).exists();
+        match (n.id, n.kind) {
+            (tree::CGROUP_DIR, _) => self.cgroups.is_some(),
+            (tree::PRESSURE_DIR, _) => host_has("/proc/pressure"),
+            (_, Kind::File(f @ (FileId::CpuList(CpuList::Enabled) | FileId::Pressure(_)))) => {
+                f.host_path().to_str().is_ok_and(host_has)
             }
+            _ => true,
         }
     }
 }

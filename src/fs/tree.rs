@@ -14,6 +14,17 @@ pub enum FileId {
     Uptime,
     /// One of /sys/devices/system/cpu's CPU lists, from the container's CPUs.
     CpuList(CpuList),
+    /// One of /proc/pressure's files, from the container's cgroup (PSI).
+    Pressure(Pressure),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pressure {
+    Cpu,
+    Io,
+    Memory,
+    /// Only where the host has it (CONFIG_IRQ_TIME_ACCOUNTING).
+    Irq,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +54,10 @@ impl FileId {
             FileId::CpuList(CpuList::Present) => c"/sys/devices/system/cpu/present",
             FileId::CpuList(CpuList::Offline) => c"/sys/devices/system/cpu/offline",
             FileId::CpuList(CpuList::Enabled) => c"/sys/devices/system/cpu/enabled",
+            FileId::Pressure(Pressure::Cpu) => c"/proc/pressure/cpu",
+            FileId::Pressure(Pressure::Io) => c"/proc/pressure/io",
+            FileId::Pressure(Pressure::Memory) => c"/proc/pressure/memory",
+            FileId::Pressure(Pressure::Irq) => c"/proc/pressure/irq",
         }
     }
 }
@@ -68,6 +83,8 @@ pub const ROOT: u64 = 1;
 pub const CPU_DIR: u64 = 14;
 /// /cgroup: the cgroup hierarchies (fs::cgroup), with --enable-cgroup only.
 pub const CGROUP_DIR: u64 = 16;
+/// /proc/pressure: only where the host has PSI.
+pub const PRESSURE_DIR: u64 = 21;
 
 const fn dir(id: u64, parent: u64, name: &'static [u8], perm: u32) -> Node {
     Node {
@@ -89,8 +106,8 @@ const fn file(id: u64, parent: u64, name: &'static [u8], f: FileId, perm: u32) -
     }
 }
 
-/// Index i holds node id i + 1.
-pub static NODES: [Node; 20] = [
+/// Index i holds node id i + 1. Ids are never reused or moved: new nodes go at the end.
+pub static NODES: [Node; 25] = [
     dir(1, 1, b"", 0o755),
     dir(2, 1, b"proc", 0o555),
     file(3, 2, b"cpuinfo", FileId::Cpuinfo, 0o444),
@@ -117,6 +134,11 @@ pub static NODES: [Node; 20] = [
     file(18, 14, b"present", FileId::CpuList(CpuList::Present), 0o444),
     file(19, 14, b"offline", FileId::CpuList(CpuList::Offline), 0o444),
     file(20, 14, b"enabled", FileId::CpuList(CpuList::Enabled), 0o444),
+    dir(21, 2, b"pressure", 0o555),
+    file(22, 21, b"cpu", FileId::Pressure(Pressure::Cpu), 0o444),
+    file(23, 21, b"io", FileId::Pressure(Pressure::Io), 0o444),
+    file(24, 21, b"memory", FileId::Pressure(Pressure::Memory), 0o444),
+    file(25, 21, b"irq", FileId::Pressure(Pressure::Irq), 0o444),
 ];
 
 pub fn node(id: u64) -> Option<&'static Node> {
@@ -165,7 +187,7 @@ mod tests {
             assert_eq!(node(n.parent).unwrap().kind, Kind::Dir);
         }
         assert!(node(0).is_none());
-        assert!(node(21).is_none());
+        assert!(node(26).is_none());
         assert!(node(u64::MAX).is_none());
     }
 
@@ -179,7 +201,11 @@ mod tests {
         assert_eq!(lookup(14, b"online").unwrap().id, 15);
         assert!(lookup(2, b"nope").is_none());
         assert!(lookup(ROOT, b"").is_none());
-        assert_eq!(children(2).count(), 8);
+        assert_eq!(children(2).count(), 9);
+        assert_eq!(
+            lookup(PRESSURE_DIR, b"memory").unwrap().kind,
+            Kind::File(FileId::Pressure(Pressure::Memory))
+        );
         assert_eq!(nlink(node(ROOT).unwrap()), 5);
         assert!(in_sys(node(15).unwrap()));
         assert!(!in_sys(node(6).unwrap()));

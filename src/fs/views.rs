@@ -5,7 +5,7 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use super::tree::{CpuList, FileId};
+use super::tree::{CpuList, FileId, Pressure};
 use super::{Fs, Worker};
 use crate::cgroupfs::cpu::{self, Quota};
 use crate::cgroupfs::dir::{CgroupDir, Knob};
@@ -58,6 +58,7 @@ pub fn render(
         FileId::Swaps => Counter::RenderSwaps,
         FileId::Uptime => Counter::RenderUptime,
         FileId::CpuList(_) => Counter::RenderCpuList,
+        FileId::Pressure(_) => Counter::RenderPressure,
     });
     if fs.passthrough.load(std::sync::atomic::Ordering::Relaxed) {
         return host_file(file.host_path(), out);
@@ -106,6 +107,9 @@ pub fn render(
             }
             None => host_file(c"/proc/loadavg", out),
         },
+        FileId::Pressure(p) => in_container(containers, w, pid, out, |_, c, out| {
+            pressure_view(containers, c, p, file.host_path(), out)
+        }),
         FileId::Slabinfo => in_container(containers, w, pid, out, |_, c, out| {
             // v1 kernels with per-cgroup slab accounting keep the cgroup's own slabs; newer
             // ones leave memory.kmem.slabinfo empty, and then the host's file is shown.
@@ -242,6 +246,30 @@ fn memory_view(
         _ => swaps::render(&swap, out),
     }
     Ok(())
+}
+
+/// The container's own pressure stall information: its unified cgroup's `*.pressure`
+/// file, which the kernel writes in /proc/pressure's format. On hybrid hosts the unified
+/// hierarchy has PSI even with no controller enabled. The root cgroup's is the host's own
+/// file; a cgroup with PSI turned off (cgroup.pressure 0) answers EOPNOTSUPP, as the
+/// cgroup's file does.
+fn pressure_view(
+    containers: &Containers,
+    c: &Container,
+    p: Pressure,
+    host_path: &std::ffi::CStr,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    let knob = match p {
+        Pressure::Cpu => Knob::CpuPressure,
+        Pressure::Io => Knob::IoPressure,
+        Pressure::Memory => Knob::MemoryPressure,
+        Pressure::Irq => Knob::IrqPressure,
+    };
+    match c.cgroup(&containers.hier, Controller::Pressure) {
+        Some(dir) if c.cgroup_path(Controller::Pressure) != Some("/") => dir.read(knob, out),
+        _ => host_file(host_path, out),
+    }
 }
 
 fn uptime_view(

@@ -104,6 +104,14 @@ scenarios() {
     check read_tail "$(cut -d: -f1 /tmp/r_tail)" "$(tail -n 1 /tmp/r_cat | cut -d: -f1)"
     check read_size "$(awk -v s="$(cat /tmp/r_size)" -v n="$(wc -c < /tmp/r_cat)" 'BEGIN { print (s % 4096 == 0 && s >= n) ? "page multiple covering it" : s " for " n }')" "page multiple covering it"
 
+    # /proc/pressure: the container's own cgroup's PSI (four busy loops on two CPUs make
+    # its cpu pressure grow), never the host's
+    mkdir -p /sys/fs/cgroup/psi
+    ours=$(run_in psi sh -c "for i in 1 2 3 4; do timeout 1 sh -c 'while :; do :; done' & done; wait; cat $L/proc/pressure/cpu" | awk -F'total=' 'NR==1 {print $2}')
+    cgroup=$(awk -F'total=' 'NR==1 {print $2}' /sys/fs/cgroup/psi/cpu.pressure)
+    host=$(awk -F'total=' 'NR==1 {print $2}' /proc/pressure/cpu)
+    check pressure_own "$([ -n "$ours" ] && [ "$ours" -gt 0 ] && [ "$ours" -le "$cgroup" ] && [ "$ours" -lt "$host" ] && echo yes || echo "ours=$ours cgroup=$cgroup host=$host")" yes
+
     # a cpuset of one CPU
     mkdir -p /sys/fs/cgroup/one
     echo 1 > /sys/fs/cgroup/one/cpuset.cpus
