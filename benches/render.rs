@@ -44,7 +44,13 @@ fn renders(c: &mut Criterion) {
     c.bench_function("render/meminfo", |b| {
         b.iter(|| {
             out.clear();
-            meminfo::render(black_box(HOST_MEMINFO), black_box(&m), &swap, &mut out);
+            meminfo::render(
+                black_box(HOST_MEMINFO),
+                black_box(&m),
+                &swap,
+                true,
+                &mut out,
+            );
         })
     });
     c.bench_function("parse/memory.stat v1", |b| {

@@ -48,6 +48,10 @@ pub struct Cli {
     #[arg(short = 'u', long)]
     pub disable_swap: bool,
 
+    /// Leave the Zswap and Zswapped lines out of containers' meminfo (as lxcfs 7.0's -z).
+    #[arg(short = 'z', long)]
+    pub disable_zswap: bool,
+
     /// Show a container only ceil(quota / period) CPUs of its CFS quota, in cpuinfo, stat
     /// and sys/devices/system/cpu.
     #[arg(long)]

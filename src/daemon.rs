@@ -211,6 +211,7 @@ fn build_fs(cli: &Cli) -> Result<Fs, String> {
         swap: !cli.disable_swap,
         cfs: cli.enable_cfs,
         loadavg: cli.enable_loadavg,
+        zswap: !cli.disable_zswap,
     };
     let mut fs = Fs::new(opts, containers);
     fs.cgroups = cgroups;

@@ -540,3 +540,22 @@ fn pressure_is_the_containers_own() {
     let seen = std::fs::read_to_string(d.path("proc/pressure/cpu")).unwrap();
     assert!(total(seen.lines().next().unwrap()) >= host, "{seen}");
 }
+
+/// -z leaves the Zswap lines out of a container's meminfo, as lxcfs 7.0's does.
+#[test]
+fn disable_zswap_drops_the_zswap_lines() {
+    if !root_or_skip("disable_zswap_drops_the_zswap_lines") {
+        return;
+    }
+    let host = std::fs::read_to_string("/proc/meminfo").unwrap();
+    assert!(host.contains("\nZswap:"), "this kernel shows Zswap lines");
+    let mem = Cgroup::new("memory", "zswap");
+    for (args, shown) in [(&[][..], true), (&["-z"][..], false)] {
+        let d = Daemon::start(&format!("zswap-{shown}"), args);
+        let text = read_in(&[&mem], &d, &["proc/meminfo"]).remove(0);
+        assert!(text.starts_with("MemTotal:"), "{text}");
+        for key in ["\nZswap:", "\nZswapped:"] {
+            assert_eq!(text.contains(key), shown, "{args:?} {key}:\n{text}");
+        }
+    }
+}

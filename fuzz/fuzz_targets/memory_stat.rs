@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
     let m = MemoryInputs { unified, limit: stat.hierarchical_limit, usage: stat.file, stat, swap: None };
     let v = swaps::SwapView::new(&m, 1 << 20, true);
     let mut out = Vec::new();
-    meminfo::render(HOST, &m, &v, &mut out);
+    meminfo::render(HOST, &m, &v, data.first().is_some_and(|b| b & 2 == 0), &mut out);
     assert!(out.starts_with(b"MemTotal:"));
     out.clear();
     swaps::render(&v, &mut out);

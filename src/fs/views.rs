@@ -27,6 +27,8 @@ pub struct ViewOptions {
     pub cfs: bool,
     /// Per-container load averages (`-l`); the host's otherwise.
     pub loadavg: bool,
+    /// Show the Zswap lines in a container's meminfo (`-z` leaves them out).
+    pub zswap: bool,
 }
 
 impl Default for ViewOptions {
@@ -35,6 +37,7 @@ impl Default for ViewOptions {
             swap: true,
             cfs: false,
             loadavg: false,
+            zswap: true,
         }
     }
 }
@@ -242,7 +245,7 @@ fn memory_view(
     let host_swap = meminfo::host_value(host, b"SwapTotal").unwrap_or(0);
     let swap = swaps::SwapView::new(&m, host_swap, opts.swap);
     match file {
-        FileId::Meminfo => meminfo::render(host, &m, &swap, out),
+        FileId::Meminfo => meminfo::render(host, &m, &swap, opts.zswap, out),
         _ => swaps::render(&swap, out),
     }
     Ok(())

@@ -28,8 +28,9 @@ pub fn host_value(host: &[u8], key: &[u8]) -> Option<u64> {
 }
 
 /// Render /proc/meminfo: every host line in order, with the container's values where
-/// its cgroup has them. `swap` is the same view /proc/swaps shows.
-pub fn render(host: &[u8], m: &MemoryInputs, swap: &SwapView, out: &mut Vec<u8>) {
+/// its cgroup has them. `swap` is the same view /proc/swaps shows; without `zswap`
+/// (`-z`) the Zswap lines are left out.
+pub fn render(host: &[u8], m: &MemoryInputs, swap: &SwapView, zswap: bool, out: &mut Vec<u8>) {
     let host_total = host_value(host, b"MemTotal").unwrap_or(0);
     let total = match m.limit {
         Some(l) if l > 0 => (l / 1024).min(host_total),
@@ -63,6 +64,7 @@ pub fn render(host: &[u8], m: &MemoryInputs, swap: &SwapView, out: &mut Vec<u8>)
             b"Slab" => kb(s.slab.unwrap_or(0)),
             b"SReclaimable" => kb(s.slab_reclaimable.unwrap_or(0)),
             b"SUnreclaim" => kb(s.slab_unreclaimable.unwrap_or(0)),
+            b"Zswap" | b"Zswapped" if !zswap => continue,
             b"Zswap" if s.zswap.is_some() => kb(s.zswap.unwrap_or(0)),
             b"Zswapped" if s.zswapped.is_some() => kb(s.zswapped.unwrap_or(0)),
             b"SwapTotal" => swap.total_kb,
@@ -100,7 +102,7 @@ mod tests {
 
     fn render_str(m: &MemoryInputs, swap: &SwapView) -> Vec<u8> {
         let mut out = Vec::new();
-        render(HOST, m, swap, &mut out);
+        render(HOST, m, swap, true, &mut out);
         out
     }
 
@@ -222,18 +224,33 @@ mod tests {
             b"\xff\xfe:\n",
         ] {
             out.clear();
-            render(host, &container(), &SwapView::default(), &mut out);
+            render(host, &container(), &SwapView::default(), true, &mut out);
         }
         out.clear();
         render(
             b"MemTotal: 1000 kB\nMemFree: 5 kB\n",
             &container(),
             &SwapView::default(),
+            true,
             &mut out,
         );
         assert_eq!(
             out,
             b"MemTotal:           1000 kB\nMemFree:               0 kB\n"
         );
+    }
+
+    #[test]
+    fn disable_zswap_leaves_out_the_zswap_lines_only() {
+        let (m, swap) = (container(), SwapView::new(&container(), 0, true));
+        let (mut with, mut without) = (Vec::new(), Vec::new());
+        render(HOST, &m, &swap, true, &mut with);
+        render(HOST, &m, &swap, false, &mut without);
+        let keys = |t: &[u8]| -> Vec<Vec<u8>> { lines(t).map(|(k, _)| k.to_vec()).collect() };
+        let dropped: Vec<Vec<u8>> = keys(&with)
+            .into_iter()
+            .filter(|k| !keys(&without).contains(k))
+            .collect();
+        assert_eq!(dropped, [b"Zswap".to_vec(), b"Zswapped".to_vec()]);
     }
 }
