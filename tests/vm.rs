@@ -62,7 +62,18 @@ const SCENARIOS: &[&str] = &[
     "cgroup_tree_sibling_hidden",
     "cgroup_tree_pids",
     "cgroup_tree_move",
+    "upgrade_reads",
+    "upgrade_no_failed_read",
 ];
+
+/// And those of a kernel with FUSE_NOTIFY_RESEND (6.9+), where a crash is survived ...
+const CRASH_SCENARIOS: &[&str] = &[
+    "crash_failed_reads_at_most_one_per_cpu",
+    "serves_after_crash",
+    "upgrades_resumed",
+];
+/// ... or of one without, where upgrades are refused with a reason.
+const NO_RESEND_SCENARIOS: &[&str] = &["upgrade_refused_says_why"];
 
 /// One VM at a time: two under TCG on two cores would slow each other's timed scenarios.
 static ONE_VM: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -228,6 +239,8 @@ struct Kernel {
     modules: Vec<PathBuf>,
     /// The transport the daemon's auto must pick on it.
     auto: &'static str,
+    /// Whether it has FUSE_NOTIFY_RESEND (Linux 6.9+): upgrades and crash recovery.
+    resend: bool,
 }
 
 /// The kernel, or a loud skip (never under CI=true) naming what is missing.
@@ -260,6 +273,7 @@ fn pure_cgroup_v2_on_linux_6_1() {
             vmlinuz,
             modules: modules_6_1(&modules),
             auto: "classic",
+            resend: false,
         }
     });
     let test = "pure_cgroup_v2_on_linux_6_1";
@@ -276,6 +290,7 @@ fn pure_cgroup_v2_on_the_current_kernel() {
             vmlinuz: dir.join("vmlinuz"),
             modules: vec![dir.join("virtio_blk.ko")],
             auto: "uring",
+            resend: true,
         });
     let test = "pure_cgroup_v2_on_the_current_kernel";
     if let Some(k) = kernel_or_skip(
@@ -327,8 +342,13 @@ fn run_scenarios(k: &Kernel, passes: &[&str]) {
         .filter_map(|r| r.strip_prefix("pass "))
         .collect();
     assert_eq!(ran, passes, "passes run");
+    let upgrades = if k.resend {
+        CRASH_SCENARIOS
+    } else {
+        NO_RESEND_SCENARIOS
+    };
     for pass in passes {
-        for name in SCENARIOS {
+        for name in SCENARIOS.iter().chain(upgrades) {
             assert!(
                 results.contains(&format!("{pass}/{name} PASS").as_str()),
                 "scenario {pass}/{name} did not pass:\n{console}"
@@ -359,8 +379,9 @@ fn boot(k: &Kernel, dir: &Path, initrd: &Path) -> String {
         .arg(initrd)
         .arg("-append")
         .arg(format!(
-            "console=ttyS0 quiet rdinit=/init panic=-1 psi=1 lxcfs_expect={}",
-            k.auto
+            "console=ttyS0 quiet rdinit=/init panic=-1 psi=1 lxcfs_expect={} lxcfs_resend={}",
+            k.auto,
+            u8::from(k.resend)
         ))
         .arg("-drive")
         .arg(format!(

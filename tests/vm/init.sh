@@ -20,6 +20,7 @@ echo "+cpu +cpuset +io +memory +pids" > /sys/fs/cgroup/cgroup.subtree_control
 mkswap /dev/vdb >/dev/null 2>&1 && swapon /dev/vdb
 echo "VMTEST kernel $(uname -r) cpus $(nproc) swap $(awk '/^SwapTotal/{print $2}' /proc/meminfo)"
 expect=$(sed -n 's/.*lxcfs_expect=\([a-z]*\).*/\1/p' /proc/cmdline)
+resend=$(sed -n 's/.*lxcfs_resend=\([01]\).*/\1/p' /proc/cmdline)
 
 L=/var/lib/lxcfs
 C=/tmp/cfs
@@ -170,6 +171,41 @@ scenarios() {
     check cgroup_tree_move "$(run_in ct1 sh -c "sleep 5 & S=\$!; mkdir $T/ct1/sub && echo \$S > $T/ct1/sub/cgroup.procs && cat /proc/\$S/cgroup")" "0::/ct1/sub"
 }
 
+# upgrades ARGS...: the first daemon (started with ARGS) upgraded in place twice (SIGUSR1),
+# taken over once (--takeover) and, where the kernel can resend requests (6.9+), killed
+# once (SIGKILL: its keeper starts a successor), while a container reads meminfo in a loop.
+# Without FUSE_NOTIFY_RESEND the daemon refuses to upgrade, says why, and keeps serving.
+upgrades() {
+    mkdir -p /sys/fs/cgroup/readers
+    run_in readers sh -c "n=0; bad=0; while [ ! -e /tmp/stop ]; do cat $L/proc/meminfo > /tmp/r 2>/dev/null && grep -q ^MemTotal: /tmp/r || bad=\$((bad + 1)); n=\$((n + 1)); [ -e /tmp/killed ] && [ ! -e /tmp/after ] && { echo \$bad > /tmp/before; touch /tmp/after; }; done; echo \$n \$bad" > /tmp/readers &
+    reader=$!
+    sleep 1
+    kill -USR1 $(cat /run/lxcfs.pid); sleep 2
+    kill -USR1 $(cat /run/lxcfs.pid); sleep 2
+    /bin/lxcfs-uring --takeover "$@" $L 2>>/tmp/d1.log &
+    sleep 3
+    touch /tmp/killed
+    while [ ! -e /tmp/after ]; do sleep 0.1; done
+    if [ "$resend" = 1 ]; then kill -9 $(cat /run/lxcfs.pid); sleep 3; fi
+    touch /tmp/stop
+    wait $reader
+    rm -f /tmp/stop /tmp/killed /tmp/after
+    atleast upgrade_reads "$(awk '{print $1}' /tmp/readers)" 50
+    check upgrade_no_failed_read "$(cat /tmp/before)" 0
+    if [ "$resend" = 1 ]; then
+        # a SIGKILL on io_uring may end the request the kernel routes, at that instant, to
+        # an entry the dead server armed (one per CPU); nothing else fails
+        crash=$(( $(awk '{print $2}' /tmp/readers) - $(cat /tmp/before) ))
+        if [ "$want" = uring ]; then limit=2; else limit=0; fi
+        check crash_failed_reads_at_most_one_per_cpu "$([ "$crash" -le $limit ] && echo ok || echo "$crash failed")" ok
+        check serves_after_crash "$(cat $L/proc/meminfo | head -c 9)" "MemTotal:"
+        # two in-place upgrades, a takeover and a crash's successor each resumed the mount
+        atleast upgrades_resumed "$(grep -c '^lxcfs-uring: resumed on' /tmp/d1.log)" 4
+    else
+        atleast upgrade_refused_says_why "$(grep -c 'no FUSE_NOTIFY_RESEND (Linux 6.9+)' /tmp/d1.log)" 3
+    fi
+}
+
 for PASS in auto classic; do
     if [ $PASS = classic ] && [ "$expect" = classic ]; then break; fi
     echo "VMTEST pass $PASS"
@@ -177,6 +213,7 @@ for PASS in auto classic; do
         check transport "$(transport_of /tmp/d1.log)" $want
         check transport_second "$(transport_of /tmp/d2.log)" $want
         scenarios
+        if [ $PASS = auto ]; then upgrades; else upgrades --transport classic; fi
     }
     stop_daemons
     remove_cgroups
