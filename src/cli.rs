@@ -48,7 +48,7 @@ pub struct Cli {
     #[arg(short = 'u', long)]
     pub disable_swap: bool,
 
-    /// Leave the Zswap and Zswapped lines out of containers' meminfo (as lxcfs 7.0's -z).
+    /// Show 0 for Zswap and Zswapped in containers' meminfo (as lxcfs 7.0's -z).
     #[arg(short = 'z', long)]
     pub disable_zswap: bool,
 

@@ -503,10 +503,10 @@ fn pressure_is_the_containers_own() {
     }
     let d = Daemon::start("pressure", &[]);
     let cg = Cgroup::unified("pressure");
-    // Four busy loops on two CPUs: the cgroup's tasks wait for a CPU, so its cpu
-    // pressure grows; nothing else runs in it.
+    // Four busy loops on one CPU: the cgroup's tasks wait for it, so its cpu pressure
+    // grows; nothing else runs in it.
     let script = format!(
-        "for i in 1 2 3 4; do timeout 1 sh -c 'while :; do :; done' & done; wait; cat {p}/cpu {p}/io {p}/memory",
+        "for i in 1 2 3 4; do timeout 1 taskset -c 0 sh -c 'while :; do :; done' & done; wait; cat {p}/cpu {p}/io {p}/memory",
         p = d.path("proc/pressure").display()
     );
     let out = in_container(&[&cg], &script);
@@ -536,26 +536,60 @@ fn pressure_is_the_containers_own() {
             .unwrap(),
     );
     assert!(ours < host, "the container's own, not the host's {host}");
-    // A host process: the host's file.
+    // PSI turned off in the cgroup: its files go away, and the container is shown the
+    // host's (served, not an error).
+    if cg.path.join("cgroup.pressure").exists() {
+        cg.set("cgroup.pressure", "0");
+        let out = in_container(
+            &[&cg],
+            &format!("cat {}", d.path("proc/pressure/cpu").display()),
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let shown = total(text.lines().next().unwrap());
+        assert!(
+            shown >= host,
+            "with PSI off in the cgroup, the host's ({host}):\n{text}"
+        );
+    }
+    // A host process: its own cgroup's (or, in the root, the host's): never less than
+    // what that file said just before.
+    let (mount, path) = own_unified().unwrap();
+    let own = match path.as_str() {
+        "/" => std::path::PathBuf::from("/proc/pressure/cpu"),
+        p => mount.join(p.trim_start_matches('/')).join("cpu.pressure"),
+    };
+    let before = total(
+        std::fs::read_to_string(own)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    );
     let seen = std::fs::read_to_string(d.path("proc/pressure/cpu")).unwrap();
-    assert!(total(seen.lines().next().unwrap()) >= host, "{seen}");
+    assert!(total(seen.lines().next().unwrap()) >= before, "{seen}");
 }
 
-/// -z leaves the Zswap lines out of a container's meminfo, as lxcfs 7.0's does.
+/// -z shows 0 for Zswap and Zswapped in a container's meminfo, as lxcfs 7.0 does.
 #[test]
-fn disable_zswap_drops_the_zswap_lines() {
-    if !root_or_skip("disable_zswap_drops_the_zswap_lines") {
+fn disable_zswap_zeroes_the_zswap_lines() {
+    if !root_or_skip("disable_zswap_zeroes_the_zswap_lines") {
         return;
     }
     let host = std::fs::read_to_string("/proc/meminfo").unwrap();
-    assert!(host.contains("\nZswap:"), "this kernel shows Zswap lines");
+    if !host.contains("\nZswap:") {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI kernels have zswap"
+        );
+        eprintln!("\n*** SKIPPED disable_zswap_zeroes_the_zswap_lines: no zswap here ***\n");
+        return;
+    }
     let mem = Cgroup::new("memory", "zswap");
-    for (args, shown) in [(&[][..], true), (&["-z"][..], false)] {
-        let d = Daemon::start(&format!("zswap-{shown}"), args);
-        let text = read_in(&[&mem], &d, &["proc/meminfo"]).remove(0);
-        assert!(text.starts_with("MemTotal:"), "{text}");
-        for key in ["\nZswap:", "\nZswapped:"] {
-            assert_eq!(text.contains(key), shown, "{args:?} {key}:\n{text}");
-        }
+    let d = Daemon::start("zswap", &["-z"]);
+    let text = read_in(&[&mem], &d, &["proc/meminfo"]).remove(0);
+    assert!(text.starts_with("MemTotal:"), "{text}");
+    for key in ["Zswap", "Zswapped"] {
+        assert_eq!(meminfo_kb(&text, key), 0, "{key}:\n{text}");
     }
 }

@@ -43,7 +43,9 @@ const SNAPSHOT_REUSE: std::time::Duration = views::INPUT_TTL;
 /// ... or a piece of it past offset 0 was read less than this ago: the kernel sends the
 /// 32 KiB pieces of one large io_uring or AIO read at once, and on the classic transport
 /// they may be answered in any order; the piece at 0 must come from the same snapshot.
-const PIECES_WINDOW: std::time::Duration = std::time::Duration::from_millis(1);
+/// (A piece past 0 answered while the piece at 0 is rendering anew is not covered: a
+/// file over 32 KiB, kept open and read again with one large asynchronous read.)
+const PIECES_WINDOW: std::time::Duration = std::time::Duration::from_millis(10);
 
 const DT_DIR: u32 = libc::DT_DIR as u32;
 const DT_REG: u32 = libc::DT_REG as u32;
@@ -124,7 +126,17 @@ impl Fs {
             passthrough: Default::default(),
             cgroups: None,
             mount_time,
-            longest: std::array::from_fn(|_| Default::default()),
+            longest: std::array::from_fn(|i| {
+                // The host's file: an upper bound of most containers' renders from the start.
+                let mut buf = Vec::new();
+                let host = match tree::NODES[i].kind {
+                    Kind::File(f) => {
+                        kfile::read_path(f.host_path(), &mut buf).map_or(0, |()| buf.len())
+                    }
+                    Kind::Dir => 0,
+                };
+                std::sync::atomic::AtomicU64::new(host as u64)
+            }),
         }
     }
 
@@ -452,7 +464,10 @@ impl Fs {
                 ..
             }) => match views::render(self, w, *file, pid, buf) {
                 Ok(()) => {
-                    if let Some(longest) = self.longest.get(node as usize - 1) {
+                    if let Some(longest) = node
+                        .checked_sub(1)
+                        .and_then(|i| self.longest.get(usize::try_from(i).ok()?))
+                    {
                         longest.fetch_max(buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
                     }
                     Ok(())
@@ -495,7 +510,10 @@ impl Fs {
         let host_has = |p: &str| std::path::Path::new(p).exists();
         match (n.id, n.kind) {
             (tree::CGROUP_DIR, _) => self.cgroups.is_some(),
-            (tree::PRESSURE_DIR, _) => host_has("/proc/pressure"),
+            // Without a unified hierarchy no container has PSI of its own.
+            (tree::PRESSURE_DIR, _) => {
+                self.containers.hier.unified.is_some() && host_has("/proc/pressure")
+            }
             (_, Kind::File(f @ (FileId::CpuList(CpuList::Enabled) | FileId::Pressure(_)))) => {
                 f.host_path().to_str().is_ok_and(host_has)
             }

@@ -253,9 +253,12 @@ fn memory_view(
 
 /// The container's own pressure stall information: its unified cgroup's `*.pressure`
 /// file, which the kernel writes in /proc/pressure's format. On hybrid hosts the unified
-/// hierarchy has PSI even with no controller enabled. The root cgroup's is the host's own
-/// file; a cgroup with PSI turned off (cgroup.pressure 0) answers EOPNOTSUPP, as the
-/// cgroup's file does.
+/// hierarchy has PSI even with no controller enabled, but a runtime may leave a container
+/// in its manager's unified cgroup: there the unified path is the container's only when
+/// it is (or is below) its v1 memory or cpu path. The host's own file is shown for the root
+/// cgroup, for a container whose unified cgroup is not its own, and where the cgroup has
+/// no such file (PSI turned off there: `cgroup.pressure` 0, `cgroup_disable=pressure`),
+/// as lxcfs does.
 fn pressure_view(
     containers: &Containers,
     c: &Container,
@@ -269,10 +272,23 @@ fn pressure_view(
         Pressure::Memory => Knob::MemoryPressure,
         Pressure::Irq => Knob::IrqPressure,
     };
+    let own = match c.cgroup_path(Controller::Pressure) {
+        None | Some("/") => false,
+        Some(_) if containers.hier.v1.is_empty() => true,
+        Some(u) => [Controller::Memory, Controller::Cpu]
+            .iter()
+            .filter_map(|&k| c.cgroup_path(k))
+            .any(|base| at_or_below(u, base)),
+    };
     match c.cgroup(&containers.hier, Controller::Pressure) {
-        Some(dir) if c.cgroup_path(Controller::Pressure) != Some("/") => dir.read(knob, out),
+        Some(dir) if own && dir.has(knob) => dir.read(knob, out),
         _ => host_file(host_path, out),
     }
+}
+
+/// Whether cgroup `path` is `base` or below it.
+fn at_or_below(path: &str, base: &str) -> bool {
+    base == "/" || path == base || path.strip_prefix(base).is_some_and(|r| r.starts_with('/'))
 }
 
 fn uptime_view(
@@ -455,5 +471,18 @@ fn cpu_usage_ns(dir: &CgroupDir, buf: &mut Vec<u8>) -> Option<u64> {
     } else {
         dir.read(Knob::CpuacctUsage, buf).ok()?;
         parse_u64(buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn at_or_below() {
+        use super::at_or_below;
+        assert!(at_or_below("/docker/abc", "/docker/abc"));
+        assert!(at_or_below("/docker/abc/init", "/docker/abc"));
+        assert!(at_or_below("/anything", "/"));
+        assert!(!at_or_below("/docker/abcd", "/docker/abc"));
+        assert!(!at_or_below("/system.slice/docker.service", "/docker/abc"));
     }
 }

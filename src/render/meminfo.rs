@@ -29,7 +29,7 @@ pub fn host_value(host: &[u8], key: &[u8]) -> Option<u64> {
 
 /// Render /proc/meminfo: every host line in order, with the container's values where
 /// its cgroup has them. `swap` is the same view /proc/swaps shows; without `zswap`
-/// (`-z`) the Zswap lines are left out.
+/// (`-z`) the Zswap lines say 0, as lxcfs 7.0's do.
 pub fn render(host: &[u8], m: &MemoryInputs, swap: &SwapView, zswap: bool, out: &mut Vec<u8>) {
     let host_total = host_value(host, b"MemTotal").unwrap_or(0);
     let total = match m.limit {
@@ -64,7 +64,7 @@ pub fn render(host: &[u8], m: &MemoryInputs, swap: &SwapView, zswap: bool, out: 
             b"Slab" => kb(s.slab.unwrap_or(0)),
             b"SReclaimable" => kb(s.slab_reclaimable.unwrap_or(0)),
             b"SUnreclaim" => kb(s.slab_unreclaimable.unwrap_or(0)),
-            b"Zswap" | b"Zswapped" if !zswap => continue,
+            b"Zswap" | b"Zswapped" if !zswap => 0,
             b"Zswap" if s.zswap.is_some() => kb(s.zswap.unwrap_or(0)),
             b"Zswapped" if s.zswapped.is_some() => kb(s.zswapped.unwrap_or(0)),
             b"SwapTotal" => swap.total_kb,
@@ -241,16 +241,19 @@ mod tests {
     }
 
     #[test]
-    fn disable_zswap_leaves_out_the_zswap_lines_only() {
-        let (m, swap) = (container(), SwapView::new(&container(), 0, true));
+    fn disable_zswap_zeroes_the_zswap_lines_only() {
+        let mut m = container();
+        (m.stat.zswap, m.stat.zswapped) = (Some(1 << 20), Some(2 << 20));
+        let swap = SwapView::new(&m, 0, true);
         let (mut with, mut without) = (Vec::new(), Vec::new());
         render(HOST, &m, &swap, true, &mut with);
         render(HOST, &m, &swap, false, &mut without);
-        let keys = |t: &[u8]| -> Vec<Vec<u8>> { lines(t).map(|(k, _)| k.to_vec()).collect() };
-        let dropped: Vec<Vec<u8>> = keys(&with)
-            .into_iter()
-            .filter(|k| !keys(&without).contains(k))
+        let differ: Vec<Vec<u8>> = lines(&with)
+            .zip(lines(&without))
+            .filter(|(a, b)| a != b)
+            .map(|(a, _)| a.0.to_vec())
             .collect();
-        assert_eq!(dropped, [b"Zswap".to_vec(), b"Zswapped".to_vec()]);
+        assert_eq!(differ, [b"Zswap".to_vec(), b"Zswapped".to_vec()]);
+        assert_eq!((get(&without, "Zswap"), get(&without, "Zswapped")), (0, 0));
     }
 }
