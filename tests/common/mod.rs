@@ -37,6 +37,19 @@ pub fn root_or_skip(test: &str) -> bool {
     false
 }
 
+/// True when the host has what `test` needs (`has`); otherwise a loud skip naming `need`,
+/// and a failure under CI=true, whose machines have it.
+pub fn host_has_or_skip(test: &str, has: bool, need: &str) -> bool {
+    if has {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test}: this host lacks {need}, which CI machines have");
+    }
+    eprintln!("\n*** SKIPPED {test}: this host lacks {need} ***\n");
+    false
+}
+
 pub fn unique(name: &str) -> String {
     format!("lxcfs-uring-test-{}-{name}", std::process::id())
 }
