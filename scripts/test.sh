@@ -22,8 +22,9 @@ ls /boot/vmlinuz-6.1* >/dev/null 2>&1 || need_pkgs+=(linux-image-amd64)
 command -v systemd-analyze >/dev/null || need_pkgs+=(systemd)
 # The programs tests/readers.rs and tests/oci.rs read with, the OCI runtime, and what
 # unpacks the current kernel.
-command -v python3 >/dev/null || need_pkgs+=(python3)
-command -v top >/dev/null || need_pkgs+=(procps)
+# (Debian's own: the runc containers run the host's /usr, whatever PATH says here.)
+[ -x /usr/bin/python3 ] || need_pkgs+=(python3)
+[ -x /usr/bin/top ] || need_pkgs+=(procps)
 command -v runc >/dev/null || need_pkgs+=(runc)
 command -v xz >/dev/null || need_pkgs+=(xz-utils)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
