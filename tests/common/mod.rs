@@ -234,30 +234,46 @@ impl Drop for Daemon {
             let _ = c.wait();
         }
         // Keepers, successors and takeover processes name our mountpoint on their command
-        // lines: none may outlive the test, whatever it did.
+        // lines: none may outlive the test, whatever it did. A keeper killed in one sweep
+        // may have started a successor just before: sweep until a sweep finds none.
         let mark = self.mnt.to_string_lossy().into_owned();
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|p| p.parse::<i32>().ok())
-            else {
-                continue;
-            };
-            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            if pid != std::process::id() as i32 && String::from_utf8_lossy(&cmdline).contains(&mark)
-            {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
+        for _ in 0..100 {
+            if kill_all_naming(&mark) == 0 {
+                break;
             }
+            std::thread::sleep(Duration::from_millis(20));
         }
         if is_mounted(&self.mnt) {
             let _ = nix::mount::umount2(&self.mnt, nix::mount::MntFlags::MNT_DETACH);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// SIGKILL every process but this one whose command line contains `mark`; how many.
+fn kill_all_naming(mark: &str) -> usize {
+    let mut killed = 0;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if pid != std::process::id() as i32
+            && alive(pid)
+            && String::from_utf8_lossy(&cmdline).contains(mark)
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            killed += 1;
+        }
+    }
+    killed
 }
 
 /// Whether `pid` runs (not gone, not a zombie).
