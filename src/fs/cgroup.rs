@@ -93,7 +93,7 @@ impl Fs {
             }),
             Op::Write { fh, data, .. } if !top => self.cg_write(t, w, h, data).and_then(|n| {
                 // A read of this open file after the write must show what it did.
-                self.handles.with(fh, |f| f.snapshot = None);
+                self.handles.forget_snapshot(fh);
                 encode::write_out(o, n).map_err(overflow)
             }),
             Op::Mkdir { name, mode } if !top => self.cg_mkdir(t, w, h, name, mode, o),

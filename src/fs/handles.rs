@@ -1,8 +1,9 @@
 //! Open files and their snapshots.
 //!
 //! Each open file keeps the bytes rendered when it was opened (and again at a later read
-//! at offset 0), so a reader reading in small pieces sees one consistent file. The table is sharded so two workers rarely
-//! meet on a lock, and each lock is held only to move a buffer in or out, or to copy.
+//! at offset 0), so a reader reading in small pieces sees one consistent file. The table
+//! is sharded so two workers rarely meet on a lock, and each lock is held only to move a
+//! buffer in or out, or to copy.
 
 use std::sync::Mutex;
 use std::time::Instant;
@@ -138,6 +139,13 @@ impl Handles {
         };
         if let Some(b) = spare {
             s.recycle(b);
+        }
+    }
+
+    /// Drop the snapshot of `fh` (a write changed what it shows): its next read renders.
+    pub fn forget_snapshot(&self, fh: u64) {
+        if let Some(b) = self.with(fh, |f| f.snapshot.take()).flatten() {
+            self.recycle(fh, b);
         }
     }
 

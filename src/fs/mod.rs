@@ -24,11 +24,10 @@ const STATIC_TTL: Validity = Validity {
     nsecs: 0,
 };
 
-/// The attributes of a /proc view: its size is the caller's render, so a reader that
-/// seeks from the end (tail) or needs a size before it splices sees its own file. The
-/// kernel keeps one size per inode, shared by every container, for this long; it also
-/// asks for attributes again at an open's permission check once they expire, so zero
-/// would cost every open a round trip.
+/// How long the kernel may keep a /proc view's attributes (their size: `reported_size`).
+/// It keeps one size per inode, shared by every container; it also asks for attributes
+/// again at an open's permission check once they expire, so zero would cost every open
+/// a round trip.
 const VIEW_ATTR_TTL: Validity = Validity { secs: 1, nsecs: 0 };
 
 /// Entries below /sys/devices/system/cpu differ by caller: looked up afresh every time.
@@ -147,8 +146,8 @@ impl Fs {
             Kind::Dir => (libc::S_IFDIR | n.perm, 0, STATIC_TTL),
             // sysfs reports 4096 for every file, as the host's do.
             Kind::File(_) if tree::in_sys(n) => (libc::S_IFREG | n.perm, 4096, STATIC_TTL),
-            // procfs reports 0, but the kernel's splice and sendfile stop at the size:
-            // report what this caller would read.
+            // procfs reports 0, but the kernel stops splice, io_uring and AIO reads at
+            // the size: report one that covers every container's file.
             Kind::File(_) => (
                 libc::S_IFREG | n.perm,
                 self.reported_size(w, n.id, pid),
@@ -182,16 +181,16 @@ impl Fs {
             Err(_) => 0,
         };
         w.scratch_file = buf;
-        let longest = self.longest_render(node).unwrap_or(own);
+        let longest = self
+            .longest(node)
+            .map_or(own, |l| l.load(std::sync::atomic::Ordering::Relaxed));
         own.max(longest).max(1).next_multiple_of(4096)
     }
 
-    /// The longest render of static file `node` so far.
-    fn longest_render(&self, node: u64) -> Option<u64> {
-        let slot = self
-            .longest
-            .get(usize::try_from(node.checked_sub(1)?).ok()?)?;
-        Some(slot.load(std::sync::atomic::Ordering::Relaxed))
+    /// Where the longest render of static file `node` so far is kept.
+    fn longest(&self, node: u64) -> Option<&std::sync::atomic::AtomicU64> {
+        self.longest
+            .get(usize::try_from(node.checked_sub(1)?).ok()?)
     }
 
     /// Answer one request (all but INIT, which the session negotiates), writing the
@@ -284,7 +283,7 @@ impl Fs {
             // every container shares (splice, sendfile, a private mmap of a direct-I/O
             // file). Nothing goes there: the caller gets EINVAL, on which every
             // splice and sendfile user falls back to read(2), served per open.
-            Op::Read { read_flags, .. } if read_flags & abi::READ_LOCKOWNER == 0 => {
+            Op::Read { .. } if req.op.is_page_cache_read() => {
                 stats::add(Counter::PageCacheReads);
                 return Err(libc::EINVAL);
             }
@@ -464,10 +463,7 @@ impl Fs {
                 ..
             }) => match views::render(self, w, *file, pid, buf) {
                 Ok(()) => {
-                    if let Some(longest) = node
-                        .checked_sub(1)
-                        .and_then(|i| self.longest.get(usize::try_from(i).ok()?))
-                    {
+                    if let Some(longest) = self.longest(node) {
                         longest.fetch_max(buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
                     }
                     Ok(())

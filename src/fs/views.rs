@@ -27,7 +27,7 @@ pub struct ViewOptions {
     pub cfs: bool,
     /// Per-container load averages (`-l`); the host's otherwise.
     pub loadavg: bool,
-    /// Show the Zswap lines in a container's meminfo (`-z` leaves them out).
+    /// Show a container's Zswap and Zswapped in its meminfo (`-z` shows 0).
     pub zswap: bool,
 }
 

@@ -117,6 +117,15 @@ pub enum Op<'a> {
     Unsupported,
 }
 
+impl Op<'_> {
+    /// A READ the kernel sends to fill the inode's page cache (splice, sendfile, a
+    /// private mmap of a direct-I/O file) rather than for a program's read, which always
+    /// names its lock owner.
+    pub fn is_page_cache_read(&self) -> bool {
+        matches!(self, Op::Read { read_flags, .. } if read_flags & super::abi::READ_LOCKOWNER == 0)
+    }
+}
+
 /// What a SETATTR asks to change (fuse_setattr_in); `valid` says which fields count.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SetattrIn {

@@ -158,9 +158,7 @@ impl Session {
         stats::add(op);
         // ENOSYS answers are how we turn features off, and a page-cache READ is refused
         // by design (counted apart): neither is a failure.
-        let page_cache =
-            matches!(req.op, Op::Read { read_flags, .. } if read_flags & abi::READ_LOCKOWNER == 0);
-        if matches!(reply, Reply::Error(e) if e != libc::ENOSYS) && !page_cache {
+        if matches!(reply, Reply::Error(e) if e != libc::ENOSYS) && !req.op.is_page_cache_read() {
             stats::add(err);
         }
         stats::latency(start.elapsed().as_nanos() as u64);
