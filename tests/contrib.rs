@@ -400,6 +400,11 @@ fn systemd_restart_after_a_crash_takes_the_mount_back() {
         d.pidfile_pid() == Some(restarted.id() as i32)
     });
     assert!(d.serves() && restarted.try_wait().unwrap().is_none());
+    // A successor sends one lookup of its own through each CPU's queue once it serves;
+    // a SIGKILL while one is unanswered leaves a process that cannot finish dying (its
+    // thread waits on a request only it could answer) and a mount nobody serves. Let
+    // them be answered before the cleanup kill.
+    std::thread::sleep(Duration::from_millis(300));
     let _ = restarted.kill();
     let _ = restarted.wait();
 }
