@@ -3,6 +3,8 @@
 //! Every helper cleans up in Drop, so a failing test leaves no mount, cgroup or process.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod runc;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -1,0 +1,235 @@
+//! runc containers for the OCI tests (tests/oci.rs, tests/oci_hook.rs): a bundle whose root
+//! file system is the host's /usr and /etc, read-only, so the programs are the host's own
+//! (scripts/test.sh installs runc, procps, python3, busybox).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use super::{host_has_or_skip, unique};
+
+/// The files runtimes bind-mount over the container's own.
+pub const VIEWS: [&str; 8] = [
+    "proc/cpuinfo",
+    "proc/diskstats",
+    "proc/loadavg",
+    "proc/meminfo",
+    "proc/stat",
+    "proc/swaps",
+    "proc/uptime",
+    "sys/devices/system/cpu",
+];
+
+/// What a bundle's config.json says beyond its defaults.
+pub struct Spec<'a> {
+    pub name: &'a str,
+    /// Memory limit in bytes.
+    pub memory: u64,
+    /// The cpuset.
+    pub cpus: &'a str,
+    /// Run under sh -c.
+    pub script: &'a str,
+    /// Bind-mount the views of the daemon mounted here, as Docker and Kubernetes do.
+    pub views: Option<&'a Path>,
+    /// Entries of hooks.createContainer, each a JSON object.
+    pub create_container_hooks: Vec<String>,
+    /// The annotations.
+    pub annotations: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> Spec<'a> {
+    pub fn new(name: &'a str, memory: u64, cpus: &'a str, script: &'a str) -> Spec<'a> {
+        Spec {
+            name,
+            memory,
+            cpus,
+            script,
+            views: None,
+            create_container_hooks: Vec::new(),
+            annotations: Vec::new(),
+        }
+    }
+}
+
+/// A runc container, deleted (and its cgroups with it) on drop.
+pub struct Runc {
+    pub id: String,
+    pub bundle: PathBuf,
+}
+
+impl Runc {
+    /// A bundle in `dir` whose container runs `script` under sh with the views of the
+    /// daemon mounted at `views`, limited to `memory` bytes and the CPUs `cpus`.
+    pub fn new(
+        dir: &Path,
+        views: &Path,
+        name: &str,
+        memory: u64,
+        cpus: &str,
+        script: &str,
+    ) -> Runc {
+        let mut spec = Spec::new(name, memory, cpus, script);
+        spec.views = Some(views);
+        Runc::with(dir, &spec)
+    }
+
+    /// A bundle in `dir` as `spec` says.
+    pub fn with(dir: &Path, spec: &Spec<'_>) -> Runc {
+        let name = spec.name;
+        let bundle = dir.join(format!("bundle-{name}"));
+        let rootfs = bundle.join("rootfs");
+        for d in ["proc", "sys", "dev", "tmp", "usr", "etc"] {
+            std::fs::create_dir_all(rootfs.join(d)).unwrap();
+        }
+        for l in ["bin", "lib", "lib64", "sbin"] {
+            let target = format!("usr/{l}");
+            if Path::new("/").join(&target).exists() {
+                let _ = std::os::unix::fs::symlink(&target, rootfs.join(l));
+            }
+        }
+        let mut mounts = vec![
+            mount("/proc", "proc", "proc", &[]),
+            mount(
+                "/dev",
+                "tmpfs",
+                "tmpfs",
+                &["nosuid", "mode=755", "size=65536k"],
+            ),
+            mount("/tmp", "tmpfs", "tmpfs", &["nosuid", "nodev", "mode=1777"]),
+            mount(
+                "/sys",
+                "sysfs",
+                "sysfs",
+                &["nosuid", "noexec", "nodev", "ro"],
+            ),
+            mount("/usr", "/usr", "bind", &["rbind", "ro"]),
+            mount("/etc", "/etc", "bind", &["rbind", "ro"]),
+        ];
+        if let Some(views) = spec.views {
+            for v in VIEWS {
+                let source = views.join(v);
+                mounts.push(mount(
+                    &format!("/{v}"),
+                    &source.to_string_lossy(),
+                    "bind",
+                    &["rbind", "rw"],
+                ));
+            }
+        }
+        let id = unique(&format!("oci-{name}"));
+        let args = json_string(spec.script);
+        let annotations: Vec<String> = spec
+            .annotations
+            .iter()
+            .map(|(k, v)| format!("{}: {}", json_string(k), json_string(v)))
+            .collect();
+        let config = format!(
+            r#"{{
+  "ociVersion": "1.0.2",
+  "process": {{
+    "terminal": false,
+    "user": {{ "uid": 0, "gid": 0 }},
+    "args": ["sh", "-c", {args}],
+    "env": ["PATH=/usr/bin:/bin:/usr/sbin:/sbin", "TERM=dumb"],
+    "cwd": "/",
+    "rlimits": [],
+    "noNewPrivileges": true
+  }},
+  "root": {{ "path": "rootfs", "readonly": false }},
+  "hostname": "{name}",
+  "mounts": [{mounts}],
+  "hooks": {{ "createContainer": [{hooks}] }},
+  "annotations": {{ {annotations} }},
+  "linux": {{
+    "cgroupsPath": "{id}",
+    "resources": {{
+      "memory": {{ "limit": {memory} }},
+      "cpu": {{ "cpus": "{cpus}" }}
+    }},
+    "namespaces": [
+      {{ "type": "pid" }}, {{ "type": "ipc" }}, {{ "type": "uts" }}, {{ "type": "mount" }}
+    ]
+  }}
+}}"#,
+            mounts = mounts.join(",\n    "),
+            hooks = spec.create_container_hooks.join(", "),
+            annotations = annotations.join(", "),
+            memory = spec.memory,
+            cpus = spec.cpus,
+        );
+        std::fs::write(bundle.join("config.json"), config).unwrap();
+        Runc { id, bundle }
+    }
+
+    /// Run the container to its end (a minute at most); its standard output.
+    pub fn run(&self) -> String {
+        let out = Command::new("timeout")
+            .args(["--kill-after=5", "60", "runc", "run", "--bundle"])
+            .arg(&self.bundle)
+            .arg(&self.id)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run runc (scripts/test.sh installs it)");
+        assert!(
+            out.status.success(),
+            "runc run failed ({}): {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+impl Drop for Runc {
+    fn drop(&mut self) {
+        let _ = Command::new("runc")
+            .args(["delete", "--force", &self.id])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// One entry of config.json's mounts.
+pub fn mount(destination: &str, source: &str, kind: &str, options: &[&str]) -> String {
+    let options: Vec<String> = options.iter().map(|o| json_string(o)).collect();
+    format!(
+        r#"{{ "destination": {}, "type": {}, "source": {}, "options": [{}] }}"#,
+        json_string(destination),
+        json_string(kind),
+        json_string(source),
+        options.join(", ")
+    )
+}
+
+/// `s` as a JSON string.
+pub fn json_string(s: &str) -> String {
+    let mut out = String::from('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// True when runc is installed; a loud skip otherwise, never under CI=true.
+pub fn runc_or_skip(test: &str) -> bool {
+    let runc = Command::new("runc")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    host_has_or_skip(test, runc, "runc (scripts/test.sh installs it)")
+}
+
+/// Each line of the script's output, labelled `name=value`.
+pub fn values(text: &str) -> std::collections::HashMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
+        .collect()
+}
