@@ -22,7 +22,8 @@ container's own. A drop-in for lxcfs.",
     after_help = "Signals: SIGINT, SIGTERM and SIGHUP unmount and exit; SIGUSR2 toggles showing \
 the host's files unchanged (to tell a view problem from a host one).\n\
 Examples:\n  lxcfs-uring /var/lib/lxcfs\n  lxcfs-uring -l --enable-cfs /var/lib/lxcfs\n  \
-lxcfs-uring stats --runtime-dir /run"
+lxcfs-uring stats --runtime-dir /run\n  \
+lxcfs-uring oci-hook --mountpoint /var/lib/lxcfs < state.json"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -119,6 +120,23 @@ pub enum Command {
         /// In Prometheus text format.
         #[arg(long)]
         prometheus: bool,
+    },
+    /// OCI createContainer hook: bind-mount the daemon's views into a starting container.
+    ///
+    /// For runc, crun, Podman and CRI-O (contrib/oci/lxcfs-uring.json): bind-mounts the
+    /// views of the daemon serving at --mountpoint over the container's /proc files and
+    /// /sys/devices/system/cpu. Reads the container state on stdin. Exits 0 without
+    /// mounting anything (one log line says why) when the daemon is not serving or the
+    /// annotation io.lxcfs-uring.views is false; fails only on a malformed state.
+    #[command(name = "oci-hook")]
+    OciHook {
+        /// Where the daemon is mounted.
+        #[arg(long, default_value = "/var/lib/lxcfs")]
+        mountpoint: PathBuf,
+        /// Also append the log lines to this file (runc shows a successful hook's stderr
+        /// nowhere).
+        #[arg(long)]
+        log_file: Option<PathBuf>,
     },
     /// Print the manual page (roff), generated from this command line.
     #[command(hide = true)]

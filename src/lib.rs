@@ -18,6 +18,7 @@ pub mod kfile;
 pub mod loadavg;
 pub mod log;
 pub mod mount;
+pub mod oci_hook;
 pub mod pidfile;
 pub mod proto;
 pub mod render;

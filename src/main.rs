@@ -16,6 +16,10 @@ fn main() {
             };
             lxcfs_uring::control::ask(runtime_dir, request).map(|text| print!("{text}"))
         }
+        Some(Command::OciHook {
+            mountpoint,
+            log_file,
+        }) => lxcfs_uring::oci_hook::run(mountpoint, log_file.as_deref()),
         Some(Command::Man) => lxcfs_uring::cli::man_page()
             .map(|page| {
                 use std::io::Write;
