@@ -775,6 +775,30 @@ bad line
     }
 
     #[test]
+    fn the_hooks_d_json_runs_this_subcommand() {
+        let v: serde_json::Value =
+            serde_json::from_str(include_str!("../contrib/oci/lxcfs-uring.json")).unwrap();
+        assert_eq!(v["version"], "1.0.0");
+        assert_eq!(v["stages"], serde_json::json!(["createContainer"]));
+        assert_eq!(v["when"]["always"], true);
+        let args: Vec<&str> = v["hook"]["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from(&args).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(crate::cli::Command::OciHook { ref mountpoint, .. }) if mountpoint == Path::new("/var/lib/lxcfs")
+        ));
+        assert_eq!(v["hook"]["path"], "/usr/bin/lxcfs-uring");
+        // No timeout: a runtime fails the container when a hook times out.
+        assert!(v["hook"].get("timeout").is_none());
+    }
+
+    #[test]
     fn log_text_is_printable() {
         assert_eq!(printable("a\nb\u{1b}[31m"), "a?b?[31m");
         assert!(printable(&"x".repeat(1000)).len() < 210);
