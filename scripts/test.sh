@@ -20,8 +20,8 @@ command -v qemu-system-x86_64 >/dev/null || need_pkgs+=(qemu-system-x86)
 ls /boot/vmlinuz-6.1* >/dev/null 2>&1 || need_pkgs+=(linux-image-amd64)
 # systemd-analyze verify checks the unit (tests/contrib.rs).
 command -v systemd-analyze >/dev/null || need_pkgs+=(systemd)
-# The programs tests/readers.rs and tests/oci.rs read with, the OCI runtime, and what
-# unpacks the current kernel.
+# The programs tests/readers.rs and tests/oci.rs read with, the OCI runtime (tests/oci.rs
+# and tests/oci_hook.rs), and what unpacks the current kernel.
 # (Debian's own: the runc containers run the host's /usr, whatever PATH says here.)
 [ -x /usr/bin/python3 ] || need_pkgs+=(python3)
 [ -x /usr/bin/top ] || need_pkgs+=(procps)
