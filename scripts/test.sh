@@ -27,6 +27,8 @@ command -v systemd-analyze >/dev/null || need_pkgs+=(systemd)
 [ -x /usr/bin/top ] || need_pkgs+=(procps)
 command -v runc >/dev/null || need_pkgs+=(runc)
 command -v xz >/dev/null || need_pkgs+=(xz-utils)
+# dpkg-shlibdeps computes the Debian package's Depends (scripts/deb.sh, tests/deb.rs).
+command -v dpkg-shlibdeps >/dev/null || need_pkgs+=(dpkg-dev)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}"
@@ -50,6 +52,12 @@ if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
 else
     echo "*** fuzz SKIPPED: no nightly toolchain (rustup toolchain list); cargo-fuzz needs one ***"
 fi
+
+# The Debian package, built once (a release build, then dpkg-deb: about a minute here);
+# tests/deb.rs installs, upgrades and purges it, and repacks it for newer versions.
+echo "== Debian package"
+LXCFS_URING_DEB="$PWD/$(scripts/deb.sh)"
+export LXCFS_URING_DEB
 
 echo "== cargo test"
 # A daemon wedged by a bug would leave a test blocked in a read of its mount: fail the run

@@ -270,7 +270,7 @@ fn install_script_puts_everything_in_place() {
         "lib/systemd/system/lxcfs-uring.service",
         "usr/share/lxcfs-uring/lxc.mount.hook",
         "usr/share/lxcfs-uring/lxc.reboot.hook",
-        "usr/share/lxc/config/common.conf.d/00-lxcfs.conf",
+        "usr/share/lxc/config/common.conf.d/00-lxcfs-uring.conf",
         "usr/share/man/man1/lxcfs-uring.1",
     ];
     let missing: Vec<&str> = files
