@@ -260,31 +260,6 @@ pub fn printable(s: &str) -> String {
     out
 }
 
-/// mountinfo's octal escapes (`\040` for a space, ...) undone.
-fn unescape_mountinfo(field: &str) -> Vec<u8> {
-    let b = field.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let n = b[i + 1..i + 4]
-                .iter()
-                .fold(0u32, |n, c| n * 8 + u32::from(c - b'0'));
-            if let Ok(byte) = u8::try_from(n) {
-                out.push(byte);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    out
-}
-
 /// The (device `major:minor`, fstype) of the topmost mount on `path` in a mountinfo text.
 pub fn mount_on(mountinfo: &str, path: &[u8]) -> Option<(String, String)> {
     mountinfo.lines().rev().find_map(|line| {
@@ -293,7 +268,8 @@ pub fn mount_on(mountinfo: &str, path: &[u8]) -> Option<(String, String)> {
         let dev = f.nth(2)?;
         let point = f.nth(1)?;
         let fstype = right.split(' ').next()?;
-        (unescape_mountinfo(point) == path).then(|| (dev.to_owned(), fstype.to_owned()))
+        (crate::cgroupfs::mounts::unescape_bytes(point) == path)
+            .then(|| (dev.to_owned(), fstype.to_owned()))
     })
 }
 
@@ -770,8 +746,11 @@ bad line
             Some(("0:60".into(), "fuse.lxcfs".into()))
         );
         assert_eq!(mount_on(info, b"/nowhere"), None);
-        assert_eq!(unescape_mountinfo("a\\134b\\"), b"a\\b\\");
-        assert_eq!(unescape_mountinfo("\\777"), b"\\777");
+        assert_eq!(
+            crate::cgroupfs::mounts::unescape_bytes("a\\134b\\"),
+            b"a\\b\\"
+        );
+        assert_eq!(crate::cgroupfs::mounts::unescape_bytes("\\777"), b"\\777");
     }
 
     #[test]

@@ -120,7 +120,13 @@ fn unescape(s: &str) -> String {
     if !s.contains('\\') {
         return s.to_owned();
     }
-    let b = s.as_bytes();
+    String::from_utf8_lossy(&unescape_bytes(s)).into_owned()
+}
+
+/// A mountinfo field with its octal escapes (`\040` for a space, ...) undone; an escape
+/// past `\377` is no byte and stays as it is.
+pub fn unescape_bytes(field: &str) -> Vec<u8> {
+    let b = field.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
@@ -128,17 +134,19 @@ fn unescape(s: &str) -> String {
             && i + 3 < b.len()
             && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
         {
-            let v = (b[i + 1] - b'0') as u32 * 64
-                + (b[i + 2] - b'0') as u32 * 8
-                + (b[i + 3] - b'0') as u32;
-            out.push(v as u8);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
+            let n = b[i + 1..i + 4]
+                .iter()
+                .fold(0u32, |n, c| n * 8 + u32::from(c - b'0'));
+            if let Ok(byte) = u8::try_from(n) {
+                out.push(byte);
+                i += 4;
+                continue;
+            }
         }
+        out.push(b[i]);
+        i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 #[cfg(test)]
