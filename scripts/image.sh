@@ -48,9 +48,11 @@ for applet in sh cat grep mkdir sleep umount; do
 done
 install -D -m 0644 -t "$root/usr/share/doc/lxcfs-uring" LICENSE-APACHE LICENSE-MIT
 install -D -m 0644 /usr/share/doc/busybox-static/copyright "$root/usr/share/doc/busybox/copyright"
+# glibc is linked into the daemon (LGPL-2.1: the daemon's sources allow relinking).
+install -D -m 0644 /usr/share/doc/libc6/copyright "$root/usr/share/doc/glibc/copyright"
 
 # buildah's own storage in the stage, so the build leaves nothing in /var/lib/containers;
-# the commit's timestamp makes the archive reproducible.
+# the commit's timestamp makes the image reproducible (the same digest from the same sources).
 b=(buildah --root "$stage/storage" --runroot "$stage/run" --storage-driver vfs)
 epoch=$(git log -1 --format=%ct 2>/dev/null || echo 0)
 "${b[@]}" bud --quiet --timestamp "$epoch" -f contrib/image/Containerfile \
