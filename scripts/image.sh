@@ -51,7 +51,8 @@ install -D -m 0644 /usr/share/doc/busybox-static/copyright "$root/usr/share/doc/
 # glibc is linked into the daemon (LGPL-2.1: the daemon's sources allow relinking).
 install -D -m 0644 /usr/share/doc/libc6/copyright "$root/usr/share/doc/glibc/copyright"
 
-# buildah's own storage in the stage, so the build leaves nothing in /var/lib/containers;
+# buildah's own storage in the stage, so the build leaves no image or layer in
+# /var/lib/containers (only the small blob-info cache that pushes keep in its cache/);
 # the commit's timestamp makes the image reproducible (the same digest from the same sources).
 b=(buildah --root "$stage/storage" --runroot "$stage/run" --storage-driver vfs)
 epoch=$(git log -1 --format=%ct 2>/dev/null || echo 0)
