@@ -428,6 +428,18 @@ impl Pod {
             .is_ok_and(|s| s.success())
     }
 
+    /// `start`, then wait until the pod is ready and its mount has reached the node.
+    fn serving(docs: &[Value], node: &Node, dir: &Path, name: &str) -> Pod {
+        let pod = Pod::start(docs, node, dir, name);
+        pod.wait_ready();
+        assert!(
+            is_mounted(&node.lxcfs()),
+            "pod {name} is ready but its mount is not on the node's /var/lib/lxcfs; its log:\n{}",
+            pod.log_text()
+        );
+        pod
+    }
+
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while !self.ready() {
@@ -570,14 +582,30 @@ fn stop_reader(runc: &Runc, child: Child, memory: u64) -> u64 {
     reads
 }
 
-fn ready(test: &str) -> bool {
-    root_or_skip(test)
+/// An application container `name` reads its views for a second: none fails, its own
+/// memory.
+fn app_sees_its_views(dir: &Path, node: &Node, name: &str, memory: u64) {
+    let (runc, child) = reader(dir, node, name, memory);
+    std::thread::sleep(Duration::from_secs(1));
+    stop_reader(&runc, child, memory);
+}
+
+/// What every test starts from, unless it must skip: the manifest, the example pod's
+/// memory limit (its views checked), and a node named after the test.
+fn setup(test: &str) -> Option<(Vec<Value>, u64, Node)> {
+    let ready = root_or_skip(test)
         && runc_or_skip(test)
         && host_has_or_skip(
             test,
             Command::new("umoci").arg("--version").output().is_ok(),
             "umoci (scripts/test.sh installs it)",
-        )
+        );
+    if !ready {
+        return None;
+    }
+    let docs = manifest();
+    let memory = example_pod_binds_every_view_checked(&docs);
+    Some((docs, memory, Node::new(test)))
 }
 
 /// A rolling update as `maxSurge: 1, maxUnavailable: 0` makes it: the new pod starts beside
@@ -585,17 +613,14 @@ fn ready(test: &str) -> bool {
 /// bind the views and read all along: not one read fails, and they see their own memory.
 #[test]
 fn rolling_update_takes_the_mount_over_without_a_failed_read() {
-    if !ready("rolling_update_takes_the_mount_over_without_a_failed_read") {
+    let Some((docs, memory, node)) =
+        setup("rolling_update_takes_the_mount_over_without_a_failed_read")
+    else {
         return;
-    }
-    let docs = manifest();
-    let memory = example_pod_binds_every_view_checked(&docs);
-    let node = Node::new("daemonset-rollout");
+    };
     let dir = node.dir.clone();
 
-    let old = Pod::start(&docs, &node, &dir, "old");
-    old.wait_ready();
-    assert!(is_mounted(&node.lxcfs()), "the mount reached the node");
+    let old = Pod::serving(&docs, &node, &dir, "old");
     let first = serving_pid(&node).expect("a daemon serving");
     assert!(old.holds(first), "the old pod serves");
 
@@ -605,8 +630,7 @@ fn rolling_update_takes_the_mount_over_without_a_failed_read() {
         .collect();
     std::thread::sleep(Duration::from_secs(2));
 
-    let new = Pod::start(&docs, &node, &dir, "new");
-    new.wait_ready();
+    let new = Pod::serving(&docs, &node, &dir, "new");
     wait_until("the new pod serves", Duration::from_secs(20), || {
         serving_pid(&node).is_some_and(|pid| new.holds(pid))
     });
@@ -636,13 +660,11 @@ fn rolling_update_takes_the_mount_over_without_a_failed_read() {
 /// node sees it, the checks pass, and the application container sees its own memory.
 #[test]
 fn after_a_node_reboot_no_view_turns_into_a_directory() {
-    if !ready("after_a_node_reboot_no_view_turns_into_a_directory") {
+    let Some((docs, memory, node)) = setup("after_a_node_reboot_no_view_turns_into_a_directory")
+    else {
         return;
-    }
-    let docs = manifest();
-    let memory = example_pod_binds_every_view_checked(&docs);
+    };
     let app = pod_spec(&docs, "Pod");
-    let node = Node::new("daemonset-reboot");
     let dir = node.dir.clone();
     let checks = || -> Vec<Result<(), String>> {
         app["volumes"]
@@ -664,18 +686,9 @@ fn after_a_node_reboot_no_view_turns_into_a_directory() {
         "the checks created something under /var/lib/lxcfs"
     );
 
-    let pod = Pod::start(&docs, &node, &dir, "booted");
-    pod.wait_ready();
-    assert!(
-        is_mounted(&node.lxcfs()),
-        "the fresh mount reached the node's /var/lib/lxcfs; pod log:\n{}",
-        pod.log_text()
-    );
+    let pod = Pod::serving(&docs, &node, &dir, "booted");
     assert!(checks().iter().all(|c| c.is_ok()), "{:?}", checks());
-    let (runc, child) = reader(&dir, &node, "app", memory);
-    std::thread::sleep(Duration::from_secs(1));
-    stop_reader(&runc, child, memory);
-    drop(runc);
+    app_sees_its_views(&dir, &node, "app-after-boot", memory);
     pod.delete(Duration::from_secs(10));
 }
 
@@ -685,16 +698,14 @@ fn after_a_node_reboot_no_view_turns_into_a_directory() {
 /// DaemonSet's next pod on the node mounts afresh.
 #[test]
 fn deleting_the_serving_pod_leaves_the_node_to_the_next_one() {
-    if !ready("deleting_the_serving_pod_leaves_the_node_to_the_next_one") {
+    let Some((docs, memory, node)) =
+        setup("deleting_the_serving_pod_leaves_the_node_to_the_next_one")
+    else {
         return;
-    }
-    let docs = manifest();
-    let memory = example_pod_binds_every_view_checked(&docs);
-    let node = Node::new("daemonset-drain");
+    };
     let dir = node.dir.clone();
 
-    let pod = Pod::start(&docs, &node, &dir, "drained");
-    pod.wait_ready();
+    let pod = Pod::serving(&docs, &node, &dir, "drained");
     let log = pod.log_text();
     pod.delete(Duration::from_secs(10));
     assert!(
@@ -702,12 +713,7 @@ fn deleting_the_serving_pod_leaves_the_node_to_the_next_one() {
         "the deleted pod left a mount on the node; its log:\n{log}"
     );
 
-    let next = Pod::start(&docs, &node, &dir, "next");
-    next.wait_ready();
-    assert!(is_mounted(&node.lxcfs()), "{}", next.log_text());
-    let (runc, child) = reader(&dir, &node, "app", memory);
-    std::thread::sleep(Duration::from_secs(1));
-    stop_reader(&runc, child, memory);
-    drop(runc);
+    let next = Pod::serving(&docs, &node, &dir, "next");
+    app_sees_its_views(&dir, &node, "app-after-drain", memory);
     next.delete(Duration::from_secs(10));
 }
