@@ -656,8 +656,9 @@ fn rolling_update_takes_the_mount_over_without_a_failed_read() {
 
 /// After a node reboot the hostPath /var/lib/lxcfs is an empty directory and no daemon
 /// runs. The example pod's hostPath checks refuse to start it and create nothing (the
-/// reason no view turns into a directory); the DaemonSet's pod then mounts afresh where the
-/// node sees it, the checks pass, and the application container sees its own memory.
+/// reason no view turns into a directory), and so does runc; the DaemonSet's pod then
+/// mounts afresh where the node sees it, the checks pass, and the application container
+/// sees its own memory.
 #[test]
 fn after_a_node_reboot_no_view_turns_into_a_directory() {
     let Some((docs, memory, node)) = setup("after_a_node_reboot_no_view_turns_into_a_directory")
@@ -678,12 +679,18 @@ fn after_a_node_reboot_no_view_turns_into_a_directory() {
             .collect()
     };
 
-    // Booted, no daemon yet: every check fails, and nothing appears on the node.
+    // Booted, no daemon yet: every check fails, and nothing appears on the node. runc,
+    // given the views' bind mounts regardless, refuses the missing sources too.
     assert!(checks().iter().all(|c| c.is_err()), "{:?}", checks());
+    let views = node.lxcfs();
+    let mut early = Spec::new("app-before-daemon", memory, "0", "true");
+    early.views = Some(&views);
+    let early = Runc::with(&dir, &early).spawn().wait_with_output().unwrap();
+    assert!(!early.status.success(), "runc started without the views");
     assert_eq!(
         std::fs::read_dir(node.lxcfs()).unwrap().count(),
         0,
-        "the checks created something under /var/lib/lxcfs"
+        "something was created under /var/lib/lxcfs"
     );
 
     let pod = Pod::serving(&docs, &node, &dir, "booted");
