@@ -253,15 +253,25 @@ impl Drop for Node {
     }
 }
 
-/// The kubelet's hostPath type check (pkg/volume/hostpath): `*OrCreate` creates what is
-/// missing, the others refuse to start the pod unless the path is of that type.
+/// The kubelet's hostPath type check (pkg/volume/hostpath): a path that cannot be stat'ed
+/// does not exist for it; `*OrCreate` then creates it (an "already exists" error counts as
+/// done), the other types refuse to start the pod unless the path is of that type.
 fn kubelet_hostpath_check(kind: &str, path: &Path) -> Result<(), String> {
+    let made = |r: std::io::Result<()>| match r {
+        Ok(()) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::AlreadyExists,
+    };
     let meta = std::fs::metadata(path);
-    let missing = matches!(&meta, Err(e) if e.kind() == std::io::ErrorKind::NotFound);
     let ok = match (kind, &meta) {
         ("", _) => true,
-        ("DirectoryOrCreate", _) if missing => std::fs::create_dir_all(path).is_ok(),
-        ("FileOrCreate", _) if missing => File::create(path).is_ok(),
+        ("DirectoryOrCreate", Err(_)) => made(std::fs::create_dir_all(path)),
+        ("FileOrCreate", Err(_)) => made(
+            File::options()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map(drop),
+        ),
         ("Directory" | "DirectoryOrCreate", Ok(m)) => m.is_dir(),
         ("File" | "FileOrCreate", Ok(m)) => m.is_file(),
         ("CharDevice", Ok(m)) => m.file_type().is_char_device(),
@@ -274,6 +284,18 @@ fn kubelet_hostpath_check(kind: &str, path: &Path) -> Result<(), String> {
             path.display(),
             meta.map(|m| m.file_type())
         )),
+    }
+}
+
+/// containerd's CRI plugin on a bind source: one it cannot stat fails the container, a
+/// missing one is created as a directory.
+fn runtime_bind_source(path: &Path) -> Result<(), String> {
+    match std::fs::metadata(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(path).map_err(|e| format!("mkdir {}: {e}", path.display()))
+        }
+        Err(e) => Err(format!("failed to stat {}: {e}", path.display())),
     }
 }
 
@@ -343,6 +365,7 @@ impl Pod {
             let source = node.host_path(path);
             let kind = v["hostPath"]["type"].as_str().unwrap_or("");
             kubelet_hostpath_check(kind, &source).unwrap();
+            runtime_bind_source(&source).unwrap();
             // containerd's CRI plugin: Bidirectional is rshared and makes the rootfs
             // rshared; None is rprivate.
             let propagation = match m["mountPropagation"].as_str() {
@@ -701,8 +724,8 @@ fn after_a_node_reboot_no_view_turns_into_a_directory() {
 
 /// Deleting the pod that serves, with no new one beside it (a drain), stops its daemon with
 /// the kubelet's SIGTERM, which unmounts: the node's /var/lib/lxcfs is a plain directory
-/// again, not a dead mount whose ENOTCONN would fail the next pod's hostPath check, and the
-/// DaemonSet's next pod on the node mounts afresh.
+/// again, not a dead mount on which the runtime's stat of the next pod's hostPath would
+/// fail with ENOTCONN, and the DaemonSet's next pod on the node mounts afresh.
 #[test]
 fn deleting_the_serving_pod_leaves_the_node_to_the_next_one() {
     let Some((docs, memory, node)) =
