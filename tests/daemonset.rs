@@ -24,9 +24,10 @@ const MANIFEST: &str = concat!(
     "/contrib/kubernetes/lxcfs-uring.yaml"
 );
 
-/// The host paths the manifest's volumes name that are the node's own state: the test
-/// gives each node its own copy of them. Every other hostPath is the real one.
-const NODE_STATE: [&str; 2] = ["/var/lib/lxcfs", "/run/lxcfs-uring"];
+/// The host paths the manifest's volumes name that are the node's own state (and what is
+/// below them): the test gives each node its own copy of them. Every other hostPath is the
+/// real one.
+const NODE_STATE: [&str; 2] = ["/var/lib", "/run/lxcfs-uring"];
 
 /// The capabilities by number.
 const CAPABILITIES: [&str; 41] = [
@@ -211,7 +212,8 @@ impl Node {
     fn new(test: &str) -> Node {
         let dir = std::env::temp_dir().join(unique(test));
         let root = dir.join("node");
-        for p in NODE_STATE {
+        // /var/lib/lxcfs as a node that ran the daemon before has it: an empty directory.
+        for p in NODE_STATE.iter().chain(&["/var/lib/lxcfs"]) {
             std::fs::create_dir_all(root.join(&p[1..])).unwrap();
         }
         let node = Node { dir, root };
@@ -316,82 +318,68 @@ fn privileged_capabilities() -> Vec<&'static str> {
         .collect()
 }
 
-/// A pod of the DaemonSet, run by runc as the kubelet has its runtime run it.
-struct Pod {
-    runc: Runc,
-    log: PathBuf,
-    probe: Vec<String>,
-}
+/// The bundle of a pod's `container` as the kubelet has the runtime make it, named `name`,
+/// from the image unpacked under `dir`: the manifest's command and args, privileged, in the
+/// host's pid namespace, each volume checked and mounted with its propagation.
+fn container_bundle(spec: &Value, container: &Value, node: &Node, dir: &Path, name: &str) -> Runc {
+    assert_eq!(container["securityContext"]["privileged"], true);
+    let bundle = dir.join(format!("pod-{name}"));
+    let rootfs = image_rootfs(&bundle);
 
-impl Pod {
-    /// The DaemonSet's pod `name` on `node`, from the image unpacked under `dir`: the
-    /// manifest's command and args, privileged, in the host's pid namespace, each volume
-    /// checked and mounted with its propagation. Returns once runc has started it.
-    fn start(docs: &[Value], node: &Node, dir: &Path, name: &str) -> Pod {
-        let spec = pod_spec(docs, "DaemonSet");
-        let container = &spec["containers"][0];
-        assert_eq!(
-            spec["hostPID"], true,
-            "the daemon sees every container's pids"
-        );
-        assert_eq!(container["securityContext"]["privileged"], true);
-        let bundle = dir.join(format!("pod-{name}"));
-        let rootfs = image_rootfs(&bundle);
-
-        let mut args = strings(&container["command"]);
-        args.extend(strings(&container["args"]));
-        let mut mounts = vec![
-            mount("/proc", "proc", "proc", &[]),
-            mount(
-                "/dev",
-                "tmpfs",
-                "tmpfs",
-                &["nosuid", "mode=755", "size=65536k"],
-            ),
-            mount("/dev/pts", "devpts", "devpts", &["nosuid", "noexec"]),
-            mount(
-                "/sys",
-                "sysfs",
-                "sysfs",
-                &["nosuid", "noexec", "nodev", "rw"],
-            ),
-        ];
-        let mut rootfs_propagation = "rprivate";
-        for m in container["volumeMounts"].as_array().unwrap() {
-            let v = volume(&spec, m["name"].as_str().unwrap());
-            let path = v["hostPath"]["path"]
-                .as_str()
-                .expect("hostPath volumes only");
-            let source = node.host_path(path);
-            let kind = v["hostPath"]["type"].as_str().unwrap_or("");
-            kubelet_hostpath_check(kind, &source).unwrap();
-            runtime_bind_source(&source).unwrap();
-            // containerd's CRI plugin: Bidirectional is rshared and makes the rootfs
-            // rshared; None is rprivate.
-            let propagation = match m["mountPropagation"].as_str() {
-                Some("Bidirectional") => {
-                    rootfs_propagation = "rshared";
-                    "rshared"
-                }
-                Some("HostToContainer") => "rslave",
-                _ => "rprivate",
-            };
-            mounts.push(mount(
-                m["mountPath"].as_str().unwrap(),
-                &source.to_string_lossy(),
-                "bind",
-                &["rbind", propagation, "rw"],
-            ));
-        }
-        let id = unique(&format!("pod-{name}"));
-        let caps: Vec<String> = privileged_capabilities()
-            .iter()
-            .map(|c| json_string(c))
-            .collect();
-        let caps = caps.join(", ");
-        let args: Vec<String> = args.iter().map(|a| json_string(a)).collect();
-        let config = format!(
-            r#"{{
+    let mut args = strings(&container["command"]);
+    args.extend(strings(&container["args"]));
+    let mut mounts = vec![
+        mount("/proc", "proc", "proc", &[]),
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "mode=755", "size=65536k"],
+        ),
+        mount("/dev/pts", "devpts", "devpts", &["nosuid", "noexec"]),
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "rw"],
+        ),
+    ];
+    let mut rootfs_propagation = "rprivate";
+    for m in container["volumeMounts"].as_array().unwrap() {
+        let v = volume(spec, m["name"].as_str().unwrap());
+        let path = v["hostPath"]["path"]
+            .as_str()
+            .expect("hostPath volumes only");
+        let source = node.host_path(path);
+        let kind = v["hostPath"]["type"].as_str().unwrap_or("");
+        kubelet_hostpath_check(kind, &source).unwrap();
+        runtime_bind_source(&source).unwrap();
+        // containerd's CRI plugin: Bidirectional is rshared and makes the rootfs
+        // rshared; None is rprivate.
+        let propagation = match m["mountPropagation"].as_str() {
+            Some("Bidirectional") => {
+                rootfs_propagation = "rshared";
+                "rshared"
+            }
+            Some("HostToContainer") => "rslave",
+            _ => "rprivate",
+        };
+        mounts.push(mount(
+            m["mountPath"].as_str().unwrap(),
+            &source.to_string_lossy(),
+            "bind",
+            &["rbind", propagation, "rw"],
+        ));
+    }
+    let id = unique(&format!("pod-{name}"));
+    let caps: Vec<String> = privileged_capabilities()
+        .iter()
+        .map(|c| json_string(c))
+        .collect();
+    let caps = caps.join(", ");
+    let args: Vec<String> = args.iter().map(|a| json_string(a)).collect();
+    let config = format!(
+        r#"{{
   "ociVersion": "1.0.2",
   "process": {{
     "terminal": false,
@@ -414,13 +402,48 @@ impl Pod {
     "namespaces": [{{ "type": "ipc" }}, {{ "type": "uts" }}, {{ "type": "mount" }}]
   }}
 }}"#,
-            args = args.join(", "),
-            rootfs = json_string(&rootfs.to_string_lossy()),
-            mounts = mounts.join(",\n    "),
+        args = args.join(", "),
+        rootfs = json_string(&rootfs.to_string_lossy()),
+        mounts = mounts.join(",\n    "),
+    );
+    std::fs::write(bundle.join("config.json"), config).unwrap();
+    Runc { id, bundle }
+}
+
+/// A pod of the DaemonSet, run by runc as the kubelet has its runtime run it.
+struct Pod {
+    runc: Runc,
+    log: PathBuf,
+    probe: Vec<String>,
+}
+
+impl Pod {
+    /// The DaemonSet's pod `name` on `node`, from the image unpacked under `dir`: its init
+    /// containers run to their end, then its container is started (`container_bundle`).
+    /// Returns once runc has started it.
+    fn start(docs: &[Value], node: &Node, dir: &Path, name: &str) -> Pod {
+        let spec = pod_spec(docs, "DaemonSet");
+        assert_eq!(
+            spec["hostPID"], true,
+            "the daemon sees every container's pids"
         );
-        std::fs::write(bundle.join("config.json"), config).unwrap();
+        let inits = spec["initContainers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for (i, init) in inits.iter().enumerate() {
+            let runc = container_bundle(&spec, init, node, dir, &format!("{name}-init{i}"));
+            let out = runc.spawn().wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "pod {name}'s init container {i} failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let container = &spec["containers"][0];
         let pod = Pod {
-            runc: Runc { id, bundle },
+            runc: container_bundle(&spec, container, node, dir, name),
             log: dir.join(format!("pod-{name}.log")),
             probe: strings(&container["readinessProbe"]["exec"]["command"]),
         };
@@ -451,12 +474,12 @@ impl Pod {
             .is_ok_and(|s| s.success())
     }
 
-    /// `start`, then wait until the pod is ready and its mount has reached the node.
+    /// `start`, then wait until the pod is ready and the node's /var/lib/lxcfs answers.
     fn serving(docs: &[Value], node: &Node, dir: &Path, name: &str) -> Pod {
         let pod = Pod::start(docs, node, dir, name);
         pod.wait_ready();
         assert!(
-            is_mounted(&node.lxcfs()),
+            std::fs::read_to_string(node.lxcfs().join("proc/uptime")).is_ok(),
             "pod {name} is ready but its mount is not on the node's /var/lib/lxcfs; its log:\n{}",
             pod.log_text()
         );
@@ -496,6 +519,17 @@ impl Pod {
         while Instant::now() < deadline && !self.stopped() {
             std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = Command::new("runc")
+            .args(["kill", "--all", &self.runc.id, "KILL"])
+            .stderr(Stdio::null())
+            .status();
+        // Drop: runc delete --force.
+    }
+
+    /// Every process of the pod SIGKILLed at once, then the pod removed: what a daemon
+    /// stuck past its grace period, or the OOM killer taking the daemon and its keeper,
+    /// leaves.
+    fn kill_all(self) {
         let _ = Command::new("runc")
             .args(["kill", "--all", &self.runc.id, "KILL"])
             .stderr(Stdio::null())
@@ -724,8 +758,7 @@ fn after_a_node_reboot_no_view_turns_into_a_directory() {
 
 /// Deleting the pod that serves, with no new one beside it (a drain), stops its daemon with
 /// the kubelet's SIGTERM, which unmounts: the node's /var/lib/lxcfs is a plain directory
-/// again, not a dead mount on which the runtime's stat of the next pod's hostPath would
-/// fail with ENOTCONN, and the DaemonSet's next pod on the node mounts afresh.
+/// again, not a dead mount, and the DaemonSet's next pod on the node mounts afresh.
 #[test]
 fn deleting_the_serving_pod_leaves_the_node_to_the_next_one() {
     let Some((docs, memory, node)) =
@@ -745,5 +778,35 @@ fn deleting_the_serving_pod_leaves_the_node_to_the_next_one() {
 
     let next = Pod::serving(&docs, &node, &dir, "next");
     app_sees_its_views(&dir, &node, "app-after-drain", memory);
+    next.delete(Duration::from_secs(10));
+}
+
+/// A pod whose processes were all SIGKILLed at once leaves its mount dead on the node
+/// (ENOTCONN for anything but the attributes the kernel still caches). The next pod's
+/// /var/lib/lxcfs volume would bind that dead mount itself, and a fresh mount made there
+/// would stay in the pod; its init container unmounts the dead mount through the parent
+/// directory first, and the pod mounts afresh where the node sees it.
+#[test]
+fn a_mount_left_dead_is_cleared_by_the_next_pod() {
+    let Some((docs, memory, node)) = setup("a_mount_left_dead_is_cleared_by_the_next_pod") else {
+        return;
+    };
+    let dir = node.dir.clone();
+
+    Pod::serving(&docs, &node, &dir, "killed").kill_all();
+    let errno = || {
+        std::fs::read_dir(node.lxcfs())
+            .err()
+            .and_then(|e| e.raw_os_error())
+    };
+    wait_until(
+        "the killed pod's mount is dead on the node",
+        Duration::from_secs(10),
+        || errno() == Some(libc::ENOTCONN),
+    );
+
+    let next = Pod::serving(&docs, &node, &dir, "after-kill");
+    assert_eq!(errno(), None, "{}", next.log_text());
+    app_sees_its_views(&dir, &node, "app-after-kill", memory);
     next.delete(Duration::from_secs(10));
 }
