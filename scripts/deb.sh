@@ -42,6 +42,8 @@ gzip -9nc CHANGELOG.md >"$doc/changelog.gz"
     cat contrib/debian/copyright
     echo
     echo "Files: usr/bin/lxcfs-uring"
+    echo "Copyright: The lxcfs-uring authors; the authors of the Rust crates below"
+    echo "License: Apache-2.0 or Expat"
     echo "Comment: The binary statically links these Rust crates (version: license); each"
     echo " crate's license text ships with its source."
     cargo tree --locked -e normal,no-proc-macro --prefix none -f '{p}: {l}' |

@@ -29,6 +29,11 @@ command -v runc >/dev/null || need_pkgs+=(runc)
 command -v xz >/dev/null || need_pkgs+=(xz-utils)
 # dpkg-shlibdeps computes the Debian package's Depends (scripts/deb.sh, tests/deb.rs).
 command -v dpkg-shlibdeps >/dev/null || need_pkgs+=(dpkg-dev)
+# The DaemonSet's image (scripts/image.sh) and its rollout under runc (tests/daemonset.rs):
+# buildah builds it, umoci unpacks it, python3-yaml reads the manifest.
+command -v buildah >/dev/null || need_pkgs+=(buildah)
+command -v umoci >/dev/null || need_pkgs+=(umoci)
+python3 -c 'import yaml' 2>/dev/null || need_pkgs+=(python3-yaml)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}"
@@ -58,6 +63,12 @@ fi
 echo "== Debian package"
 LXCFS_URING_DEB="$PWD/$(scripts/deb.sh)"
 export LXCFS_URING_DEB
+
+# The DaemonSet's image, built once (a static release build, then buildah: about two
+# minutes here); tests/daemonset.rs runs its pods from it.
+echo "== container image"
+LXCFS_URING_IMAGE="$PWD/$(scripts/image.sh)"
+export LXCFS_URING_IMAGE
 
 echo "== cargo test"
 # A daemon wedged by a bug would leave a test blocked in a read of its mount: fail the run
