@@ -10,12 +10,12 @@ use super::{Fs, Worker};
 use crate::cgroupfs::cpu::{self, Quota};
 use crate::cgroupfs::dir::{CgroupDir, Knob};
 use crate::cgroupfs::io as cgio;
-use crate::cgroupfs::memory::MemoryInputs;
+use crate::cgroupfs::memory::{self, MemoryInputs};
 use crate::container::{Container, Containers, Controller};
 use crate::cpulist;
 use crate::kfile::{self, parse_u64};
 use crate::render::stat::{self, StatInputs, StatScratch, Usage};
-use crate::render::{cpuinfo, diskstats, loadavg, meminfo, swaps, uptime};
+use crate::render::{cpuinfo, diskstats, loadavg, meminfo, swaps, uptime, vmstat};
 use crate::stats::{self, Counter};
 
 /// What the daemon was told on its command line that changes what files show.
@@ -62,6 +62,7 @@ pub fn render(
         FileId::Uptime => Counter::RenderUptime,
         FileId::CpuList(_) => Counter::RenderCpuList,
         FileId::Pressure(_) => Counter::RenderPressure,
+        FileId::Vmstat => Counter::RenderVmstat,
     });
     if fs.passthrough.load(std::sync::atomic::Ordering::Relaxed) {
         return host_file(file.host_path(), out);
@@ -110,6 +111,9 @@ pub fn render(
             }
             None => host_file(c"/proc/loadavg", out),
         },
+        FileId::Vmstat => in_container(containers, w, pid, out, |w, c, out| {
+            vmstat_view(containers, w, c, out)
+        }),
         FileId::Pressure(p) => in_container(containers, w, pid, out, |_, c, out| {
             pressure_view(containers, c, p, file.host_path(), out)
         }),
@@ -249,6 +253,54 @@ fn memory_view(
         _ => swaps::render(&swap, out),
     }
     Ok(())
+}
+
+/// The container's /proc/vmstat: the host's file with its memory cgroup's counts. The
+/// host's file unchanged where memory_view shows the host's meminfo (no memory
+/// controller, or the root cgroup, which holds every host task).
+fn vmstat_view(
+    containers: &Containers,
+    w: &mut Worker,
+    c: &Container,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    let dir = c
+        .cgroup(&containers.hier, Controller::Memory)
+        .filter(|_| c.cgroup_path(Controller::Memory) != Some("/"));
+    let Some(dir) = dir else {
+        return host_file(c"/proc/vmstat", out);
+    };
+    dir.read(Knob::MemoryStat, &mut w.scratch)?;
+    kfile::read_path(c"/proc/vmstat", &mut w.host)?;
+    let (page, thp) = page_sizes();
+    let counts = memory::vmstat_counters(&w.scratch, dir.unified, page, thp);
+    let mut history = c.vmstat_history.lock().unwrap_or_else(|e| e.into_inner());
+    vmstat::render(&w.host, &counts, &mut history, out);
+    Ok(())
+}
+
+/// The base page size and the PMD-sized huge page size, in bytes, which /proc/vmstat
+/// counts in (4 KiB and 2 MiB on x86_64; 64 KiB and 512 MiB on some arm64 kernels).
+fn page_sizes() -> (u64, u64) {
+    static SIZES: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
+    *SIZES.get_or_init(|| {
+        let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+            .ok()
+            .flatten()
+            .filter(|&p| p > 0)
+            .unwrap_or(4096) as u64;
+        let mut buf = Vec::new();
+        let thp = kfile::read_path(
+            c"/sys/kernel/mm/transparent_hugepage/hpage_pmd_size",
+            &mut buf,
+        )
+        .ok()
+        .and_then(|()| parse_u64(&buf))
+        .filter(|&t| t > 0)
+        // Without THP the huge page lines stay 0 anyway; a PMD maps 512 entries.
+        .unwrap_or(page * 512);
+        (page, thp)
+    })
 }
 
 /// The container's own pressure stall information: its unified cgroup's `*.pressure`
