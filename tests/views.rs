@@ -672,4 +672,66 @@ fn vmstat_is_the_containers_own(transport: &str) {
     assert!(vmstat_value(&shown, "pgfault") >= vmstat_value(&host_before, "pgfault"));
 }
 
-both_transports!(vmstat_is_the_containers_own);
+fn stat_value(text: &str, key: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in:\n{text}"))
+}
+
+/// With -l, /proc/stat's procs_running and procs_blocked are the container's threads at the
+/// load tracker's last sample: three busy loops in one container show there, and a
+/// container that only sleeps sees itself alone running while the host counts the loops.
+fn procs_running_is_the_containers_own(transport: &str) {
+    let d = Daemon::start(
+        &format!("procs-{transport}"),
+        &["-l", "--transport", transport],
+    );
+    let busy = Cgroup::new("cpu", &format!("procs-busy-{transport}"));
+    let idle = Cgroup::new("cpu", &format!("procs-idle-{transport}"));
+    let p = d.path("proc/stat");
+    let (busy_text, idle_text) = std::thread::scope(|s| {
+        let busy_run = s.spawn(|| {
+            let script = format!(
+                "for i in 1 2 3; do timeout 14 sh -c 'while :; do :; done' & done; \
+                 cat {p} >/dev/null; sleep 6; cat {p}; wait",
+                p = p.display()
+            );
+            String::from_utf8(in_container(&[&busy], &script).stdout).unwrap()
+        });
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        // The loops are running: the host counts them, the sleeping container does not.
+        let script = format!(
+            "cat {p} >/dev/null; sleep 6; cat {p}; echo =====; cat /proc/stat",
+            p = p.display()
+        );
+        let idle_text = String::from_utf8(in_container(&[&idle], &script).stdout).unwrap();
+        (busy_run.join().unwrap(), idle_text)
+    });
+    let running = stat_value(&busy_text, "procs_running");
+    assert!(
+        (3..=6).contains(&running),
+        "three loops (and the reader): {running}\n{busy_text}"
+    );
+    let (own, host) = idle_text.split_once("=====\n").unwrap();
+    assert_eq!(
+        stat_value(own, "procs_running"),
+        1,
+        "only the reader:\n{own}"
+    );
+    assert_eq!(stat_value(own, "procs_blocked"), 0);
+    assert!(
+        stat_value(host, "procs_running") >= 3,
+        "the host counts the loops:\n{host}"
+    );
+    assert_eq!(
+        stat_value(own, "btime"),
+        stat_value(host, "btime"),
+        "btime stays the host's (ps needs it)"
+    );
+}
+
+both_transports!(
+    vmstat_is_the_containers_own,
+    procs_running_is_the_containers_own
+);

@@ -3,6 +3,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::tree::{CpuList, FileId, Pressure};
@@ -14,7 +15,9 @@ use crate::cgroupfs::memory::{self, MemoryInputs};
 use crate::container::{Container, Containers, Controller};
 use crate::cpulist;
 use crate::kfile::{self, parse_u64};
-use crate::render::stat::{self, StatInputs, StatScratch, Usage};
+use crate::loadavg::LoadTracker;
+use crate::render::loadavg::Load;
+use crate::render::stat::{self, Procs, StatInputs, StatScratch, Usage};
 use crate::render::{cpuinfo, diskstats, loadavg, meminfo, swaps, uptime, vmstat};
 use crate::stats::{self, Counter};
 
@@ -91,7 +94,8 @@ pub fn render(
             Ok(())
         }),
         FileId::Stat => in_container(containers, w, pid, out, |w, c, out| {
-            stat_view(containers, opts, w, c, out)
+            let procs = fs.loadavg.as_deref().and_then(|t| own_procs(t, c));
+            stat_view(containers, opts, w, c, procs, out)
         }),
         FileId::Diskstats => in_container(containers, w, pid, out, |w, c, out| {
             diskstats_view(containers, w, c, out)
@@ -99,14 +103,12 @@ pub fn render(
         FileId::Loadavg => match &fs.loadavg {
             Some(tracker) => {
                 let c = containers.resolve_for(&mut w.callers, pid, &mut w.scratch)?;
-                match c.cgroup_path(Controller::Cpu) {
-                    // A process of the host, or a container in the root cpu cgroup (with
-                    // every host task), sees the host's load.
-                    Some(path) if c.ns() != 0 && path != "/" => {
-                        loadavg::render(&tracker.read(path, &c), out);
+                match own_load(tracker, &c) {
+                    Some(load) => {
+                        loadavg::render(&load, out);
                         Ok(())
                     }
-                    _ => host_file(c"/proc/loadavg", out),
+                    None => host_file(c"/proc/loadavg", out),
                 }
             }
             None => host_file(c"/proc/loadavg", out),
@@ -133,6 +135,25 @@ pub fn render(
     }
 }
 
+/// The container's load (with -l); None for a process of the host, or a container in the
+/// root cpu cgroup (with every host task), which see the host's.
+fn own_load(tracker: &LoadTracker, c: &Arc<Container>) -> Option<Load> {
+    match c.cgroup_path(Controller::Cpu) {
+        Some(path) if c.ns() != 0 && path != "/" => Some(tracker.read(path, c)),
+        _ => None,
+    }
+}
+
+/// /proc/stat's procs_running and procs_blocked of the container (with -l): its threads
+/// in R and D state at the tracker's last 5-second sample, not a scan per read. The
+/// reader itself is running, as the kernel's count always includes it.
+fn own_procs(tracker: &LoadTracker, c: &Arc<Container>) -> Option<Procs> {
+    own_load(tracker, c).map(|l| Procs {
+        running: l.running.max(1),
+        blocked: l.blocked,
+    })
+}
+
 /// Resolve the caller's container and run `view` for it. When the container's cgroups
 /// went away under a cached entry (ENODEV, ENOENT), resolve again once.
 fn in_container(
@@ -140,7 +161,7 @@ fn in_container(
     w: &mut Worker,
     pid: u32,
     out: &mut Vec<u8>,
-    view: impl Fn(&mut Worker, &Container, &mut Vec<u8>) -> io::Result<()>,
+    view: impl Fn(&mut Worker, &Arc<Container>, &mut Vec<u8>) -> io::Result<()>,
 ) -> io::Result<()> {
     let c = containers.resolve_for(&mut w.callers, pid, &mut w.scratch)?;
     match view(w, &c, out) {
@@ -442,6 +463,7 @@ fn stat_view(
     opts: &ViewOptions,
     w: &mut Worker,
     c: &Container,
+    procs: Option<Procs>,
     out: &mut Vec<u8>,
 ) -> io::Result<()> {
     let v = cpu_view(containers, opts, w, c)?;
@@ -468,6 +490,7 @@ fn stat_view(
         usage,
         quota_cpus: v.quota.map(|q| q.quota as f64 / q.period.max(1) as f64),
         ticks_per_sec: w.clk_tck,
+        procs,
     };
     let mut history = c.stat_history.lock().unwrap_or_else(|e| e.into_inner());
     stat::render(&inputs, &mut history, &mut b.stat, out);
