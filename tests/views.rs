@@ -604,7 +604,7 @@ fn vmstat_names(text: &str) -> Vec<&str> {
 }
 
 /// /proc/vmstat in a container: the host's lines in the host's order, with the memory
-/// cgroup's page faults and page counts (v1 `total_*` keys on this host); vmstat(8) reads
+/// cgroup's page faults, page counts (v1 `total_*` keys on this host) and OOM kills; vmstat(8) reads
 /// it bound over the container's /proc/vmstat; the root memory cgroup sees the host's.
 fn vmstat_is_the_containers_own(transport: &str) {
     let d = Daemon::start(&format!("vmstat-{transport}"), &["--transport", transport]);
@@ -661,6 +661,28 @@ fn vmstat_is_the_containers_own(transport: &str) {
     assert_eq!(
         swapped_in.trim().parse::<u64>().unwrap(),
         vmstat_value(after, "pswpin")
+    );
+
+    // An OOM kill in a container is counted in its oom_kill; the other container's stays 0.
+    let oom = Cgroup::new("memory", &format!("vmstat-oom-{transport}"));
+    oom.set("memory.limit_in_bytes", &(16u64 << 20).to_string());
+    let out = in_container(
+        &[&oom],
+        &format!(
+            "dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null; cat {}",
+            p.display()
+        ),
+    );
+    let killed = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(vmstat_value(&killed, "oom_kill"), 1, "dd was killed");
+    let out = in_container(&[&mem], &format!("cat {}", p.display()));
+    let spared = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(vmstat_value(&spared, "oom_kill"), 0);
+    assert!(
+        vmstat_value(
+            &std::fs::read_to_string("/proc/vmstat").unwrap(),
+            "oom_kill"
+        ) >= 1
     );
 
     // The root memory cgroup holds every host task: the host's file.

@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut h = VmstatHistory::default();
     for (unified, page, thp) in [(true, 4096, 2 << 20), (false, 0, 0)] {
-        let counts = vmstat_counters(stat, unified, page, thp);
+        let counts = vmstat_counters(stat, stat, unified, page, thp);
         assert!(counts.windows(2).all(|w| w[0].0 < w[1].0));
         let mut out = Vec::new();
         vmstat::render(host, &counts, &mut h, &mut out);

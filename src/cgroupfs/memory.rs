@@ -312,18 +312,20 @@ const VM_BYTES: [VmBytes; 20] = [
 /// from and written to block devices.
 const VM_NOT_THE_SAME: [&[u8]; 2] = [b"pgpgin", b"pgpgout"];
 
-/// The memory.stat values that a /proc/vmstat line can show, named and counted as
+/// The memory.stat values (and the OOM kills of `events`: v1 memory.oom_control, v2
+/// memory.events, both hierarchical) that a /proc/vmstat line can show, named and counted as
 /// /proc/vmstat names and counts them: byte counts converted to pages (kB, huge pages)
 /// by `VM_BYTES`; every other key (the event counters: pgfault, pgscan_kswapd,
 /// workingset_refault_file, thp_fault_alloc, ...) as it is, to be matched by name with a
 /// vmstat event line. v1 counts come from the hierarchical `total_*` keys. Malformed lines
 /// and values are skipped.
-pub fn vmstat_counters(
-    text: &[u8],
+pub fn vmstat_counters<'a>(
+    text: &'a [u8],
+    events: &[u8],
     unified: bool,
     page_size: u64,
     thp_size: u64,
-) -> Vec<(&[u8], u64)> {
+) -> Vec<(&'a [u8], u64)> {
     let mut out: Vec<(&[u8], u64)> = Vec::with_capacity(96);
     let (mut dirty, mut writeback) = (None, None);
     for line in crate::kfile::lines(text) {
@@ -361,6 +363,11 @@ pub fn vmstat_counters(
             None if key.starts_with(b"nr_") => {}
             None => out.push((key, v)),
         }
+    }
+    let oom_kills =
+        crate::kfile::lines(events).find_map(|l| parse_u64(l.strip_prefix(b"oom_kill ")?));
+    if let Some(n) = oom_kills {
+        out.push((b"oom_kill", n));
     }
     if let (Some(d), Some(w)) = (dirty, writeback) {
         out.push((b"nr_zone_write_pending", d.saturating_add(w)));

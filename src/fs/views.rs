@@ -292,9 +292,14 @@ fn vmstat_view(
         return host_file(c"/proc/vmstat", out);
     };
     dir.read(Knob::MemoryStat, &mut w.scratch)?;
+    // Kernels before 4.13 count no OOM kills per cgroup: the host's line then.
+    let mut events = Vec::new();
+    if dir.has(Knob::MemoryEvents) {
+        dir.read(Knob::MemoryEvents, &mut events)?;
+    }
     kfile::read_path(c"/proc/vmstat", &mut w.host)?;
     let (page, thp) = page_sizes();
-    let counts = memory::vmstat_counters(&w.scratch, dir.unified, page, thp);
+    let counts = memory::vmstat_counters(&w.scratch, &events, dir.unified, page, thp);
     let mut history = c.vmstat_history.lock().unwrap_or_else(|e| e.into_inner());
     vmstat::render(&w.host, &counts, &mut history, out);
     Ok(())

@@ -84,7 +84,7 @@ mod tests {
     }
 
     fn show(stat: &[u8], unified: bool, h: &mut VmstatHistory) -> Vec<u8> {
-        let c = vmstat_counters(stat, unified, PAGE, THP);
+        let c = vmstat_counters(stat, b"oom_kill 3\n", unified, PAGE, THP);
         let mut out = Vec::new();
         render(HOST, &c, h, &mut out);
         out
@@ -125,6 +125,7 @@ mod tests {
             value(&out, "workingset_refault_file"),
             value(V1, "total_workingset_refault_file")
         );
+        assert_eq!(value(&out, "oom_kill"), 3, "from memory.oom_control");
         // v1's pgpgin counts charged pages, not kB read: the host's stays
         assert_eq!(value(&out, "pgpgin"), value(HOST, "pgpgin"));
         assert_eq!(value(&out, "pgpgout"), value(HOST, "pgpgout"));
@@ -183,14 +184,9 @@ mod tests {
             value(V2, "anon_thp") / THP
         );
         assert_eq!(value(&out, "nr_swapcached"), value(V2, "swapcached") / PAGE);
+        assert_eq!(value(&out, "oom_kill"), 3, "from memory.events");
         // the host's: no per-cgroup source
-        for key in [
-            "pgpgin",
-            "pgfree",
-            "pgscan_anon",
-            "oom_kill",
-            "nr_free_pages",
-        ] {
+        for key in ["pgpgin", "pgfree", "pgscan_anon", "nr_free_pages"] {
             assert_eq!(value(&out, key), value(HOST, key), "{key}");
         }
     }
@@ -230,7 +226,7 @@ mod tests {
         ];
         for stat in hostile {
             for unified in [false, true] {
-                let c = vmstat_counters(stat, unified, 0, 0);
+                let c = vmstat_counters(stat, stat, unified, 0, 0);
                 assert!(c.windows(2).all(|w| w[0].0 < w[1].0), "sorted, unique");
                 assert!(c.iter().all(|(k, _)| !k.is_empty()));
                 let mut out = Vec::new();
@@ -239,14 +235,14 @@ mod tests {
             }
         }
         // a page count named in memory.stat is never taken as the vmstat line
-        let c = vmstat_counters(b"nr_free_pages 1\n", true, PAGE, THP);
+        let c = vmstat_counters(b"nr_free_pages 1\n", b"", true, PAGE, THP);
         assert!(c.is_empty());
-        let c = vmstat_counters(b"anon 18446744073709551615\n", true, 0, 0);
+        let c = vmstat_counters(b"anon 18446744073709551615\n", b"oom_kill x\n", true, 0, 0);
         assert_eq!(c, [(&b"nr_anon_pages"[..], u64::MAX)]);
         // a host file that is not name-value lines passes through unchanged
         let host = b"weird\nname notanumber\nlast 5";
         let mut out = Vec::new();
-        let c = vmstat_counters(b"last 7\n", true, PAGE, THP);
+        let c = vmstat_counters(b"last 7\n", b"", true, PAGE, THP);
         render(host, &c, &mut VmstatHistory::default(), &mut out);
         assert_eq!(out, b"weird\nname notanumber\nlast 7\n");
     }
