@@ -5,10 +5,10 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use lxcfs_uring::cgroupfs::cpu::CpuTime;
-use lxcfs_uring::cgroupfs::memory::{MemStat, MemoryInputs, SwapInputs};
+use lxcfs_uring::cgroupfs::memory::{MemStat, MemoryInputs, SwapInputs, vmstat_counters};
 use lxcfs_uring::proto::{self, Attr, InitOut, OutBuf, Validity, abi, encode};
 use lxcfs_uring::render::stat::{Procs, StatHistory, StatInputs, StatScratch, Usage};
-use lxcfs_uring::render::{cpuinfo, loadavg, meminfo, stat, swaps, uptime};
+use lxcfs_uring::render::{cpuinfo, loadavg, meminfo, stat, swaps, uptime, vmstat};
 
 const HOST_MEMINFO: &[u8] = include_bytes!("../tests/fixtures/meminfo-host");
 const HOST_CPUINFO: &[u8] = include_bytes!("../tests/fixtures/cpuinfo-x86_64");
@@ -128,6 +128,16 @@ fn renders(c: &mut Criterion) {
                 procs: None,
             };
             stat::render(black_box(&i), &mut history, &mut scratch, &mut out);
+        })
+    });
+    let host_vmstat = include_bytes!("../tests/fixtures/vmstat-host");
+    let stat_v2 = include_bytes!("../tests/fixtures/memory.stat-v2");
+    let mut vm_history = vmstat::VmstatHistory::default();
+    c.bench_function("render/vmstat (v2 memory.stat)", |b| {
+        b.iter(|| {
+            out.clear();
+            let counts = vmstat_counters(black_box(stat_v2), b"oom_kill 0\n", true, 4096, 2 << 20);
+            vmstat::render(black_box(host_vmstat), &counts, &mut vm_history, &mut out);
         })
     });
     let mut load = loadavg::Load::default();
