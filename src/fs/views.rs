@@ -292,7 +292,7 @@ fn vmstat_view(
         return host_file(c"/proc/vmstat", out);
     };
     dir.read(Knob::MemoryStat, &mut w.scratch)?;
-    // Kernels before 4.13 count no OOM kills per cgroup: the host's line then.
+    // Without an oom_kill count there (kernels before 4.13), the host's line stays.
     let mut events = Vec::new();
     if dir.has(Knob::MemoryEvents) {
         dir.read(Knob::MemoryEvents, &mut events)?;
