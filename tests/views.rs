@@ -605,7 +605,8 @@ fn vmstat_names(text: &str) -> Vec<&str> {
 
 /// /proc/vmstat in a container: the host's lines in the host's order, with the memory
 /// cgroup's page faults, page counts (v1 `total_*` keys on this host) and OOM kills; vmstat(8) reads
-/// it bound over the container's /proc/vmstat; the root memory cgroup sees the host's.
+/// it bound over the container's /proc/vmstat; pass-through shows the host's file; the root
+/// memory cgroup sees the host's.
 fn vmstat_is_the_containers_own(transport: &str) {
     let d = Daemon::start(&format!("vmstat-{transport}"), &["--transport", transport]);
     let mem = Cgroup::new("memory", &format!("vmstat-{transport}"));
@@ -684,6 +685,27 @@ fn vmstat_is_the_containers_own(transport: &str) {
             "oom_kill"
         ) >= 1
     );
+
+    // Pass-through (SIGUSR2) shows the host's file unchanged; toggled back, the
+    // container's counters continue from what it was shown before.
+    let pgfault_in = |cg: &Cgroup| {
+        let out = in_container(&[cg], &format!("cat {}", p.display()));
+        vmstat_value(&String::from_utf8(out.stdout).unwrap(), "pgfault")
+    };
+    let host_pgfault =
+        || vmstat_value(&std::fs::read_to_string("/proc/vmstat").unwrap(), "pgfault");
+    d.signal(nix::sys::signal::Signal::SIGUSR2);
+    wait_until("pass-through", std::time::Duration::from_secs(5), || {
+        let before = host_pgfault();
+        pgfault_in(&mem) >= before
+    });
+    d.signal(nix::sys::signal::Signal::SIGUSR2);
+    wait_until(
+        "the container's again",
+        std::time::Duration::from_secs(5),
+        || pgfault_in(&mem) < host_pgfault(),
+    );
+    assert!(pgfault_in(&mem) >= own, "never below what it showed");
 
     // The root memory cgroup holds every host task: the host's file.
     let (root, _) = own_cgroup("memory").unwrap();
