@@ -5,10 +5,10 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use lxcfs_uring::cgroupfs::cpu::CpuTime;
-use lxcfs_uring::cgroupfs::memory::{MemStat, MemoryInputs, SwapInputs};
+use lxcfs_uring::cgroupfs::memory::{MemStat, MemoryInputs, SwapInputs, vmstat_counters};
 use lxcfs_uring::proto::{self, Attr, InitOut, OutBuf, Validity, abi, encode};
-use lxcfs_uring::render::stat::{StatHistory, StatInputs, StatScratch, Usage};
-use lxcfs_uring::render::{cpuinfo, loadavg, meminfo, stat, swaps, uptime};
+use lxcfs_uring::render::stat::{Procs, StatHistory, StatInputs, StatScratch, Usage};
+use lxcfs_uring::render::{cpuinfo, loadavg, meminfo, stat, swaps, uptime, vmstat};
 
 const HOST_MEMINFO: &[u8] = include_bytes!("../tests/fixtures/meminfo-host");
 const HOST_CPUINFO: &[u8] = include_bytes!("../tests/fixtures/cpuinfo-x86_64");
@@ -100,6 +100,7 @@ fn renders(c: &mut Criterion) {
                 usage: Usage::PerCpu(&per),
                 quota_cpus: None,
                 ticks_per_sec: 100,
+                procs: None,
             };
             stat::render(black_box(&i), &mut history, &mut scratch, &mut out);
         })
@@ -124,8 +125,19 @@ fn renders(c: &mut Criterion) {
                 usage: Usage::PerCpu(&per),
                 quota_cpus: None,
                 ticks_per_sec: 100,
+                procs: None,
             };
             stat::render(black_box(&i), &mut history, &mut scratch, &mut out);
+        })
+    });
+    let host_vmstat = include_bytes!("../tests/fixtures/vmstat-host");
+    let stat_v2 = include_bytes!("../tests/fixtures/memory.stat-v2");
+    let mut vm_history = vmstat::VmstatHistory::default();
+    c.bench_function("render/vmstat (v2 memory.stat)", |b| {
+        b.iter(|| {
+            out.clear();
+            let counts = vmstat_counters(black_box(stat_v2), b"oom_kill 0\n", true, 4096, 2 << 20);
+            vmstat::render(black_box(host_vmstat), &counts, &mut vm_history, &mut out);
         })
     });
     let mut load = loadavg::Load::default();
@@ -233,5 +245,93 @@ fn wire(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, renders, wire);
+/// What /proc/stat's own procs_running and procs_blocked cost a read (with -l): the stat
+/// render with and without them, the load tracker's lookup with 1000 containers tracked;
+/// and what the rejected alternative, counting a container's thread states at each read,
+/// would cost for a container of 100 threads (one /proc/<tid>/stat read per thread).
+fn procs(c: &mut Criterion) {
+    use lxcfs_uring::cgroupfs::mounts::Hierarchies;
+    use lxcfs_uring::container::{Callers, Containers};
+    use lxcfs_uring::kfile::{self, ProcPath};
+    use lxcfs_uring::loadavg::LoadTracker;
+
+    let mut out = Vec::with_capacity(64 << 10);
+    let host = host_stat(2);
+    let per = vec![CpuTime::default(); 2];
+    let (mut history, mut scratch) = (StatHistory::default(), StatScratch::default());
+    for (name, procs) in [
+        ("procs/stat render, the host's lines", None),
+        (
+            "procs/stat render, the container's",
+            Some(Procs {
+                running: 3,
+                blocked: 1,
+            }),
+        ),
+    ] {
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                out.clear();
+                let i = StatInputs {
+                    host: &host,
+                    cpuset: &[0, 1],
+                    shown: 2,
+                    renumber: false,
+                    usage: Usage::PerCpu(&per),
+                    quota_cpus: None,
+                    ticks_per_sec: 100,
+                    procs,
+                };
+                stat::render(black_box(&i), &mut history, &mut scratch, &mut out);
+            })
+        });
+    }
+
+    let containers = Containers::new(Hierarchies::discover().unwrap()).unwrap();
+    let mut buf = Vec::new();
+    let me = containers
+        .resolve_for(&mut Callers::default(), std::process::id(), &mut buf)
+        .unwrap();
+    let tracker = LoadTracker::default();
+    let paths: Vec<String> = (0..1000).map(|i| format!("/lxc/container-{i}")).collect();
+    for p in &paths {
+        tracker.read(p, &me);
+    }
+    c.bench_function("procs/tracker lookup, 1000 containers tracked", |b| {
+        b.iter(|| tracker.read(black_box(&paths[500]), &me))
+    });
+
+    let stop = std::sync::Arc::new(std::sync::Barrier::new(101));
+    let threads: Vec<_> = (0..100)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                stop.wait();
+            })
+        })
+        .collect();
+    let tids: Vec<u32> = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    c.bench_function("procs/scan per read, 100 threads (rejected)", |b| {
+        b.iter(|| {
+            let mut running = 0;
+            for &tid in &tids {
+                if kfile::read_path(ProcPath::new(tid, "stat").as_cstr(), &mut buf).is_ok()
+                    && buf.contains(&b'R')
+                {
+                    running += 1;
+                }
+            }
+            running
+        })
+    });
+    stop.wait();
+    for t in threads {
+        let _ = t.join();
+    }
+}
+
+criterion_group!(benches, renders, wire, procs);
 criterion_main!(benches);

@@ -77,7 +77,7 @@ pub struct View {
 /// The views the daemon's mount offers, as the LXC hook binds them (every `proc/` file,
 /// and `sys/devices/system/cpu`); `/proc/pressure/*` only with `pressure`.
 pub fn views(pressure: bool) -> Vec<View> {
-    const PROC: [&str; 8] = [
+    const PROC: [&str; 9] = [
         "proc/cpuinfo",
         "proc/diskstats",
         "proc/loadavg",
@@ -86,6 +86,7 @@ pub fn views(pressure: bool) -> Vec<View> {
         "proc/stat",
         "proc/swaps",
         "proc/uptime",
+        "proc/vmstat",
     ];
     const PRESSURE: [&str; 4] = [
         "proc/pressure/cpu",
@@ -716,6 +717,7 @@ mod tests {
                 "proc/stat",
                 "proc/swaps",
                 "proc/uptime",
+                "proc/vmstat",
                 "sys/devices/system/cpu"
             ]
         );

@@ -47,9 +47,10 @@ pub enum Counter {
     MemStatMiss,
     PageCacheReads,
     RenderPressure,
+    RenderVmstat,
 }
 
-const COUNTERS: usize = Counter::RenderPressure as usize + 1;
+const COUNTERS: usize = Counter::RenderVmstat as usize + 1;
 
 const NAMES: [&str; COUNTERS] = [
     "requests_lookup",
@@ -87,6 +88,7 @@ const NAMES: [&str; COUNTERS] = [
     "memory_stat_reads",
     "page_cache_reads_refused",
     "renders_pressure",
+    "renders_vmstat",
 ];
 
 /// Latency buckets: bucket i counts requests of [2^i, 2^(i+1)) ns.

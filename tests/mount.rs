@@ -95,6 +95,7 @@ fn read_semantics(transport: &str) {
         "stat",
         "swaps",
         "uptime",
+        "vmstat",
     ] {
         let s = std::fs::read(d.path(&format!("proc/{rel}"))).unwrap();
         assert!(!s.is_empty() || rel == "slabinfo", "{rel} is empty");
@@ -140,9 +141,9 @@ fn nothing_is_writable(transport: &str) {
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    // The eight views, and pressure/ where the host has PSI.
+    // The nine views, and pressure/ where the host has PSI.
     let psi = std::path::Path::new("/proc/pressure").exists();
-    assert_eq!(names.len(), 8 + usize::from(psi), "{names:?}");
+    assert_eq!(names.len(), 9 + usize::from(psi), "{names:?}");
 }
 
 fn sigterm_unmounts(transport: &str) {

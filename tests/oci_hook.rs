@@ -59,6 +59,7 @@ fn offered(mnt: &Path, pressure: bool) -> BTreeSet<String> {
         "proc/stat",
         "proc/swaps",
         "proc/uptime",
+        "proc/vmstat",
         "sys/devices/system/cpu",
     ];
     if pressure {

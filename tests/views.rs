@@ -1,6 +1,7 @@
 //! Each file, read from a real container on this host: cpusets, CFS quotas, CPU time,
 //! block I/O, slabinfo, load averages.
 
+#[macro_use]
 mod common;
 
 use common::*;
@@ -587,3 +588,194 @@ fn disable_zswap_zeroes_the_zswap_lines() {
         assert_eq!(meminfo_kb(&text, key), 0, "{key}:\n{text}");
     }
 }
+
+/// The value of `key` in /proc/vmstat-formatted text.
+fn vmstat_value(text: &str, key: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in:\n{text}"))
+}
+
+fn vmstat_names(text: &str) -> Vec<&str> {
+    text.lines()
+        .map(|l| l.split(' ').next().unwrap_or(""))
+        .collect()
+}
+
+/// /proc/vmstat in a container: the host's lines in the host's order, with the memory
+/// cgroup's page faults, page counts (v1 `total_*` keys on this host) and OOM kills; vmstat(8) reads
+/// it bound over the container's /proc/vmstat; pass-through shows the host's file; the root
+/// memory cgroup sees the host's.
+fn vmstat_is_the_containers_own(transport: &str) {
+    let d = Daemon::start(&format!("vmstat-{transport}"), &["--transport", transport]);
+    let mem = Cgroup::new("memory", &format!("vmstat-{transport}"));
+    let p = d.path("proc/vmstat");
+    // dd touches every page of its 32 MiB buffer: 8192 faults in the container's cgroup.
+    let script = format!(
+        "cat {p}; echo =====; dd if=/dev/zero of=/dev/null bs=32M count=1 2>/dev/null; cat {p}; \
+         echo =====; mount --bind {p} /proc/vmstat && vmstat -s",
+        p = p.display()
+    );
+    let out = in_container(&[&mem], &script);
+    let cgroup_after = mem.get("memory.stat");
+    let host = std::fs::read_to_string("/proc/vmstat").unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let parts: Vec<&str> = text.split("=====\n").collect();
+    let (before, after, tool) = (parts[0], parts[1], parts[2]);
+    assert_eq!(
+        vmstat_names(after),
+        vmstat_names(&host),
+        "the host's layout"
+    );
+    let faults = vmstat_value(after, "pgfault") - vmstat_value(before, "pgfault");
+    assert!(faults >= 8192, "dd's faults are counted: {faults}");
+    let own = vmstat_value(after, "pgfault");
+    assert!(
+        own <= vmstat_value(&cgroup_after, "total_pgfault"),
+        "the cgroup's total_pgfault bounds it"
+    );
+    assert!(own < vmstat_value(&host, "pgfault"), "not the host's");
+    // Page counts in pages, within what the cgroup ever charged.
+    let peak_pages = mem
+        .get("memory.max_usage_in_bytes")
+        .trim()
+        .parse::<u64>()
+        .unwrap()
+        / 4096;
+    let (anon, file) = (
+        vmstat_value(after, "nr_anon_pages"),
+        vmstat_value(after, "nr_file_pages"),
+    );
+    assert!(anon + file <= peak_pages, "{anon} + {file} > {peak_pages}");
+    assert_eq!(
+        vmstat_value(after, "nr_zone_inactive_anon"),
+        vmstat_value(after, "nr_inactive_anon")
+    );
+    // Counters of the host where the cgroup has none (v1 has no reclaim counts).
+    assert!(vmstat_value(after, "pgfree") >= vmstat_value(before, "pgfree"));
+    // vmstat(8) reads our file: its swap-in count is our pswpin line.
+    let swapped_in = tool
+        .lines()
+        .find_map(|l| l.trim().strip_suffix(" pages swapped in"))
+        .unwrap_or_else(|| panic!("vmstat -s:\n{tool}"));
+    assert_eq!(
+        swapped_in.trim().parse::<u64>().unwrap(),
+        vmstat_value(after, "pswpin")
+    );
+
+    // An OOM kill in a container is counted in its oom_kill; the other container's stays 0.
+    let oom = Cgroup::new("memory", &format!("vmstat-oom-{transport}"));
+    oom.set("memory.limit_in_bytes", &(16u64 << 20).to_string());
+    let out = in_container(
+        &[&oom],
+        &format!(
+            "dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null; cat {}",
+            p.display()
+        ),
+    );
+    let killed = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(vmstat_value(&killed, "oom_kill"), 1, "dd was killed");
+    let out = in_container(&[&mem], &format!("cat {}", p.display()));
+    let spared = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(vmstat_value(&spared, "oom_kill"), 0);
+    assert!(
+        vmstat_value(
+            &std::fs::read_to_string("/proc/vmstat").unwrap(),
+            "oom_kill"
+        ) >= 1
+    );
+
+    // Pass-through (SIGUSR2) shows the host's file unchanged; toggled back, the
+    // container's counters continue from what it was shown before.
+    let pgfault_in = |cg: &Cgroup| {
+        let out = in_container(&[cg], &format!("cat {}", p.display()));
+        vmstat_value(&String::from_utf8(out.stdout).unwrap(), "pgfault")
+    };
+    let host_pgfault =
+        || vmstat_value(&std::fs::read_to_string("/proc/vmstat").unwrap(), "pgfault");
+    d.signal(nix::sys::signal::Signal::SIGUSR2);
+    wait_until("pass-through", std::time::Duration::from_secs(5), || {
+        let before = host_pgfault();
+        pgfault_in(&mem) >= before
+    });
+    d.signal(nix::sys::signal::Signal::SIGUSR2);
+    wait_until(
+        "the container's again",
+        std::time::Duration::from_secs(5),
+        || pgfault_in(&mem) < host_pgfault(),
+    );
+    assert!(pgfault_in(&mem) >= own, "never below what it showed");
+
+    // The root memory cgroup holds every host task: the host's file.
+    let (root, _) = own_cgroup("memory").unwrap();
+    let host_before = std::fs::read_to_string("/proc/vmstat").unwrap();
+    let out = in_container_at(&[&root], &format!("cat {}", p.display()));
+    let shown = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(vmstat_names(&shown), vmstat_names(&host_before));
+    assert!(vmstat_value(&shown, "pgfault") >= vmstat_value(&host_before, "pgfault"));
+}
+
+fn stat_value(text: &str, key: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in:\n{text}"))
+}
+
+/// With -l, /proc/stat's procs_running and procs_blocked are the container's threads at the
+/// load tracker's last sample: three busy loops in one container show there, and a
+/// container that only sleeps sees itself alone running while the host counts the loops.
+fn procs_running_is_the_containers_own(transport: &str) {
+    let d = Daemon::start(
+        &format!("procs-{transport}"),
+        &["-l", "--transport", transport],
+    );
+    let busy = Cgroup::new("cpu", &format!("procs-busy-{transport}"));
+    let idle = Cgroup::new("cpu", &format!("procs-idle-{transport}"));
+    let p = d.path("proc/stat");
+    let (busy_text, idle_text) = std::thread::scope(|s| {
+        let busy_run = s.spawn(|| {
+            let script = format!(
+                "for i in 1 2 3; do timeout 14 sh -c 'while :; do :; done' & done; \
+                 cat {p} >/dev/null; sleep 6; cat {p}; wait",
+                p = p.display()
+            );
+            String::from_utf8(in_container(&[&busy], &script).stdout).unwrap()
+        });
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        // The loops are running: the host counts them, the sleeping container does not.
+        let script = format!(
+            "cat {p} >/dev/null; sleep 6; cat {p}; echo =====; cat /proc/stat",
+            p = p.display()
+        );
+        let idle_text = String::from_utf8(in_container(&[&idle], &script).stdout).unwrap();
+        (busy_run.join().unwrap(), idle_text)
+    });
+    let running = stat_value(&busy_text, "procs_running");
+    assert!(
+        (3..=6).contains(&running),
+        "three loops (and the reader): {running}\n{busy_text}"
+    );
+    let (own, host) = idle_text.split_once("=====\n").unwrap();
+    assert_eq!(
+        stat_value(own, "procs_running"),
+        1,
+        "only the reader:\n{own}"
+    );
+    assert_eq!(stat_value(own, "procs_blocked"), 0);
+    assert!(
+        stat_value(host, "procs_running") >= 3,
+        "the host counts the loops:\n{host}"
+    );
+    assert_eq!(
+        stat_value(own, "btime"),
+        stat_value(host, "btime"),
+        "btime stays the host's (ps needs it)"
+    );
+}
+
+both_transports!(
+    vmstat_is_the_containers_own,
+    procs_running_is_the_containers_own
+);

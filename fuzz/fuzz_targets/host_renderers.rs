@@ -3,7 +3,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use lxcfs_uring::cgroupfs::cpu::CpuTime;
-use lxcfs_uring::render::stat::{StatHistory, StatInputs, StatScratch, Usage};
+use lxcfs_uring::render::stat::{Procs, StatHistory, StatInputs, StatScratch, Usage};
 use lxcfs_uring::render::{cpuinfo, stat};
 
 fuzz_target!(|data: &[u8]| {
@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
     let mut scratch = StatScratch::default();
     for usage in [Usage::Unknown, Usage::Total(CpuTime { user: 1 << 40, system: 7 }), Usage::PerCpu(&vec![CpuTime::default(); 4])] {
         out.clear();
-        let i = StatInputs { host: data, cpuset: &[0, 1, 3], shown: 2, renumber: true, usage, quota_cpus: Some(1.5), ticks_per_sec: 100 };
+        let i = StatInputs { host: data, cpuset: &[0, 1, 3], shown: 2, renumber: true, usage, quota_cpus: Some(1.5), ticks_per_sec: 100, procs: Some(Procs { running: 3, blocked: u64::MAX }) };
         stat::render(&i, &mut h, &mut scratch, &mut out);
         assert!(out.starts_with(b"cpu "));
     }

@@ -54,6 +54,8 @@ pub enum Knob {
     IoStat,
     /// v1 memory.kmem.slabinfo
     KmemSlabinfo,
+    /// v1 memory.oom_control, v2 memory.events: both count OOM kills in `oom_kill`
+    MemoryEvents,
     /// v1 tasks, v2 cgroup.threads: every thread in the cgroup
     Threads,
     /// v2 cgroup.controllers: the controllers active in the cgroup
@@ -65,7 +67,7 @@ pub enum Knob {
     IrqPressure,
 }
 
-const KNOBS: usize = 25;
+const KNOBS: usize = 26;
 
 impl Knob {
     pub fn name(self, unified: bool) -> &'static CStr {
@@ -92,6 +94,8 @@ impl Knob {
             (Knob::BfqServiceBytes, _) => c"blkio.bfq.io_service_bytes_recursive",
             (Knob::IoStat, _) => c"io.stat",
             (Knob::KmemSlabinfo, _) => c"memory.kmem.slabinfo",
+            (Knob::MemoryEvents, false) => c"memory.oom_control",
+            (Knob::MemoryEvents, true) => c"memory.events",
             (Knob::Threads, false) => c"tasks",
             (Knob::Threads, true) => c"cgroup.threads",
             (Knob::Controllers, _) => c"cgroup.controllers",

@@ -189,6 +189,194 @@ impl MemoryInputs {
     }
 }
 
+/// How the kernel's /proc/vmstat counts a quantity that memory.stat gives in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum VmUnit {
+    Pages,
+    /// `nr_kernel_stack` is in kB.
+    Kb,
+    /// The `*_hugepages` lines count PMD-sized huge pages.
+    Thp,
+}
+
+/// A memory.stat byte count that /proc/vmstat shows in its own unit.
+struct VmBytes {
+    v2: &'static [u8],
+    /// The v1 key without `total_`; empty where v1 has none.
+    v1: &'static [u8],
+    lines: &'static [&'static [u8]],
+    unit: VmUnit,
+}
+
+const fn vm(
+    v2: &'static [u8],
+    v1: &'static [u8],
+    lines: &'static [&'static [u8]],
+    unit: VmUnit,
+) -> VmBytes {
+    VmBytes {
+        v2,
+        v1,
+        lines,
+        unit,
+    }
+}
+
+/// The byte counts and the vmstat lines that show them. The LRU sizes also fill the
+/// `nr_zone_*` lines, which the kernel sums per zone from the same pages.
+const VM_BYTES: [VmBytes; 20] = [
+    vm(b"anon", b"rss", &[b"nr_anon_pages"], VmUnit::Pages),
+    vm(b"file", b"cache", &[b"nr_file_pages"], VmUnit::Pages),
+    vm(b"kernel_stack", b"", &[b"nr_kernel_stack"], VmUnit::Kb),
+    vm(b"pagetables", b"", &[b"nr_page_table_pages"], VmUnit::Pages),
+    vm(
+        b"sec_pagetables",
+        b"",
+        &[b"nr_sec_page_table_pages"],
+        VmUnit::Pages,
+    ),
+    vm(b"shmem", b"shmem", &[b"nr_shmem"], VmUnit::Pages),
+    vm(
+        b"file_mapped",
+        b"mapped_file",
+        &[b"nr_mapped"],
+        VmUnit::Pages,
+    ),
+    vm(b"file_dirty", b"dirty", &[b"nr_dirty"], VmUnit::Pages),
+    vm(
+        b"file_writeback",
+        b"writeback",
+        &[b"nr_writeback"],
+        VmUnit::Pages,
+    ),
+    vm(
+        b"swapcached",
+        b"swapcached",
+        &[b"nr_swapcached"],
+        VmUnit::Pages,
+    ),
+    vm(
+        b"anon_thp",
+        b"rss_huge",
+        &[b"nr_anon_transparent_hugepages"],
+        VmUnit::Thp,
+    ),
+    vm(b"file_thp", b"", &[b"nr_file_hugepages"], VmUnit::Thp),
+    vm(b"shmem_thp", b"", &[b"nr_shmem_hugepages"], VmUnit::Thp),
+    vm(
+        b"inactive_anon",
+        b"inactive_anon",
+        &[b"nr_inactive_anon", b"nr_zone_inactive_anon"],
+        VmUnit::Pages,
+    ),
+    vm(
+        b"active_anon",
+        b"active_anon",
+        &[b"nr_active_anon", b"nr_zone_active_anon"],
+        VmUnit::Pages,
+    ),
+    vm(
+        b"inactive_file",
+        b"inactive_file",
+        &[b"nr_inactive_file", b"nr_zone_inactive_file"],
+        VmUnit::Pages,
+    ),
+    vm(
+        b"active_file",
+        b"active_file",
+        &[b"nr_active_file", b"nr_zone_active_file"],
+        VmUnit::Pages,
+    ),
+    vm(
+        b"unevictable",
+        b"unevictable",
+        &[b"nr_unevictable", b"nr_zone_unevictable"],
+        VmUnit::Pages,
+    ),
+    vm(
+        b"slab_reclaimable",
+        b"",
+        &[b"nr_slab_reclaimable"],
+        VmUnit::Pages,
+    ),
+    vm(
+        b"slab_unreclaimable",
+        b"",
+        &[b"nr_slab_unreclaimable"],
+        VmUnit::Pages,
+    ),
+];
+
+/// memory.stat keys whose /proc/vmstat namesake counts something else: v1's pgpgin and
+/// pgpgout count pages charged to and uncharged from the cgroup, vmstat's count kB read
+/// from and written to block devices.
+const VM_NOT_THE_SAME: [&[u8]; 2] = [b"pgpgin", b"pgpgout"];
+
+/// The memory.stat values (and the OOM kills of `events`: v1 memory.oom_control, v2
+/// memory.events, both hierarchical) that a /proc/vmstat line can show, named and counted as
+/// /proc/vmstat names and counts them: byte counts converted to pages (kB, huge pages)
+/// by `VM_BYTES`; every other key (the event counters: pgfault, pgscan_kswapd,
+/// workingset_refault_file, thp_fault_alloc, ...) as it is, to be matched by name with a
+/// vmstat event line. v1 counts come from the hierarchical `total_*` keys. Malformed lines
+/// and values are skipped.
+pub fn vmstat_counters<'a>(
+    text: &'a [u8],
+    events: &[u8],
+    unified: bool,
+    page_size: u64,
+    thp_size: u64,
+) -> Vec<(&'a [u8], u64)> {
+    let mut out: Vec<(&[u8], u64)> = Vec::with_capacity(96);
+    let (mut dirty, mut writeback) = (None, None);
+    for line in crate::kfile::lines(text) {
+        let Some(sp) = memchr::memchr(b' ', line) else {
+            continue;
+        };
+        let (key, val) = (&line[..sp], line[sp + 1..].trim_ascii_end());
+        let Some(v) = parse_u64(val) else { continue };
+        let key = match (unified, key.strip_prefix(b"total_")) {
+            (true, _) => key,
+            (false, Some(k)) => k,
+            (false, None) => continue,
+        };
+        if key.is_empty() || (!unified && VM_NOT_THE_SAME.contains(&key)) {
+            continue;
+        }
+        let bytes = VM_BYTES
+            .iter()
+            .find(|b| key == if unified { b.v2 } else { b.v1 });
+        match bytes {
+            Some(b) => {
+                let n = match b.unit {
+                    VmUnit::Pages => v / page_size.max(1),
+                    VmUnit::Kb => v / 1024,
+                    VmUnit::Thp => v / thp_size.max(1),
+                };
+                match b.lines[0] {
+                    b"nr_dirty" => dirty = Some(n),
+                    b"nr_writeback" => writeback = Some(n),
+                    _ => {}
+                }
+                out.extend(b.lines.iter().map(|&name| (name, n)));
+            }
+            // A vmstat page count is never taken from a memory.stat key of that name.
+            None if key.starts_with(b"nr_") => {}
+            None => out.push((key, v)),
+        }
+    }
+    let oom_kills =
+        crate::kfile::lines(events).find_map(|l| parse_u64(l.strip_prefix(b"oom_kill ")?));
+    if let Some(n) = oom_kills {
+        out.push((b"oom_kill", n));
+    }
+    if let (Some(d), Some(w)) = (dirty, writeback) {
+        out.push((b"nr_zone_write_pending", d.saturating_add(w)));
+    }
+    out.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    out.dedup_by(|a, b| a.0 == b.0);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

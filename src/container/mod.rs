@@ -21,6 +21,7 @@ use crate::cgroupfs::memory::StatCache;
 use crate::cgroupfs::mounts::Hierarchies;
 use crate::kfile::{self, ProcPath};
 use crate::render::stat::StatHistory;
+use crate::render::vmstat::VmstatHistory;
 use crate::stats::{self, Counter};
 
 /// The controllers a view may consult.
@@ -90,6 +91,8 @@ pub struct Container {
     pub memory_stat: StatCache,
     /// What its /proc/stat showed last, so counters never go backwards.
     pub stat_history: Mutex<StatHistory>,
+    /// What its /proc/vmstat showed last, likewise.
+    pub vmstat_history: Mutex<VmstatHistory>,
     pidfd: Option<OwnedFd>,
     checked_ms: AtomicU64,
     /// Set when its cgroups went away under it: callers caching it must resolve again.
@@ -382,6 +385,7 @@ impl Containers {
             dirs: Default::default(),
             memory_stat: StatCache::default(),
             stat_history: Mutex::default(),
+            vmstat_history: Mutex::default(),
             pidfd,
             checked_ms: AtomicU64::new(self.now_ms()),
             forgotten: AtomicBool::new(false),

@@ -12,6 +12,7 @@ pub enum FileId {
     Stat,
     Swaps,
     Uptime,
+    Vmstat,
     /// One of /sys/devices/system/cpu's CPU lists, from the container's CPUs.
     CpuList(CpuList),
     /// One of /proc/pressure's files, from the container's cgroup (PSI).
@@ -49,6 +50,7 @@ impl FileId {
             FileId::Stat => c"/proc/stat",
             FileId::Swaps => c"/proc/swaps",
             FileId::Uptime => c"/proc/uptime",
+            FileId::Vmstat => c"/proc/vmstat",
             FileId::CpuList(CpuList::Online) => c"/sys/devices/system/cpu/online",
             FileId::CpuList(CpuList::Possible) => c"/sys/devices/system/cpu/possible",
             FileId::CpuList(CpuList::Present) => c"/sys/devices/system/cpu/present",
@@ -107,7 +109,7 @@ const fn file(id: u64, parent: u64, name: &'static [u8], f: FileId, perm: u32) -
 }
 
 /// Index i holds node id i + 1. Ids are never reused or moved: new nodes go at the end.
-pub static NODES: [Node; 25] = [
+pub static NODES: [Node; 26] = [
     dir(1, 1, b"", 0o755),
     dir(2, 1, b"proc", 0o555),
     file(3, 2, b"cpuinfo", FileId::Cpuinfo, 0o444),
@@ -139,6 +141,7 @@ pub static NODES: [Node; 25] = [
     file(23, 21, b"io", FileId::Pressure(Pressure::Io), 0o444),
     file(24, 21, b"memory", FileId::Pressure(Pressure::Memory), 0o444),
     file(25, 21, b"irq", FileId::Pressure(Pressure::Irq), 0o444),
+    file(26, 2, b"vmstat", FileId::Vmstat, 0o444),
 ];
 
 pub fn node(id: u64) -> Option<&'static Node> {
@@ -187,7 +190,7 @@ mod tests {
             assert_eq!(node(n.parent).unwrap().kind, Kind::Dir);
         }
         assert!(node(0).is_none());
-        assert!(node(26).is_none());
+        assert!(node(27).is_none());
         assert!(node(u64::MAX).is_none());
     }
 
@@ -201,7 +204,11 @@ mod tests {
         assert_eq!(lookup(14, b"online").unwrap().id, 15);
         assert!(lookup(2, b"nope").is_none());
         assert!(lookup(ROOT, b"").is_none());
-        assert_eq!(children(2).count(), 9);
+        assert_eq!(children(2).count(), 10);
+        assert_eq!(
+            lookup(2, b"vmstat").unwrap().kind,
+            Kind::File(FileId::Vmstat)
+        );
         assert_eq!(
             lookup(PRESSURE_DIR, b"memory").unwrap().kind,
             Kind::File(FileId::Pressure(Pressure::Memory))

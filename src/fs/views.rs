@@ -3,6 +3,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::tree::{CpuList, FileId, Pressure};
@@ -10,12 +11,14 @@ use super::{Fs, Worker};
 use crate::cgroupfs::cpu::{self, Quota};
 use crate::cgroupfs::dir::{CgroupDir, Knob};
 use crate::cgroupfs::io as cgio;
-use crate::cgroupfs::memory::MemoryInputs;
+use crate::cgroupfs::memory::{self, MemoryInputs};
 use crate::container::{Container, Containers, Controller};
 use crate::cpulist;
 use crate::kfile::{self, parse_u64};
-use crate::render::stat::{self, StatInputs, StatScratch, Usage};
-use crate::render::{cpuinfo, diskstats, loadavg, meminfo, swaps, uptime};
+use crate::loadavg::LoadTracker;
+use crate::render::loadavg::Load;
+use crate::render::stat::{self, Procs, StatInputs, StatScratch, Usage};
+use crate::render::{cpuinfo, diskstats, loadavg, meminfo, swaps, uptime, vmstat};
 use crate::stats::{self, Counter};
 
 /// What the daemon was told on its command line that changes what files show.
@@ -62,6 +65,7 @@ pub fn render(
         FileId::Uptime => Counter::RenderUptime,
         FileId::CpuList(_) => Counter::RenderCpuList,
         FileId::Pressure(_) => Counter::RenderPressure,
+        FileId::Vmstat => Counter::RenderVmstat,
     });
     if fs.passthrough.load(std::sync::atomic::Ordering::Relaxed) {
         return host_file(file.host_path(), out);
@@ -90,7 +94,8 @@ pub fn render(
             Ok(())
         }),
         FileId::Stat => in_container(containers, w, pid, out, |w, c, out| {
-            stat_view(containers, opts, w, c, out)
+            let procs = fs.loadavg.as_deref().and_then(|t| own_procs(t, c));
+            stat_view(containers, opts, w, c, procs, out)
         }),
         FileId::Diskstats => in_container(containers, w, pid, out, |w, c, out| {
             diskstats_view(containers, w, c, out)
@@ -98,18 +103,19 @@ pub fn render(
         FileId::Loadavg => match &fs.loadavg {
             Some(tracker) => {
                 let c = containers.resolve_for(&mut w.callers, pid, &mut w.scratch)?;
-                match c.cgroup_path(Controller::Cpu) {
-                    // A process of the host, or a container in the root cpu cgroup (with
-                    // every host task), sees the host's load.
-                    Some(path) if c.ns() != 0 && path != "/" => {
-                        loadavg::render(&tracker.read(path, &c), out);
+                match own_load(tracker, &c) {
+                    Some(load) => {
+                        loadavg::render(&load, out);
                         Ok(())
                     }
-                    _ => host_file(c"/proc/loadavg", out),
+                    None => host_file(c"/proc/loadavg", out),
                 }
             }
             None => host_file(c"/proc/loadavg", out),
         },
+        FileId::Vmstat => in_container(containers, w, pid, out, |w, c, out| {
+            vmstat_view(containers, w, c, out)
+        }),
         FileId::Pressure(p) => in_container(containers, w, pid, out, |_, c, out| {
             pressure_view(containers, c, p, file.host_path(), out)
         }),
@@ -129,6 +135,25 @@ pub fn render(
     }
 }
 
+/// The container's load (with -l); None for a process of the host, or a container in the
+/// root cpu cgroup (with every host task), which see the host's.
+fn own_load(tracker: &LoadTracker, c: &Arc<Container>) -> Option<Load> {
+    match c.cgroup_path(Controller::Cpu) {
+        Some(path) if c.ns() != 0 && path != "/" => Some(tracker.read(path, c)),
+        _ => None,
+    }
+}
+
+/// /proc/stat's procs_running and procs_blocked of the container (with -l): its threads
+/// in R and D state at the tracker's last 5-second sample, not a scan per read. The
+/// reader itself is running, as the kernel's count always includes it.
+fn own_procs(tracker: &LoadTracker, c: &Arc<Container>) -> Option<Procs> {
+    own_load(tracker, c).map(|l| Procs {
+        running: l.running.max(1),
+        blocked: l.blocked,
+    })
+}
+
 /// Resolve the caller's container and run `view` for it. When the container's cgroups
 /// went away under a cached entry (ENODEV, ENOENT), resolve again once.
 fn in_container(
@@ -136,7 +161,7 @@ fn in_container(
     w: &mut Worker,
     pid: u32,
     out: &mut Vec<u8>,
-    view: impl Fn(&mut Worker, &Container, &mut Vec<u8>) -> io::Result<()>,
+    view: impl Fn(&mut Worker, &Arc<Container>, &mut Vec<u8>) -> io::Result<()>,
 ) -> io::Result<()> {
     let c = containers.resolve_for(&mut w.callers, pid, &mut w.scratch)?;
     match view(w, &c, out) {
@@ -249,6 +274,59 @@ fn memory_view(
         _ => swaps::render(&swap, out),
     }
     Ok(())
+}
+
+/// The container's /proc/vmstat: the host's file with its memory cgroup's counts. The
+/// host's file unchanged where memory_view shows the host's meminfo (no memory
+/// controller, or the root cgroup, which holds every host task).
+fn vmstat_view(
+    containers: &Containers,
+    w: &mut Worker,
+    c: &Container,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    let dir = c
+        .cgroup(&containers.hier, Controller::Memory)
+        .filter(|_| c.cgroup_path(Controller::Memory) != Some("/"));
+    let Some(dir) = dir else {
+        return host_file(c"/proc/vmstat", out);
+    };
+    dir.read(Knob::MemoryStat, &mut w.scratch)?;
+    // Without an oom_kill count there (kernels before 4.13), the host's line stays.
+    let mut events = Vec::new();
+    if dir.has(Knob::MemoryEvents) {
+        dir.read(Knob::MemoryEvents, &mut events)?;
+    }
+    kfile::read_path(c"/proc/vmstat", &mut w.host)?;
+    let (page, thp) = page_sizes();
+    let counts = memory::vmstat_counters(&w.scratch, &events, dir.unified, page, thp);
+    let mut history = c.vmstat_history.lock().unwrap_or_else(|e| e.into_inner());
+    vmstat::render(&w.host, &counts, &mut history, out);
+    Ok(())
+}
+
+/// The base page size and the PMD-sized huge page size, in bytes, which /proc/vmstat
+/// counts in (4 KiB and 2 MiB on x86_64; 64 KiB and 512 MiB on some arm64 kernels).
+fn page_sizes() -> (u64, u64) {
+    static SIZES: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
+    *SIZES.get_or_init(|| {
+        let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+            .ok()
+            .flatten()
+            .filter(|&p| p > 0)
+            .unwrap_or(4096) as u64;
+        let mut buf = Vec::new();
+        let thp = kfile::read_path(
+            c"/sys/kernel/mm/transparent_hugepage/hpage_pmd_size",
+            &mut buf,
+        )
+        .ok()
+        .and_then(|()| parse_u64(&buf))
+        .filter(|&t| t > 0)
+        // Without THP the huge page lines stay 0 anyway; a PMD maps 512 entries.
+        .unwrap_or(page * 512);
+        (page, thp)
+    })
 }
 
 /// The container's own pressure stall information: its unified cgroup's `*.pressure`
@@ -390,6 +468,7 @@ fn stat_view(
     opts: &ViewOptions,
     w: &mut Worker,
     c: &Container,
+    procs: Option<Procs>,
     out: &mut Vec<u8>,
 ) -> io::Result<()> {
     let v = cpu_view(containers, opts, w, c)?;
@@ -416,6 +495,7 @@ fn stat_view(
         usage,
         quota_cpus: v.quota.map(|q| q.quota as f64 / q.period.max(1) as f64),
         ticks_per_sec: w.clk_tck,
+        procs,
     };
     let mut history = c.stat_history.lock().unwrap_or_else(|e| e.into_inner());
     stat::render(&inputs, &mut history, &mut b.stat, out);

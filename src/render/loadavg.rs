@@ -13,6 +13,8 @@ const EXP: [u64; 3] = [1884, 2014, 2037];
 pub struct Load {
     avg: [u64; 3],
     pub running: u64,
+    /// Threads in uninterruptible sleep at the last sample.
+    pub blocked: u64,
     pub total: u64,
     pub last_pid: u64,
 }
@@ -39,6 +41,7 @@ impl Load {
         Load {
             avg,
             running,
+            blocked: 0,
             total,
             last_pid,
         }
@@ -46,6 +49,7 @@ impl Load {
 
     /// A 5-second sample: `active` threads running or in uninterruptible sleep.
     pub fn tick(&mut self, active: u64, running: u64, total: u64, last_pid: u64) {
+        self.blocked = active.saturating_sub(running);
         let active = active.saturating_mul(FIXED_1);
         for (avg, exp) in self.avg.iter_mut().zip(EXP) {
             *avg = calc_load(*avg, exp, active);

@@ -10,6 +10,7 @@ pub mod meminfo;
 pub mod stat;
 pub mod swaps;
 pub mod uptime;
+pub mod vmstat;
 
 /// Append `n` in decimal.
 pub fn num(out: &mut Vec<u8>, n: u64) {

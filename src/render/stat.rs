@@ -34,6 +34,15 @@ pub struct StatInputs<'a> {
     pub quota_cpus: Option<f64>,
     /// USER_HZ
     pub ticks_per_sec: u64,
+    /// The container's own `procs_running` and `procs_blocked`; the host's lines when None.
+    pub procs: Option<Procs>,
+}
+
+/// Threads of the container running (R) and in uninterruptible sleep (D).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Procs {
+    pub running: u64,
+    pub blocked: u64,
 }
 
 /// What was shown last time, per container.
@@ -233,7 +242,23 @@ pub fn render(
         counters(out, fields);
     }
     for line in lines(i.host).filter(|l| !l.starts_with(b"cpu")) {
-        out.extend_from_slice(line);
+        let own = i.procs.and_then(|p| {
+            let key = line.split(|&b| b == b' ').next()?;
+            match key {
+                b"procs_running" => Some((key, p.running)),
+                b"procs_blocked" => Some((key, p.blocked)),
+                _ => None,
+            }
+        });
+        match own {
+            Some((key, v)) => {
+                out.extend_from_slice(key);
+                out.push(b' ');
+                num(out, v);
+                out.push(b'\n');
+            }
+            None => out.extend_from_slice(line),
+        }
     }
 }
 
@@ -362,6 +387,7 @@ softirq 5 1 1\n";
             usage,
             quota_cpus: None,
             ticks_per_sec: 100,
+            procs: None,
         }
     }
 
@@ -535,12 +561,40 @@ softirq 5 1 1\n";
             usage,
             quota_cpus: None,
             ticks_per_sec: 100,
+            procs: None,
         };
         let text = run(&i, &mut StatHistory::default());
         let c = cpu_lines(&text);
         assert_eq!(c.len(), 1025);
         assert_eq!(c[1024], vec![5, 0, 0, 1015, 0, 0, 0, 0, 0, 0]);
         assert_eq!(c[0][0], 5 * 1024);
+    }
+
+    #[test]
+    fn procs_are_the_containers_where_known() {
+        let mut h = StatHistory::default();
+        let mut i = inputs(Usage::Unknown);
+        let text = run(&i, &mut h);
+        assert!(
+            text.contains("\nprocs_running 1\nprocs_blocked 0\n"),
+            "the host's"
+        );
+        i.procs = Some(Procs {
+            running: 3,
+            blocked: u64::MAX,
+        });
+        let text = run(&i, &mut h);
+        assert!(
+            text.contains("\nprocesses 42\nprocs_running 3\nprocs_blocked 18446744073709551615\nsoftirq 5 1 1\n"),
+            "{text}"
+        );
+        // a host line that only starts like one is left alone
+        i.host = b"cpu  1 0 1 1 0 0 0 0 0 0\nprocs_running_x 9\nprocs_blocked";
+        let text = run(&i, &mut h);
+        assert!(
+            text.ends_with("\nprocs_running_x 9\nprocs_blocked 18446744073709551615\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -1,0 +1,26 @@
+//! memory.stat (v1 and v2) as /proc/vmstat counts, and the vmstat renderer over them,
+//! with the input also taken as the host's file (split at the first NUL).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use lxcfs_uring::cgroupfs::memory::vmstat_counters;
+use lxcfs_uring::kfile::lines;
+use lxcfs_uring::render::vmstat::{self, VmstatHistory};
+
+const HOST: &[u8] = include_bytes!("../../tests/fixtures/vmstat-host");
+
+fuzz_target!(|data: &[u8]| {
+    let (stat, host) = match data.iter().position(|&b| b == 0) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, HOST),
+    };
+    let mut h = VmstatHistory::default();
+    for (unified, page, thp) in [(true, 4096, 2 << 20), (false, 0, 0)] {
+        let counts = vmstat_counters(stat, stat, unified, page, thp);
+        assert!(counts.windows(2).all(|w| w[0].0 < w[1].0));
+        let mut out = Vec::new();
+        vmstat::render(host, &counts, &mut h, &mut out);
+        // one line out for each line of the host's
+        assert_eq!(lines(&out).count(), lines(host).count());
+    }
+});
