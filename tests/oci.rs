@@ -198,6 +198,7 @@ fn programs_in_a_podman_container(transport: &str) {
     }
     busybox_root(&rootfs);
     let name = unique(&format!("podman-{transport}"));
+    let (parent, _cgroups) = podman_cgroup_parent(&name);
     let mut args: Vec<String> = [
         "run",
         "--rm",
@@ -215,6 +216,8 @@ fn programs_in_a_podman_container(transport: &str) {
         "256m",
         "--cpuset-cpus",
         cpu,
+        "--cgroup-parent",
+        &parent,
     ]
     .iter()
     .map(|s| s.to_string())
@@ -262,6 +265,41 @@ echo "uptime=$(cut -d. -f1 /proc/uptime)"
     assert_eq!(get("online"), cpu, "{text}");
     let up: u64 = get("uptime").parse().unwrap();
     assert!(up < 30, "the container's uptime:\n{text}");
+}
+
+/// A cgroup parent for a Podman container named `name`: below this process's memory
+/// cgroup, as every test cgroup, and the same path in every hierarchy (Podman takes one
+/// path for all). The second value removes, on drop, what Podman leaves there (its
+/// `conmon` cgroup, the parent, and the directories above it that it had to create).
+fn podman_cgroup_parent(name: &str) -> (String, Vec<Cgroup>) {
+    let (_, own) = own_cgroup("memory").expect("a memory cgroup");
+    let parent = format!("{}/{name}", own.trim_end_matches('/'));
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mut remove = Vec::new();
+    for line in info.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        if !right.starts_with("cgroup ") && !right.starts_with("cgroup2 ") {
+            continue;
+        }
+        let Some(mount) = left.split(' ').nth(4) else {
+            continue;
+        };
+        let dir = std::path::Path::new(mount).join(parent.trim_start_matches('/'));
+        remove.push(Cgroup {
+            path: dir.join("conmon"),
+        });
+        // deepest first: the parent, then each ancestor that does not exist yet
+        let mut d = dir.as_path();
+        while d != std::path::Path::new(mount) && !d.exists() {
+            remove.push(Cgroup {
+                path: d.to_path_buf(),
+            });
+            d = d.parent().unwrap();
+        }
+    }
+    (parent, remove)
 }
 
 both_transports!(
