@@ -154,13 +154,7 @@ echo "uptime=$(uptime)"
     let avail: u64 = get("freeavail").parse().unwrap();
     assert!(avail <= kb, "free's available is the container's:\n{out}");
     // ... and the host's uptime in busybox uptime ("up 0 min" would be the container's)
-    let host_up: f64 = std::fs::read_to_string("/proc/uptime")
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let host_up = host_uptime();
     if host_up >= 120.0 {
         assert!(
             get("uptime").contains(" up ") && !get("uptime").contains("up 0 min"),
@@ -176,15 +170,7 @@ echo "uptime=$(uptime)"
 /// not give, so the container gets lower ones (`--ulimit`). Its default runtime here,
 /// crun, refuses hybrid hosts whose unified hierarchy offers a controller, hence runc.
 fn programs_in_a_podman_container(transport: &str) {
-    let podman = std::process::Command::new("podman")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !host_has_or_skip(
-        "programs_in_a_podman_container",
-        podman,
-        "podman (scripts/test.sh installs it)",
-    ) {
+    if !runtime_or_skip("programs_in_a_podman_container", "podman") {
         return;
     }
     let (cpu, _cpu) = cpu_of(transport);
@@ -267,6 +253,12 @@ echo "uptime=$(cut -d. -f1 /proc/uptime)"
     assert!(up < 30, "the container's uptime:\n{text}");
 }
 
+/// The host's uptime in seconds, as this test process sees it.
+fn host_uptime() -> f64 {
+    let text = std::fs::read_to_string("/proc/uptime").unwrap();
+    text.split_whitespace().next().unwrap().parse().unwrap()
+}
+
 /// A cgroup parent for a Podman container named `name`: below this process's memory
 /// cgroup, as every test cgroup, and the same path in every hierarchy (Podman takes one
 /// path for all). The second value removes, on drop, what Podman leaves there (its
@@ -340,13 +332,7 @@ kill $busy
             .and_then(|s| s.parse().ok())
             .unwrap_or_else(|| panic!("no {k} in:\n{out}"))
     };
-    let host_up: f64 = std::fs::read_to_string("/proc/uptime")
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let host_up = host_uptime();
     assert!(num("uptime") < 30.0, "the container's age:\n{out}");
     // The process started after the container, yet its age comes out beyond the host's
     // uptime (the subtraction wrapped), and %CPU is 0.0 however busy it is.

@@ -287,7 +287,7 @@ pub fn runc_or_skip(test: &str) -> bool {
     runtime_or_skip(test, "runc")
 }
 
-/// True when the OCI runtime `runtime` (runc, crun) is installed; a loud skip otherwise,
+/// True when the OCI runtime or engine `runtime` (runc, crun, podman) is installed; a loud skip otherwise,
 /// never under CI=true.
 pub fn runtime_or_skip(test: &str, runtime: &str) -> bool {
     let has = Command::new(runtime)
