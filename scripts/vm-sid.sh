@@ -87,16 +87,17 @@ lxcfs() {
     done
     root="$work/lxcfs/root"
     dir="$cache/lxcfs/$version"
-    rm -rf "$dir.part"
-    mkdir -p "$dir.part/lib"
-    cp "$root/usr/lib/x86_64-linux-gnu/lxcfs/liblxcfs.so" "$root/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" "$dir.part/"
+    # Filled under a hidden name, then renamed: a run cut short leaves nothing the VM
+    # test would take.
+    part="$cache/lxcfs/.part"
+    rm -rf "$part"
+    mkdir -p "$part/lib"
+    cp "$root/usr/lib/x86_64-linux-gnu/lxcfs/liblxcfs.so" "$root/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" "$root/usr/bin/lxcfs" "$part/"
     for f in libc.so.6 libfuse3.so.4 libgcc_s.so.1; do
-        cp -L "$root/usr/lib/x86_64-linux-gnu/$f" "$dir.part/lib/"
+        cp -L "$root/usr/lib/x86_64-linux-gnu/$f" "$part/lib/"
     done
-    # The binary last: its presence says the directory is complete.
-    cp "$root/usr/bin/lxcfs" "$dir.part/"
     rm -rf "$dir"
-    mv "$dir.part" "$dir"
+    mv "$part" "$dir"
     echo "scripts/vm-sid.sh: lxcfs $version unpacked into $dir"
 }
 
