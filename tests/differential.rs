@@ -22,20 +22,10 @@ fn lxcfs_or_skip(test: &str) -> bool {
     false
 }
 
-const FILES: [&str; 7] = [
-    "proc/meminfo",
-    "proc/cpuinfo",
-    "proc/stat",
-    "proc/uptime",
-    "proc/swaps",
-    "proc/loadavg",
-    "sys/devices/system/cpu/online",
-];
-
 /// Each file through lxcfs, then through ours, from one container.
 fn read_both(cgs: &[&Cgroup], lx: &Daemon, ours: &Daemon) -> Vec<(String, String, String)> {
     let mut script = String::new();
-    for f in FILES {
+    for f in COMPARED_FILES {
         script.push_str(&format!(
             "cat {}; echo '=====';cat {}; echo '=====';",
             lx.path(f).display(),
@@ -45,7 +35,7 @@ fn read_both(cgs: &[&Cgroup], lx: &Daemon, ours: &Daemon) -> Vec<(String, String
     let out = in_container(cgs, &script);
     let text = String::from_utf8(out.stdout).unwrap();
     let parts: Vec<&str> = text.split("=====\n").collect();
-    FILES
+    COMPARED_FILES
         .iter()
         .enumerate()
         .map(|(i, f)| {

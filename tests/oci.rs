@@ -73,12 +73,7 @@ kill $busy
     spec.views = Some(&d.mnt);
     spec.runtime = runtime;
     let out = Runc::with(&d.dir, &spec).run();
-    let v = values(&out);
-    let get = |k: &str| {
-        v.get(k)
-            .map(String::as_str)
-            .unwrap_or_else(|| panic!("no {k} in:\n{out}"))
-    };
+    let get = labelled(&out);
     let kb = (MIB256 / 1024).to_string();
     for k in ["meminfo", "free", "copyfile", "busybox"] {
         assert_eq!(get(k), kb, "{k}:\n{out}");
@@ -129,12 +124,7 @@ echo "uptime=$(uptime)"
     spec.views = Some(&d.mnt);
     spec.busybox_root = true;
     let out = Runc::with(&d.dir, &spec).run();
-    let v = values(&out);
-    let get = |k: &str| {
-        v.get(k)
-            .map(String::as_str)
-            .unwrap_or_else(|| panic!("no {k} in:\n{out}"))
-    };
+    let get = labelled(&out);
     let kb = MIB256 / 1024;
     for k in ["cat", "topmem"] {
         assert_eq!(get(k), kb.to_string(), "{k}:\n{out}");
@@ -238,12 +228,7 @@ echo "uptime=$(cut -d. -f1 /proc/uptime)"
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    let v = values(&text);
-    let get = |k: &str| {
-        v.get(k)
-            .map(String::as_str)
-            .unwrap_or_else(|| panic!("no {k} in:\n{text}"))
-    };
+    let get = labelled(&text);
     for k in ["cat", "topmem"] {
         assert_eq!(get(k), (MIB256 / 1024).to_string(), "{k}:\n{text}");
     }

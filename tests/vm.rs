@@ -550,17 +550,6 @@ fn read<'a>(reads: &'a Reads, case: &str, file: &str, source: &str) -> &'a str {
     }
 }
 
-/// The files every container case compares (loadavg without -l is the host's in both).
-const COMPARED: [&str; 7] = [
-    "proc/meminfo",
-    "proc/cpuinfo",
-    "proc/stat",
-    "proc/uptime",
-    "proc/swaps",
-    "proc/loadavg",
-    "sys/devices/system/cpu/online",
-];
-
 /// The `total=` of a pressure file's `some` and `full` lines.
 fn pressure_totals(text: &str, ctx: &str) -> Vec<u64> {
     let totals: Vec<u64> = text
@@ -583,7 +572,7 @@ fn compare_with_lxcfs7(console: &str) {
     let reads = reference_reads(console);
     let r = |case: &str, file: &str, source: &str| read(&reads, case, file, source);
     for case in ["mem", "cpu0", "plain"] {
-        for file in COMPARED {
+        for file in COMPARED_FILES {
             compare_file(
                 file,
                 r(case, file, "lxcfs"),

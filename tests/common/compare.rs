@@ -6,6 +6,17 @@
 
 use std::collections::BTreeMap;
 
+/// The files both differential tests compare (loadavg without -l is the host's in both).
+pub const COMPARED_FILES: [&str; 7] = [
+    "proc/meminfo",
+    "proc/cpuinfo",
+    "proc/stat",
+    "proc/uptime",
+    "proc/swaps",
+    "proc/loadavg",
+    "sys/devices/system/cpu/online",
+];
+
 /// The lxcfs being compared against, which decides the documented differences that hold.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Reference {

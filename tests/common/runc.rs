@@ -301,6 +301,17 @@ pub fn runtime_or_skip(test: &str, runtime: &str) -> bool {
     )
 }
 
+/// A lookup of the script output's `name=value` lines; a missing name fails the test with
+/// the whole output.
+pub fn labelled(text: &str) -> impl Fn(&str) -> String {
+    let (v, text) = (values(text), text.to_owned());
+    move |k| {
+        v.get(k)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {k} in:\n{text}"))
+    }
+}
+
 /// Each line of the script's output, labelled `name=value`.
 pub fn values(text: &str) -> std::collections::HashMap<String, String> {
     text.lines()
