@@ -662,6 +662,10 @@ fn compare_with_lxcfs7(console: &str) {
             "{ctx}"
         );
         assert_eq!(cpus("ours"), [&[".", ".."][..], own].concat(), "{ctx}");
+        // 25: 7.0 has no irq pressure; ours lists what the host's /proc/pressure has.
+        let ls = |source: &str| r(case, "ls:proc/pressure", source);
+        assert_eq!(ls("lxcfs"), "cpu io memory ", "{ctx}");
+        assert_eq!(ls("ours"), ls("host"), "{ctx}");
         // 11 and 16: slabinfo's mode; meminfo's size (7.0: the host file's).
         let stat = |source: &str| -> Vec<u64> {
             r(case, "stat:proc", source)

@@ -329,11 +329,13 @@ for f in "$@"; do
     [ "$p" != "$f" ] && out $f cgroup-after /sys/fs/cgroup/$cg/$p.pressure
     if [ $f = proc/stat ] || [ "$p" != "$f" ] || [ $cg = . ]; then out $f host /$f; fi
 done
-# the cpu directory's entries and sizes, as ls and stat see them
+# the cpu and pressure directories' entries and sizes, as ls and stat see them
 for d in lxcfs:$lx ours:$ours; do
     ls -a ${d#*:}/sys/devices/system/cpu | tr '\n' ' ' > /tmp/refls; out ls:sys/devices/system/cpu ${d%%:*} /tmp/refls
     stat -c '%a %s' ${d#*:}/proc/slabinfo ${d#*:}/proc/meminfo | tr '\n' ' ' > /tmp/refls; out stat:proc ${d%%:*} /tmp/refls
+    ls ${d#*:}/proc/pressure | tr '\n' ' ' > /tmp/refls; out ls:proc/pressure ${d%%:*} /tmp/refls
 done
+ls /proc/pressure | tr '\n' ' ' > /tmp/refls; out ls:proc/pressure host /tmp/refls
 REFREAD
     F="proc/meminfo proc/cpuinfo proc/stat proc/uptime proc/swaps proc/loadavg proc/pressure/cpu proc/pressure/io proc/pressure/memory sys/devices/system/cpu/online"
     mkdir -p /sys/fs/cgroup/ref-mem /sys/fs/cgroup/ref-cpu0 /sys/fs/cgroup/ref-plain /sys/fs/cgroup/ref-half /sys/fs/cgroup/ref-oneandhalf
