@@ -662,6 +662,21 @@ fn compare_with_lxcfs7(console: &str) {
             "{ctx}"
         );
         assert_eq!(cpus("ours"), [&[".", ".."][..], own].concat(), "{ctx}");
+        // 10: 7.0 shows the host's devices on v2; ours only those the container used (the
+        // memory case wrote to tmpfs only: none).
+        let devices = |source: &str| -> Vec<String> {
+            r(case, "proc/diskstats", source)
+                .lines()
+                .filter_map(|l| l.split_whitespace().nth(2).map(str::to_owned))
+                .collect()
+        };
+        assert_eq!(devices("lxcfs"), devices("host"), "{ctx}: diskstats");
+        assert!(
+            devices("ours").iter().all(|d| devices("host").contains(d))
+                && devices("ours").len() < devices("host").len(),
+            "{ctx}: diskstats {:?}",
+            devices("ours")
+        );
         // 25: 7.0 has no irq pressure; ours lists what the host's /proc/pressure has.
         let ls = |source: &str| r(case, "ls:proc/pressure", source);
         assert_eq!(ls("lxcfs"), "cpu io memory ", "{ctx}");

@@ -312,7 +312,7 @@ reference() {
     cat > /tmp/refread.sh <<'REFREAD'
 # refread.sh CASE CGROUP LXCFS OURS FILES...: each file through lxcfs, then through ours;
 # around each pressure file the cgroup's own, before and after; then the host's file for
-# stat and pressure (for every file when CGROUP is the root, ".")
+# stat, diskstats and pressure (for every file when CGROUP is the root, ".")
 name=$1 cg=$2 lx=$3 ours=$4; shift 4
 out() { # FILE SOURCE PATH
     if dd if="$3" of=/tmp/refbuf bs=65536 2>/tmp/referr; then
@@ -327,7 +327,7 @@ for f in "$@"; do
     out $f lxcfs $lx/$f
     out $f ours $ours/$f
     [ "$p" != "$f" ] && out $f cgroup-after /sys/fs/cgroup/$cg/$p.pressure
-    if [ $f = proc/stat ] || [ "$p" != "$f" ] || [ $cg = . ]; then out $f host /$f; fi
+    if [ $f = proc/stat ] || [ $f = proc/diskstats ] || [ "$p" != "$f" ] || [ $cg = . ]; then out $f host /$f; fi
 done
 # the cpu and pressure directories' entries and sizes, as ls and stat see them
 for d in lxcfs:$lx ours:$ours; do
@@ -337,7 +337,7 @@ for d in lxcfs:$lx ours:$ours; do
 done
 ls /proc/pressure | tr '\n' ' ' > /tmp/refls; out ls:proc/pressure host /tmp/refls
 REFREAD
-    F="proc/meminfo proc/cpuinfo proc/stat proc/uptime proc/swaps proc/loadavg proc/pressure/cpu proc/pressure/io proc/pressure/memory sys/devices/system/cpu/online"
+    F="proc/meminfo proc/cpuinfo proc/stat proc/uptime proc/swaps proc/loadavg proc/pressure/cpu proc/pressure/io proc/pressure/memory proc/diskstats sys/devices/system/cpu/online"
     mkdir -p /sys/fs/cgroup/ref-mem /sys/fs/cgroup/ref-cpu0 /sys/fs/cgroup/ref-plain /sys/fs/cgroup/ref-half /sys/fs/cgroup/ref-oneandhalf
     echo 268435456 > /sys/fs/cgroup/ref-mem/memory.max
     echo 33554432 > /sys/fs/cgroup/ref-mem/memory.swap.max
