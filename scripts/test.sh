@@ -20,12 +20,14 @@ command -v qemu-system-x86_64 >/dev/null || need_pkgs+=(qemu-system-x86)
 ls /boot/vmlinuz-6.1* >/dev/null 2>&1 || need_pkgs+=(linux-image-amd64)
 # systemd-analyze verify checks the unit (tests/contrib.rs).
 command -v systemd-analyze >/dev/null || need_pkgs+=(systemd)
-# The programs tests/readers.rs and tests/oci.rs read with, the OCI runtime (tests/oci.rs
+# The programs tests/readers.rs and tests/oci.rs read with, the OCI runtimes (tests/oci.rs
 # and tests/oci_hook.rs), and what unpacks the current kernel.
 # (Debian's own: the runc containers run the host's /usr, whatever PATH says here.)
 [ -x /usr/bin/python3 ] || need_pkgs+=(python3)
 [ -x /usr/bin/top ] || need_pkgs+=(procps)
 command -v runc >/dev/null || need_pkgs+=(runc)
+command -v crun >/dev/null || need_pkgs+=(crun)
+command -v podman >/dev/null || need_pkgs+=(podman)
 command -v xz >/dev/null || need_pkgs+=(xz-utils)
 # dpkg-shlibdeps computes the Debian package's Depends (scripts/deb.sh, tests/deb.rs).
 command -v dpkg-shlibdeps >/dev/null || need_pkgs+=(dpkg-dev)
@@ -39,11 +41,11 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}"
 fi
 
-# The pure-cgroup-v2 VM on Debian unstable's current kernel (tests/vm.rs), unpacked into
-# a cache without installing anything from unstable. Should the mirror not have it, the
-# rest of the suite still runs; that VM test then fails under CI=true and skips loudly
-# elsewhere.
-scripts/vm-kernel.sh || echo "*** scripts/vm-kernel.sh failed: the current-kernel VM test cannot run ***"
+# The pure-cgroup-v2 VM on Debian unstable's current kernel (tests/vm.rs), and lxcfs 7.0
+# it compares against there, unpacked into a cache without installing anything from
+# unstable. Should the mirror not have them, the rest of the suite still runs; that VM
+# test then fails under CI=true and skips loudly elsewhere.
+scripts/vm-sid.sh || echo "*** scripts/vm-sid.sh failed: the current-kernel VM test cannot run ***"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -5,8 +5,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
+use common::compare::*;
 use common::*;
 
 fn lxcfs_or_skip(test: &str) -> bool {
@@ -23,20 +22,10 @@ fn lxcfs_or_skip(test: &str) -> bool {
     false
 }
 
-const FILES: [&str; 7] = [
-    "proc/meminfo",
-    "proc/cpuinfo",
-    "proc/stat",
-    "proc/uptime",
-    "proc/swaps",
-    "proc/loadavg",
-    "sys/devices/system/cpu/online",
-];
-
 /// Each file through lxcfs, then through ours, from one container.
 fn read_both(cgs: &[&Cgroup], lx: &Daemon, ours: &Daemon) -> Vec<(String, String, String)> {
     let mut script = String::new();
-    for f in FILES {
+    for f in COMPARED_FILES {
         script.push_str(&format!(
             "cat {}; echo '=====';cat {}; echo '=====';",
             lx.path(f).display(),
@@ -46,7 +35,7 @@ fn read_both(cgs: &[&Cgroup], lx: &Daemon, ours: &Daemon) -> Vec<(String, String
     let out = in_container(cgs, &script);
     let text = String::from_utf8(out.stdout).unwrap();
     let parts: Vec<&str> = text.split("=====\n").collect();
-    FILES
+    COMPARED_FILES
         .iter()
         .enumerate()
         .map(|(i, f)| {
@@ -59,143 +48,9 @@ fn read_both(cgs: &[&Cgroup], lx: &Daemon, ours: &Daemon) -> Vec<(String, String
         .collect()
 }
 
-fn kb_map(text: &str) -> Vec<(String, u64)> {
-    text.lines()
-        .filter_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            Some((
-                k.to_owned(),
-                v.trim().trim_end_matches("kB").trim().parse().ok()?,
-            ))
-        })
-        .collect()
-}
-
-/// Lines of meminfo that are fixed while the test runs: equal to the kB.
-const MEMINFO_EXACT: [&str; 12] = [
-    "MemTotal",
-    "Buffers",
-    "SwapCached",
-    "SwapTotal",
-    "SwapFree",
-    "ShmemHugePages",
-    "ShmemPmdMapped",
-    "HugePages_Total",
-    "Hugepagesize",
-    "VmallocTotal",
-    "CommitLimit",
-    "Unevictable",
-];
-
-fn compare_meminfo(lx: &str, ours: &str, ctx: &str) {
-    let (a, b) = (kb_map(lx), kb_map(ours));
-    let keys = |m: &[(String, u64)]| m.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
-    assert_eq!(
-        keys(&a),
-        keys(&b),
-        "{ctx}: the same lines in the same order"
-    );
-    let b: BTreeMap<String, u64> = b.into_iter().collect();
-    for (k, va) in &a {
-        let vb = b[k];
-        if k == "MemAvailable" {
-            // Difference 1: 5.0.3 adds all page cache; we add only reclaimable file pages.
-            assert!(
-                vb <= b["MemTotal"] && vb >= b["MemFree"],
-                "{ctx}: MemAvailable {vb}"
-            );
-        } else if MEMINFO_EXACT.contains(&k.as_str()) {
-            assert_eq!(*va, vb, "{ctx}: {k}");
-        } else {
-            // Usage moves between the two reads; host lines too, the host's commitment
-            // most of all (every process started meanwhile adds to it).
-            let tol = if k == "Committed_AS" {
-                65536 + va / 10
-            } else {
-                8192 + va / 50
-            };
-            assert!(va.abs_diff(vb) <= tol, "{ctx}: {k}: lxcfs {va}, ours {vb}");
-        }
-    }
-}
-
-fn cpu_lines(stat: &str) -> Vec<(String, Vec<u64>)> {
-    stat.lines()
-        .filter(|l| l.starts_with("cpu"))
-        .map(|l| {
-            let mut f = l.split_whitespace();
-            let name = f.next().unwrap().to_owned();
-            (name, f.map(|v| v.parse().unwrap()).collect())
-        })
-        .collect()
-}
-
-fn compare_stat(lx: &str, ours: &str, ctx: &str) {
-    let (a, b) = (cpu_lines(lx), cpu_lines(ours));
-    let names = |v: &[(String, Vec<u64>)]| v.iter().map(|x| x.0.clone()).collect::<Vec<_>>();
-    assert_eq!(names(&a), names(&b), "{ctx}: the same CPUs\n{lx}\n{ours}");
-    for ((name, fa), (_, fb)) in a.iter().zip(&b) {
-        // user and system: the container's own, a few ticks apart at most
-        assert!(
-            fa[0].abs_diff(fb[0]) <= 10 && fa[2].abs_diff(fb[2]) <= 10,
-            "{ctx}: {name} {fa:?} {fb:?}"
-        );
-        // idle: what the container left of the time passed, up to the time between reads
-        assert!(
-            fa[3].abs_diff(fb[3]) <= 50,
-            "{ctx}: {name} idle {fa:?} {fb:?}"
-        );
-    }
-    let btime = |t: &str| {
-        t.lines()
-            .find(|l| l.starts_with("btime"))
-            .map(str::to_owned)
-    };
-    assert_eq!(btime(lx), btime(ours), "{ctx}: btime stays the host's");
-}
-
 fn compare_all(results: &[(String, String, String)], ctx: &str) {
     for (file, lx, ours) in results {
-        let ctx = format!("{ctx} {file}");
-        match file.as_str() {
-            "proc/meminfo" => compare_meminfo(lx, ours, &ctx),
-            "proc/stat" => compare_stat(lx, ours, &ctx),
-            "proc/cpuinfo" => {
-                // The frequency of a virtual CPU moves between reads.
-                let steady = |t: &str| {
-                    t.lines()
-                        .filter(|l| !l.starts_with("cpu MHz"))
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                };
-                assert_eq!(steady(lx), steady(ours), "{ctx}");
-            }
-            "proc/uptime" => {
-                let f = |t: &str| {
-                    t.split_whitespace()
-                        .map(|v| v.parse::<f64>().unwrap())
-                        .collect::<Vec<_>>()
-                };
-                let (a, b) = (f(lx), f(ours));
-                assert!(
-                    (a[0] - b[0]).abs() <= 0.3 && (a[1] - b[1]).abs() <= 0.5,
-                    "{ctx}: {lx} {ours}"
-                );
-            }
-            "proc/loadavg" => {
-                // Without -l both show the host's file.
-                let f = |t: &str| {
-                    t.split_whitespace()
-                        .take(3)
-                        .map(|v| v.parse::<f64>().unwrap())
-                        .collect::<Vec<_>>()
-                };
-                for (a, b) in f(lx).iter().zip(f(ours)) {
-                    assert!((a - b).abs() <= 0.2, "{ctx}: {lx} {ours}");
-                }
-            }
-            _ => assert_eq!(lx, ours, "{ctx}"),
-        }
+        compare_file(file, lx, ours, ctx, Reference::Lxcfs5);
     }
 }
 

@@ -12,6 +12,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -20,9 +21,13 @@ use std::time::{Duration, Instant};
 /// One boot must end within this (a boot that dies before init is tried once more).
 const DEADLINE: Duration = Duration::from_secs(400);
 
-/// Where scripts/vm-kernel.sh unpacks Debian unstable's kernel:
+/// Where scripts/vm-sid.sh unpacks Debian unstable's kernel:
 /// `<release>/{vmlinuz,virtio_blk.ko}`.
 const CURRENT_KERNELS: &str = "/var/cache/lxcfs-uring-test/sid/kernel";
+
+/// Where scripts/vm-sid.sh unpacks Debian unstable's lxcfs (7.0), the reference the
+/// current-kernel VM compares against: `<version>/{lxcfs,liblxcfs.so,ld-linux-x86-64.so.2,lib/}`.
+const CURRENT_LXCFS: &str = "/var/cache/lxcfs-uring-test/sid/lxcfs";
 
 /// The scenarios every pass must pass.
 const SCENARIOS: &[&str] = &[
@@ -57,6 +62,16 @@ const SCENARIOS: &[&str] = &[
     "loadavg_rises",
     "missing_controller_meminfo",
     "missing_controller_reads",
+    "systemd_service_memory",
+    "k8s_pod_memory",
+    "k8s_pod_no_swap",
+    "k8s_pod_cpuset",
+    "k8s_pod_quota",
+    "delegated_init_scope",
+    "delegated_workload",
+    "cgns_own_root",
+    "cgns_memory",
+    "cgns_cpus",
     "cgroup_tree_names",
     "cgroup_tree_confined",
     "cgroup_tree_sibling_hidden",
@@ -158,8 +173,9 @@ fn libraries(bin: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-/// The initramfs, with the kernel modules init.sh loads, in that order.
-fn build_initramfs(modules: &[PathBuf]) -> Vec<u8> {
+/// The initramfs, with the kernel modules init.sh loads, in that order, and lxcfs 7.0 with
+/// its loader and libraries in /opt/lxcfs7 when given (init.sh then compares against it).
+fn build_initramfs(modules: &[PathBuf], lxcfs7: Option<&Path>) -> Vec<u8> {
     let mut c = Cpio {
         out: Vec::new(),
         ino: 0,
@@ -179,15 +195,48 @@ fn build_initramfs(modules: &[PathBuf]) -> Vec<u8> {
         "usr",
         "usr/lib",
         "usr/lib/x86_64-linux-gnu",
+        "usr/lib/x86_64-linux-gnu/lxcfs",
         "lib/x86_64-linux-gnu",
+        "opt",
+        "opt/lxcfs7",
+        "opt/lxcfs7/lib",
     ] {
         c.dir(d);
+    }
+    if let Some(dir) = lxcfs7 {
+        for f in [
+            "lxcfs",
+            "ld-linux-x86-64.so.2",
+            "lib/libc.so.6",
+            "lib/libfuse3.so.4",
+            "lib/libgcc_s.so.1",
+        ] {
+            c.file(&format!("opt/lxcfs7/{f}"), &dir.join(f), 0o755);
+        }
+        // lxcfs dlopens its library from the path it was built with.
+        c.file(
+            "usr/lib/x86_64-linux-gnu/lxcfs/liblxcfs.so",
+            &dir.join("liblxcfs.so"),
+            0o755,
+        );
     }
     c.entry("init", 0o100755, include_bytes!("vm/init.sh"));
     c.file("bin/busybox", Path::new("/bin/busybox"), 0o755);
     let bin = env!("CARGO_BIN_EXE_lxcfs-uring");
     c.file("bin/lxcfs-uring", Path::new(bin), 0o755);
-    for lib in libraries(bin) {
+    // util-linux's unshare: busybox's cannot make a cgroup namespace.
+    c.file(
+        "bin/util-linux-unshare",
+        Path::new("/usr/bin/unshare"),
+        0o755,
+    );
+    let mut libs: Vec<PathBuf> = [bin, "/usr/bin/unshare"]
+        .iter()
+        .flat_map(|b| libraries(b))
+        .collect();
+    libs.sort();
+    libs.dedup();
+    for lib in libs {
         let real = std::fs::canonicalize(&lib).unwrap();
         let name = lib.to_string_lossy().trim_start_matches('/').to_owned();
         c.file(&name, &real, 0o755);
@@ -241,6 +290,9 @@ struct Kernel {
     auto: &'static str,
     /// Whether it has FUSE_NOTIFY_RESEND (Linux 6.9+): upgrades and crash recovery.
     resend: bool,
+    /// Compare against lxcfs 7.0 there: its unpacked directory, or None when it is missing
+    /// (a loud skip of the comparison, a failure under CI=true).
+    lxcfs7: Option<Option<PathBuf>>,
 }
 
 /// The kernel, or a loud skip (never under CI=true) naming what is missing.
@@ -274,6 +326,7 @@ fn pure_cgroup_v2_on_linux_6_1() {
             modules: modules_6_1(&modules),
             auto: "classic",
             resend: false,
+            lxcfs7: None,
         }
     });
     let test = "pure_cgroup_v2_on_linux_6_1";
@@ -291,6 +344,11 @@ fn pure_cgroup_v2_on_the_current_kernel() {
             modules: vec![dir.join("virtio_blk.ko")],
             auto: "uring",
             resend: true,
+            // (scripts/vm-sid.sh fills a hidden directory first, then renames it)
+            lxcfs7: Some(
+                find(CURRENT_LXCFS, "")
+                    .filter(|dir| !dir.ends_with(".part") && dir.join("lxcfs").exists()),
+            ),
         });
     let test = "pure_cgroup_v2_on_the_current_kernel";
     if let Some(k) = kernel_or_skip(
@@ -309,7 +367,11 @@ fn run_scenarios(k: &Kernel, passes: &[&str]) {
     std::fs::create_dir_all(&dir).unwrap();
     let _cleanup = RemoveOnDrop(dir.clone());
     let initrd = dir.join("initramfs.cpio");
-    std::fs::write(&initrd, build_initramfs(&k.modules)).unwrap();
+    std::fs::write(
+        &initrd,
+        build_initramfs(&k.modules, k.lxcfs7.as_ref().and_then(|d| d.as_deref())),
+    )
+    .unwrap();
     for disk in ["io.img", "swap.img"] {
         let f = std::fs::File::create(dir.join(disk)).unwrap();
         f.set_len(64 << 20).unwrap();
@@ -354,6 +416,23 @@ fn run_scenarios(k: &Kernel, passes: &[&str]) {
                 "scenario {pass}/{name} did not pass:\n{console}"
             );
         }
+    }
+    match &k.lxcfs7 {
+        Some(Some(_)) => {
+            assert!(
+                results.contains(&"reference done"),
+                "the comparison with lxcfs 7.0 did not run:\n{console}"
+            );
+            compare_with_lxcfs7(&console);
+        }
+        Some(None) => {
+            common::host_has_or_skip(
+                "the comparison with lxcfs 7.0",
+                false,
+                "Debian unstable's lxcfs unpacked by scripts/vm-sid.sh",
+            );
+        }
+        None => {}
     }
 }
 
@@ -426,4 +505,244 @@ impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// What init.sh's `reference` read, by (case, file, source): the bytes, or the error.
+type Reads = BTreeMap<(String, String, String), Result<String, String>>;
+
+/// The `VMREF <case> <file> <source> <hex>` lines of the console.
+fn reference_reads(console: &str) -> Reads {
+    let mut reads = Reads::new();
+    for line in console.lines() {
+        let Some(rest) = line.trim_end_matches('\r').strip_prefix("VMREF ") else {
+            continue;
+        };
+        let f: Vec<&str> = rest.splitn(4, ' ').collect();
+        let [case, file, source, data] = f[..] else {
+            panic!("a VMREF line cut short: {line}");
+        };
+        let value = match data {
+            "empty" => Ok(String::new()),
+            d if d.starts_with("error:") => Err(d.to_owned()),
+            d => Ok(
+                String::from_utf8(unhex(d).unwrap_or_else(|| panic!("not hex: {line}")))
+                    .unwrap_or_else(|e| panic!("{case} {file} {source}: {e}")),
+            ),
+        };
+        reads.insert((case.into(), file.into(), source.into()), value);
+    }
+    reads
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// The file `file` of `case` as `source` read it; a read that failed fails the test.
+fn read<'a>(reads: &'a Reads, case: &str, file: &str, source: &str) -> &'a str {
+    match reads.get(&(case.into(), file.into(), source.into())) {
+        Some(Ok(text)) => text,
+        Some(Err(e)) => panic!("{case}: {source} could not read {file}: {e}"),
+        None => panic!("{case}: no read of {file} by {source} on the console"),
+    }
+}
+
+/// The `total=` of a pressure file's `some` and `full` lines.
+fn pressure_totals(text: &str, ctx: &str) -> Vec<u64> {
+    let totals: Vec<u64> = text
+        .lines()
+        .map(|l| {
+            l.rsplit_once("total=")
+                .and_then(|(_, t)| t.parse().ok())
+                .unwrap_or_else(|| panic!("{ctx}: not a pressure line: {l:?}"))
+        })
+        .collect();
+    assert_eq!(totals.len(), 2, "{ctx}: some and full:\n{text}");
+    totals
+}
+
+/// The lxcfs 7.0 reads of the current-kernel VM, compared field by field with ours as
+/// tests/differential.rs compares lxcfs 5.0.3's, and every documented difference from
+/// 7.0 (docs/differences-from-lxcfs.md) asserted.
+fn compare_with_lxcfs7(console: &str) {
+    use common::compare::*;
+    let reads = reference_reads(console);
+    let r = |case: &str, file: &str, source: &str| read(&reads, case, file, source);
+    for case in ["mem", "cpu0", "plain"] {
+        for file in COMPARED_FILES {
+            compare_file(
+                file,
+                r(case, file, "lxcfs"),
+                r(case, file, "ours"),
+                &format!("lxcfs 7.0, container {case}:"),
+                Reference::Lxcfs7,
+            );
+        }
+        let ctx = format!("lxcfs 7.0, container {case}");
+        // 6: 7.0 shows the host's counters of the container's CPUs on v2 (the host's
+        // file is read right after, so it is at most a few ticks ahead).
+        let host: BTreeMap<String, u64> = busy(r(case, "proc/stat", "host")).into_iter().collect();
+        for (cpu, lx) in busy(r(case, "proc/stat", "lxcfs"))
+            .into_iter()
+            .filter(|(c, _)| c != "cpu")
+        {
+            assert!(
+                lx <= host[&cpu] && host[&cpu] <= lx + 100,
+                "{ctx}: {cpu}: lxcfs {lx} ticks, the host's {}",
+                host[&cpu]
+            );
+        }
+        // 25: cpu and memory pressure are the cgroup's in both (read between the
+        // cgroup's file before and after); io pressure is the host's in 7.0.
+        for kind in ["cpu", "memory", "io"] {
+            let file = format!("proc/pressure/{kind}");
+            let t = |source: &str| {
+                pressure_totals(r(case, &file, source), &format!("{ctx} {file} {source}"))
+            };
+            let (before, lx, ours, after, host) = (
+                t("cgroup-before"),
+                t("lxcfs"),
+                t("ours"),
+                t("cgroup-after"),
+                t("host"),
+            );
+            for i in 0..2 {
+                assert!(
+                    before[i] <= ours[i] && ours[i] <= after[i],
+                    "{ctx}: {file}: ours {ours:?} outside the cgroup's {before:?}..{after:?}"
+                );
+                if kind == "io" {
+                    assert!(
+                        lx[i] <= host[i] && host[i] <= lx[i] + 2_000_000,
+                        "{ctx}: {file}: lxcfs {lx:?}, the host's {host:?}"
+                    );
+                } else {
+                    assert!(
+                        before[i] <= lx[i] && lx[i] <= ours[i],
+                        "{ctx}: {file}: lxcfs {lx:?}, ours {ours:?}, the cgroup's {before:?}..{after:?}"
+                    );
+                }
+            }
+            assert!(r(case, &file, "ours").ends_with('\n'), "{ctx}: {file}");
+        }
+        // 27: 7.0 prints `Zswap:` one column short of the kernel's format, which ours keeps.
+        let zswap = |source: &str| {
+            r(case, "proc/meminfo", source)
+                .lines()
+                .find(|l| l.starts_with("Zswap:"))
+                .map(str::len)
+                .unwrap_or_else(|| panic!("{ctx}: no Zswap line from {source}"))
+        };
+        assert_eq!(
+            (zswap("lxcfs") + 1, zswap("ours")),
+            (27, 27),
+            "{ctx}: Zswap line lengths"
+        );
+        // 15: 7.0 lists `.` and `..` twice and every host cpuN; ours the container's.
+        let cpus = |source: &str| -> Vec<String> {
+            r(case, "ls:sys/devices/system/cpu", source)
+                .split_whitespace()
+                .filter(|e| {
+                    e.starts_with("cpu") && e[3..].parse::<u32>().is_ok() || e.starts_with('.')
+                })
+                .map(str::to_owned)
+                .collect()
+        };
+        let own: &[&str] = match case {
+            "mem" => &["cpu1"],
+            "cpu0" => &["cpu0"],
+            _ => &["cpu0", "cpu1"],
+        };
+        assert_eq!(
+            cpus("lxcfs"),
+            [".", ".", "..", "..", "cpu0", "cpu1"],
+            "{ctx}"
+        );
+        assert_eq!(cpus("ours"), [&[".", ".."][..], own].concat(), "{ctx}");
+        // 10: 7.0 shows the host's devices on v2; ours only those the container used (the
+        // memory case wrote to tmpfs only: none).
+        let devices = |source: &str| -> Vec<String> {
+            r(case, "proc/diskstats", source)
+                .lines()
+                .filter_map(|l| l.split_whitespace().nth(2).map(str::to_owned))
+                .collect()
+        };
+        assert_eq!(devices("lxcfs"), devices("host"), "{ctx}: diskstats");
+        assert!(
+            devices("ours").iter().all(|d| devices("host").contains(d))
+                && devices("ours").len() < devices("host").len(),
+            "{ctx}: diskstats {:?}",
+            devices("ours")
+        );
+        // 25: 7.0 has no irq pressure; ours lists what the host's /proc/pressure has.
+        let ls = |source: &str| r(case, "ls:proc/pressure", source);
+        assert_eq!(ls("lxcfs"), "cpu io memory ", "{ctx}");
+        assert_eq!(ls("ours"), ls("host"), "{ctx}");
+        // 11 and 16: slabinfo's mode; meminfo's size (7.0: the host file's).
+        let stat = |source: &str| -> Vec<u64> {
+            r(case, "stat:proc", source)
+                .split_whitespace()
+                .map(|v| v.parse().unwrap())
+                .collect()
+        };
+        let (lx, ours) = (stat("lxcfs"), stat("ours"));
+        assert_eq!((lx[0], ours[0]), (444, 400), "{ctx}: slabinfo's mode");
+        assert!(
+            lx[3] % 4096 != 0
+                && ours[3] % 4096 == 0
+                && ours[3] >= r(case, "proc/meminfo", "ours").len() as u64,
+            "{ctx}: meminfo's size: lxcfs {}, ours {}",
+            lx[3],
+            ours[3]
+        );
+    }
+    // --enable-cfs: the same number of CPUs for quotas of 0.5 and 1.5.
+    for case in ["cfs-half", "cfs-oneandhalf"] {
+        let ctx = format!("lxcfs 7.0 --enable-cfs, container {case}");
+        let (lx, ours) = (
+            r(case, "proc/cpuinfo", "lxcfs"),
+            r(case, "proc/cpuinfo", "ours"),
+        );
+        assert_eq!(
+            lx.matches("processor").count(),
+            ours.matches("processor").count(),
+            "{ctx}"
+        );
+        let online = "sys/devices/system/cpu/online";
+        assert_eq!(r(case, online, "lxcfs"), r(case, online, "ours"), "{ctx}");
+        let names = |t: &str| cpu_lines(t).into_iter().map(|x| x.0).collect::<Vec<_>>();
+        assert_eq!(
+            names(r(case, "proc/stat", "lxcfs")),
+            names(r(case, "proc/stat", "ours")),
+            "{ctx}"
+        );
+    }
+    // 26: a host process (the root cgroup, which has no memory.current on Linux 7.x):
+    // 7.0 shows all memory free and no swap, ours the host's files.
+    let ctx = "lxcfs 7.0, a host process";
+    compare_meminfo(
+        r("host", "proc/meminfo", "host"),
+        r("host", "proc/meminfo", "ours"),
+        ctx,
+        Reference::Lxcfs7,
+    );
+    let lx = r("host", "proc/meminfo", "lxcfs");
+    assert_eq!(
+        common::meminfo_kb(lx, "MemFree"),
+        common::meminfo_kb(lx, "MemTotal"),
+        "{ctx}:\n{lx}"
+    );
+    assert_eq!(
+        r("host", "proc/swaps", "ours"),
+        r("host", "proc/swaps", "host"),
+        "{ctx}"
+    );
+    assert_eq!(
+        r("host", "proc/swaps", "lxcfs").lines().count(),
+        1,
+        "{ctx}: lxcfs lists no swap"
+    );
 }

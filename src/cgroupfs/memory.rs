@@ -143,17 +143,17 @@ impl MemoryInputs {
     ) -> io::Result<MemoryInputs> {
         let unified = dir.unified;
         let usage = dir.read_limit(Knob::MemoryUsage, buf)?.unwrap_or(0);
-        let stat = match cache.get(ttl) {
+        let (stat, cached) = match cache.get(ttl) {
             Some(s) => {
                 stats::add(Counter::MemStatHit);
-                s
+                (s, true)
             }
             None => {
                 stats::add(Counter::MemStatMiss);
                 dir.read(Knob::MemoryStat, buf)?;
                 let s = MemStat::parse(buf, unified);
                 cache.put(s);
-                s
+                (s, false)
             }
         };
         let (limit, swap) = if unified {
@@ -168,10 +168,16 @@ impl MemoryInputs {
             };
             (dir.min_limit(Knob::MemoryLimit, buf)?, swap)
         } else {
-            let limit = match stat.hierarchical_limit {
+            let mut limit = match stat.hierarchical_limit {
                 Some(l) => Some(l),
                 None => dir.min_limit(Knob::MemoryLimit, buf)?,
             };
+            // A cached memory.stat can predate a limit just set: runtimes set it a moment
+            // before the container's first program starts, which reads meminfo at once
+            // (a JVM as pid 1). The cgroup's own limit is read afresh.
+            if cached && let Some(own) = dir.read_limit(Knob::MemoryLimit, buf)? {
+                limit = Some(limit.map_or(own, |l| l.min(own)));
+            }
             let swap = stat.hierarchical_memsw_limit.map(|memsw| SwapInputs {
                 limit: Some(memsw),
                 usage: stat.swap,

@@ -3,6 +3,7 @@
 //! Every helper cleans up in Drop, so a failing test leaves no mount, cgroup or process.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod compare;
 pub mod runc;
 
 use std::io::Read;

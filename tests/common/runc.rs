@@ -1,6 +1,7 @@
-//! runc containers for the OCI tests (tests/oci.rs, tests/oci_hook.rs): a bundle whose root
-//! file system is the host's /usr and /etc, read-only, so the programs are the host's own
-//! (scripts/test.sh installs runc, procps, python3, busybox).
+//! runc (or crun) containers for the OCI tests (tests/oci.rs, tests/oci_hook.rs): a bundle
+//! whose root file system is the host's /usr and /etc, read-only, so the programs are the
+//! host's own, or an Alpine-like root of busybox and its applets (scripts/test.sh installs
+//! runc, crun, procps, python3, busybox-static).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -34,6 +35,11 @@ pub struct Spec<'a> {
     pub create_container_hooks: Vec<String>,
     /// The annotations.
     pub annotations: Vec<(&'a str, &'a str)>,
+    /// The OCI runtime's command: `runc` or `crun`.
+    pub runtime: &'a str,
+    /// An Alpine-like root: /bin/busybox (static) and a link per applet, instead of the
+    /// host's /usr and /etc.
+    pub busybox_root: bool,
 }
 
 impl<'a> Spec<'a> {
@@ -46,6 +52,8 @@ impl<'a> Spec<'a> {
             views: None,
             create_container_hooks: Vec::new(),
             annotations: Vec::new(),
+            runtime: "runc",
+            busybox_root: false,
         }
     }
 }
@@ -54,6 +62,7 @@ impl<'a> Spec<'a> {
 pub struct Runc {
     pub id: String,
     pub bundle: PathBuf,
+    pub runtime: String,
 }
 
 impl Runc {
@@ -80,10 +89,14 @@ impl Runc {
         for d in ["proc", "sys", "dev", "tmp", "usr", "etc"] {
             std::fs::create_dir_all(rootfs.join(d)).unwrap();
         }
-        for l in ["bin", "lib", "lib64", "sbin"] {
-            let target = format!("usr/{l}");
-            if Path::new("/").join(&target).exists() {
-                let _ = std::os::unix::fs::symlink(&target, rootfs.join(l));
+        if spec.busybox_root {
+            busybox_root(&rootfs);
+        } else {
+            for l in ["bin", "lib", "lib64", "sbin"] {
+                let target = format!("usr/{l}");
+                if Path::new("/").join(&target).exists() {
+                    let _ = std::os::unix::fs::symlink(&target, rootfs.join(l));
+                }
             }
         }
         let mut mounts = vec![
@@ -101,9 +114,11 @@ impl Runc {
                 "sysfs",
                 &["nosuid", "noexec", "nodev", "ro"],
             ),
-            mount("/usr", "/usr", "bind", &["rbind", "ro"]),
-            mount("/etc", "/etc", "bind", &["rbind", "ro"]),
         ];
+        if !spec.busybox_root {
+            mounts.push(mount("/usr", "/usr", "bind", &["rbind", "ro"]));
+            mounts.push(mount("/etc", "/etc", "bind", &["rbind", "ro"]));
+        }
         if let Some(views) = spec.views {
             for v in VIEWS {
                 let source = views.join(v);
@@ -157,21 +172,54 @@ impl Runc {
             cpus = spec.cpus,
         );
         std::fs::write(bundle.join("config.json"), config).unwrap();
-        Runc { id, bundle }
+        Runc {
+            id,
+            bundle,
+            runtime: spec.runtime.to_owned(),
+        }
+    }
+
+    /// The runtime's command line `args`, under `timeout` when given. crun refuses hybrid
+    /// hosts whose unified hierarchy offers a controller (these machines' offers hugetlb),
+    /// so there it runs in a mount namespace of its own without the unified mount: on the
+    /// v1 hierarchies, as on a v1 host.
+    fn command(&self, timeout: Option<&str>, args: &[&str]) -> Command {
+        let hybrid = std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers")
+            .is_ok_and(|c| !c.trim().is_empty());
+        let mut words: Vec<&str> = Vec::new();
+        if self.runtime == "crun" && hybrid {
+            words.extend([
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                r#"umount -l /sys/fs/cgroup/unified && exec "$@""#,
+                "sh",
+            ]);
+        }
+        if let Some(t) = timeout {
+            words.extend(["timeout", "--kill-after=5", t]);
+        }
+        words.push(&self.runtime);
+        let mut c = Command::new(words[0]);
+        c.args(&words[1..]).args(args);
+        c
     }
 
     /// Run the container to its end (a minute at most); its standard output.
     pub fn run(&self) -> String {
-        let out = Command::new("timeout")
-            .args(["--kill-after=5", "60", "runc", "run", "--bundle"])
-            .arg(&self.bundle)
-            .arg(&self.id)
+        let bundle = self.bundle.to_string_lossy();
+        let out = self
+            .command(Some("60"), &["run", "--bundle", &bundle, &self.id])
             .stdin(Stdio::null())
             .output()
-            .expect("run runc (scripts/test.sh installs it)");
+            .expect("run the runtime (scripts/test.sh installs it)");
         assert!(
             out.status.success(),
-            "runc run failed ({}): {}\n{}",
+            "{} run failed ({}): {}\n{}",
+            self.runtime,
             out.status,
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
@@ -206,10 +254,27 @@ impl Runc {
 
 impl Drop for Runc {
     fn drop(&mut self) {
-        let _ = Command::new("runc")
-            .args(["delete", "--force", &self.id])
+        let _ = self
+            .command(None, &["delete", "--force", &self.id])
             .stderr(Stdio::null())
             .status();
+    }
+}
+
+/// An Alpine-like root file system in `rootfs`: the host's static busybox as /bin/busybox
+/// and a symbolic link to it for each of its applets in /bin.
+pub fn busybox_root(rootfs: &Path) {
+    let bin = rootfs.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy("/bin/busybox", bin.join("busybox")).expect("/bin/busybox (busybox-static)");
+    let list = Command::new("/bin/busybox")
+        .arg("--list")
+        .output()
+        .expect("busybox --list");
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" {
+            let _ = std::os::unix::fs::symlink("busybox", bin.join(applet));
+        }
     }
 }
 
@@ -243,11 +308,32 @@ pub fn json_string(s: &str) -> String {
 
 /// True when runc is installed; a loud skip otherwise, never under CI=true.
 pub fn runc_or_skip(test: &str) -> bool {
-    let runc = Command::new("runc")
+    runtime_or_skip(test, "runc")
+}
+
+/// True when the OCI runtime or engine `runtime` (runc, crun, podman) is installed; a loud skip otherwise,
+/// never under CI=true.
+pub fn runtime_or_skip(test: &str, runtime: &str) -> bool {
+    let has = Command::new(runtime)
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
-    host_has_or_skip(test, runc, "runc (scripts/test.sh installs it)")
+    host_has_or_skip(
+        test,
+        has,
+        &format!("{runtime} (scripts/test.sh installs it)"),
+    )
+}
+
+/// A lookup of the script output's `name=value` lines; a missing name fails the test with
+/// the whole output.
+pub fn labelled(text: &str) -> impl Fn(&str) -> String {
+    let (v, text) = (values(text), text.to_owned());
+    move |k| {
+        v.get(k)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {k} in:\n{text}"))
+    }
 }
 
 /// Each line of the script's output, labelled `name=value`.

@@ -38,6 +38,13 @@ run_in() {
     sh -c 'echo $$ > '$cg'/cgroup.procs && exec unshare -p -f --mount-proc "$@"' sh "$@"
 }
 
+# run_in_cgns CGROUP CMD...: run_in, with the init in a cgroup namespace of its own too
+run_in_cgns() {
+    cg=/sys/fs/cgroup/$1; shift
+    mkdir -p $cg
+    sh -c 'echo $$ > '$cg'/cgroup.procs && exec util-linux-unshare -C -p -f --mount-proc "$@"' sh "$@"
+}
+
 # start_daemons ARGS...: both daemons with ARGS, mounted
 start_daemons() {
     /bin/lxcfs-uring "$@" $L 2>/tmp/d1.log &
@@ -159,6 +166,57 @@ scenarios() {
     check missing_controller_meminfo "$(awk '/^MemTotal:/{print $2}' /tmp/plain)" "$(awk '/^MemTotal:/{print $2}' /proc/meminfo)"
     check missing_controller_reads "$(run_in plain/leaf sh -c "cat $L/proc/diskstats $L/proc/stat $L/proc/cpuinfo $L/proc/swaps >/dev/null && echo ok")" ok
 
+    # cgroups laid out as systemd lays out services: the service's limit
+    mkdir -p /sys/fs/cgroup/system.slice/foo.service
+    echo "+cpu +cpuset +io +memory +pids" > /sys/fs/cgroup/system.slice/cgroup.subtree_control
+    echo 134217728 > /sys/fs/cgroup/system.slice/foo.service/memory.max
+    check systemd_service_memory "$(run_in system.slice/foo.service awk '/^MemTotal:/{print $2}' $L/proc/meminfo)" 131072
+
+    # ... and as the kubelet (systemd driver) lays out a pod: limits on the pod's slice,
+    # inherited by the container's scope, which sets none of its own
+    pod=kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0f3c9a1e_4b2d_4c6a_9e8f_123456789abc.slice
+    scope=$pod/cri-containerd-3f2a9c0d8e7b6a5f4e3d2c1b0a9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b2a1f.scope
+    mkdir -p /sys/fs/cgroup/$scope
+    for s in kubepods.slice kubepods.slice/kubepods-burstable.slice $pod; do
+        echo "+cpu +cpuset +io +memory +pids" > /sys/fs/cgroup/$s/cgroup.subtree_control
+    done
+    echo 268435456 > /sys/fs/cgroup/$pod/memory.max
+    echo 0 > /sys/fs/cgroup/$pod/memory.swap.max
+    echo "50000 100000" > /sys/fs/cgroup/$pod/cpu.max
+    echo 1 > /sys/fs/cgroup/$pod/cpuset.cpus
+    run_in $scope sh -c "awk '/^MemTotal:/{print \$2}' $L/proc/meminfo; wc -l < $L/proc/swaps; grep -c ^processor $L/proc/cpuinfo; cat $L/sys/devices/system/cpu/online; grep -c ^processor $C/proc/cpuinfo; cat $C/sys/devices/system/cpu/online" > /tmp/pod
+    check k8s_pod_memory "$(sed -n 1p /tmp/pod)" 262144
+    check k8s_pod_no_swap "$(sed -n 2p /tmp/pod)" 1
+    check k8s_pod_cpuset "$(sed -n 3,4p /tmp/pod | tr '\n' ' ')" "1 1 "
+    check k8s_pod_quota "$(sed -n 5,6p /tmp/pod | tr '\n' ' ')" "1 0 "
+
+    # a delegated subtree: the container moves its init into init.scope (as systemd in a
+    # container does) and runs a workload in a child cgroup with a limit of its own; the
+    # container is still its init's cgroup, init.scope left out
+    mkdir -p /sys/fs/cgroup/deleg
+    echo 268435456 > /sys/fs/cgroup/deleg/memory.max
+    cat > /tmp/deleg.sh <<'DELEG'
+D=/sys/fs/cgroup/deleg
+mkdir $D/init.scope && echo 1 > $D/init.scope/cgroup.procs
+echo "+memory +cpu" > $D/cgroup.subtree_control
+mkdir $D/workload && echo 134217728 > $D/workload/memory.max
+awk '/^MemTotal:/{print $2}' $1/proc/meminfo
+sh -c 'echo $$ > '$D'/workload/cgroup.procs && exec awk "/^MemTotal:/{print \$2}" '$1/proc/meminfo
+DELEG
+    run_in deleg sh /tmp/deleg.sh $L > /tmp/deleg
+    check delegated_init_scope "$(sed -n 1p /tmp/deleg)" 262144
+    check delegated_workload "$(sed -n 2p /tmp/deleg)" 262144
+
+    # a container in a cgroup namespace of its own: it sees its cgroup as the root, the
+    # daemon still finds its limits
+    mkdir -p /sys/fs/cgroup/cgns
+    echo 268435456 > /sys/fs/cgroup/cgns/memory.max
+    echo 0 > /sys/fs/cgroup/cgns/cpuset.cpus
+    run_in_cgns cgns sh -c "cat /proc/self/cgroup; awk '/^MemTotal:/{print \$2}' $L/proc/meminfo; cat $L/sys/devices/system/cpu/online" > /tmp/cgns
+    check cgns_own_root "$(sed -n 1p /tmp/cgns)" "0::/"
+    check cgns_memory "$(sed -n 2p /tmp/cgns)" 262144
+    check cgns_cpus "$(sed -n 3p /tmp/cgns)" 0
+
     # --enable-cgroup on pure v2 and Linux 6.1 (no pid translation ioctls: NSpid and
     # NS_GET_PARENT answer): a container sees only its own cgroup, its pids, and moves its own
     T=$C/cgroup/unified
@@ -171,6 +229,17 @@ scenarios() {
     check cgroup_tree_move "$(run_in ct1 sh -c "sleep 5 & S=\$!; mkdir $T/ct1/sub && echo \$S > $T/ct1/sub/cgroup.procs && cat /proc/\$S/cgroup")" "0::/ct1/sub"
 }
 
+# resumed N: where upgrades work (FUSE_NOTIFY_RESEND), wait until the first daemon's log
+# shows its Nth resume (20 s at most: a loaded machine slows the VM down), then 1 s more of
+# reading; elsewhere 2 s (the daemon refuses at once)
+resumed() {
+    n=0
+    while [ "$resend" = 1 ] && [ "$(grep -c '^lxcfs-uring: resumed on' /tmp/d1.log)" -lt $1 ] && [ $n -lt 200 ]; do
+        n=$((n + 1)); sleep 0.1
+    done
+    if [ "$resend" = 1 ]; then sleep 1; else sleep 2; fi
+}
+
 # upgrades ARGS...: the first daemon (started with ARGS) upgraded in place twice (SIGUSR1),
 # taken over once (--takeover) and, where the kernel can resend requests (6.9+), killed
 # once (SIGKILL: its keeper starts a successor), while a container reads meminfo in a loop.
@@ -180,17 +249,27 @@ upgrades() {
     run_in readers sh -c "n=0; bad=0; while [ ! -e /tmp/stop ]; do cat $L/proc/meminfo > /tmp/r 2>/dev/null && grep -q ^MemTotal: /tmp/r || bad=\$((bad + 1)); n=\$((n + 1)); [ -e /tmp/killed ] && [ ! -e /tmp/after ] && { echo \$bad > /tmp/before; touch /tmp/after; }; done; echo \$n \$bad" > /tmp/readers &
     reader=$!
     sleep 1
-    kill -USR1 $(cat /run/lxcfs.pid); sleep 2
-    kill -USR1 $(cat /run/lxcfs.pid); sleep 2
+    kill -USR1 $(cat /run/lxcfs.pid); resumed 1
+    kill -USR1 $(cat /run/lxcfs.pid); resumed 2
     /bin/lxcfs-uring --takeover "$@" $L 2>>/tmp/d1.log &
-    sleep 3
+    resumed 3
     touch /tmp/killed
     while [ ! -e /tmp/after ]; do sleep 0.1; done
-    if [ "$resend" = 1 ]; then kill -9 $(cat /run/lxcfs.pid); sleep 3; fi
+    if [ "$resend" = 1 ]; then
+        # a crash is survived once the serving process has its keeper (it starts one once
+        # it serves): wait for it, 20 s at most
+        server=$(cat /run/lxcfs.pid)
+        n=0
+        while ! grep -q "keeper [0-9]*: holding the connection for pid $server\$" /tmp/d1.log && [ $n -lt 200 ]; do
+            n=$((n + 1)); sleep 0.1
+        done
+        kill -9 $server
+        resumed 4
+    fi
     touch /tmp/stop
     wait $reader
     rm -f /tmp/stop /tmp/killed /tmp/after
-    atleast upgrade_reads "$(awk '{print $1}' /tmp/readers)" 50
+    atleast upgrade_reads "$(awk '{print $1}' /tmp/readers)" 20
     check upgrade_no_failed_read "$(cat /tmp/before)" 0
     if [ "$resend" = 1 ]; then
         # a SIGKILL on io_uring may end the request the kernel routes, at that instant, to
@@ -198,12 +277,85 @@ upgrades() {
         crash=$(( $(awk '{print $2}' /tmp/readers) - $(cat /tmp/before) ))
         if [ "$want" = uring ]; then limit=2; else limit=0; fi
         check crash_failed_reads_at_most_one_per_cpu "$([ "$crash" -le $limit ] && echo ok || echo "$crash failed")" ok
-        check serves_after_crash "$(cat $L/proc/meminfo | head -c 9)" "MemTotal:"
+        served=$(cat $L/proc/meminfo | head -c 9)
+        check serves_after_crash "$served" "MemTotal:"
+        # the daemons' log, to tell why
+        [ "$served" = "MemTotal:" ] || sed 's/^/VMLOG /' /tmp/d1.log | tail -n 40
         # two in-place upgrades, a takeover and a crash's successor each resumed the mount
         atleast upgrades_resumed "$(grep -c '^lxcfs-uring: resumed on' /tmp/d1.log)" 4
     else
         atleast upgrade_refused_says_why "$(grep -c 'no FUSE_NOTIFY_RESEND (Linux 6.9+)' /tmp/d1.log)" 3
     fi
+}
+
+# reference: lxcfs 7.0 (Debian unstable's, in /opt/lxcfs7 with its own loader and
+# libraries) beside the running daemons, the same containers reading both. For each case
+# and file, refread.sh prints `VMREF <case> <file> <source> <bytes in hex>` (read(2) with
+# dd, not busybox cat's sendfile, which lxcfs serves from the page cache); tests/vm.rs
+# compares them field by field.
+lxcfs7() { # MOUNTPOINT ARGS...: lxcfs 7.0 in a service cgroup of its own, as systemd runs it
+    mnt=$1; shift
+    mkdir -p $mnt /sys/fs/cgroup/lxcfs.service /tmp/run7$mnt
+    sh -c 'echo $$ > /sys/fs/cgroup/lxcfs.service/cgroup.procs && exec /opt/lxcfs7/ld-linux-x86-64.so.2 --library-path /opt/lxcfs7/lib /opt/lxcfs7/lxcfs "$@"' sh "$@" -p /tmp/run7$mnt/lxcfs.pid $mnt >/tmp/run7$mnt/log 2>&1 &
+}
+reference() {
+    echo "VMTEST lxcfs7 $(/opt/lxcfs7/ld-linux-x86-64.so.2 --library-path /opt/lxcfs7/lib /opt/lxcfs7/lxcfs --version 2>&1 | tr -d '"')"
+    R=/tmp/lx7 RC=/tmp/lx7cfs
+    lxcfs7 $R
+    lxcfs7 $RC --enable-cfs
+    n=0
+    while [ ! -e $R/proc/meminfo ] || [ ! -e $RC/proc/meminfo ]; do
+        n=$((n + 1))
+        if [ $n -gt 300 ]; then echo "VMTEST reference FAIL saw=[$(cat /tmp/run7$R/log /tmp/run7$RC/log)] want=[lxcfs 7.0 mounted]"; return; fi
+        sleep 0.1
+    done
+    cat > /tmp/refread.sh <<'REFREAD'
+# refread.sh CASE CGROUP LXCFS OURS FILES...: each file through lxcfs, then through ours;
+# around each pressure file the cgroup's own, before and after; then the host's file for
+# stat, diskstats and pressure (for every file when CGROUP is the root, ".")
+name=$1 cg=$2 lx=$3 ours=$4; shift 4
+out() { # FILE SOURCE PATH
+    if dd if="$3" of=/tmp/refbuf bs=65536 2>/tmp/referr; then
+        h=$(od -An -v -tx1 < /tmp/refbuf | tr -d ' \n'); echo "VMREF $name $1 $2 ${h:-empty}"
+    else
+        echo "VMREF $name $1 $2 error:$(tr ' \n' '__' < /tmp/referr)"
+    fi
+}
+for f in "$@"; do
+    p=${f#proc/pressure/}
+    [ "$p" != "$f" ] && out $f cgroup-before /sys/fs/cgroup/$cg/$p.pressure
+    out $f lxcfs $lx/$f
+    out $f ours $ours/$f
+    [ "$p" != "$f" ] && out $f cgroup-after /sys/fs/cgroup/$cg/$p.pressure
+    if [ $f = proc/stat ] || [ $f = proc/diskstats ] || [ "$p" != "$f" ] || [ $cg = . ]; then out $f host /$f; fi
+done
+# the cpu and pressure directories' entries and sizes, as ls and stat see them
+for d in lxcfs:$lx ours:$ours; do
+    ls -a ${d#*:}/sys/devices/system/cpu | tr '\n' ' ' > /tmp/refls; out ls:sys/devices/system/cpu ${d%%:*} /tmp/refls
+    stat -c '%a %s' ${d#*:}/proc/slabinfo ${d#*:}/proc/meminfo | tr '\n' ' ' > /tmp/refls; out stat:proc ${d%%:*} /tmp/refls
+    ls ${d#*:}/proc/pressure | tr '\n' ' ' > /tmp/refls; out ls:proc/pressure ${d%%:*} /tmp/refls
+done
+ls /proc/pressure | tr '\n' ' ' > /tmp/refls; out ls:proc/pressure host /tmp/refls
+REFREAD
+    F="proc/meminfo proc/cpuinfo proc/stat proc/uptime proc/swaps proc/loadavg proc/pressure/cpu proc/pressure/io proc/pressure/memory proc/diskstats sys/devices/system/cpu/online"
+    mkdir -p /sys/fs/cgroup/ref-mem /sys/fs/cgroup/ref-cpu0 /sys/fs/cgroup/ref-plain /sys/fs/cgroup/ref-half /sys/fs/cgroup/ref-oneandhalf
+    echo 268435456 > /sys/fs/cgroup/ref-mem/memory.max
+    echo 33554432 > /sys/fs/cgroup/ref-mem/memory.swap.max
+    echo 1 > /sys/fs/cgroup/ref-mem/cpuset.cpus
+    echo 0 > /sys/fs/cgroup/ref-cpu0/cpuset.cpus
+    echo "50000 100000" > /sys/fs/cgroup/ref-half/cpu.max
+    echo "150000 100000" > /sys/fs/cgroup/ref-oneandhalf/cpu.max
+    # the memory case uses memory and CPU first, so neither side reads zeros
+    run_in ref-mem sh -c "timeout 1 sh -c 'while :; do :; done'; dd if=/dev/zero of=/tmp/refmem bs=1M count=16 2>/dev/null; sh /tmp/refread.sh mem ref-mem $R $L $F; rm /tmp/refmem"
+    for c in cpu0 plain; do run_in ref-$c sh /tmp/refread.sh $c ref-$c $R $L $F; done
+    for c in half oneandhalf; do run_in ref-$c sh /tmp/refread.sh cfs-$c ref-$c $RC $C proc/cpuinfo proc/stat sys/devices/system/cpu/online; done
+    # a host process (the root cgroup): both show the host's memory
+    sh /tmp/refread.sh host . $R $L proc/meminfo proc/swaps
+    kill $(cat /tmp/run7$R/lxcfs.pid /tmp/run7$RC/lxcfs.pid)
+    n=0
+    while grep -q -e " $R " -e " $RC " /proc/mounts && [ $n -lt 50 ]; do n=$((n + 1)); sleep 0.1; done
+    umount -l $R $RC 2>/dev/null
+    echo "VMTEST reference done"
 }
 
 for PASS in auto classic; do
@@ -213,6 +365,7 @@ for PASS in auto classic; do
         check transport "$(transport_of /tmp/d1.log)" $want
         check transport_second "$(transport_of /tmp/d2.log)" $want
         scenarios
+        if [ $PASS = auto ] && [ -x /opt/lxcfs7/lxcfs ]; then reference; fi
         if [ $PASS = auto ]; then upgrades; else upgrades --transport classic; fi
     }
     stop_daemons
