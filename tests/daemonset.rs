@@ -407,7 +407,11 @@ fn container_bundle(spec: &Value, container: &Value, node: &Node, dir: &Path, na
         mounts = mounts.join(",\n    "),
     );
     std::fs::write(bundle.join("config.json"), config).unwrap();
-    Runc { id, bundle }
+    Runc {
+        id,
+        bundle,
+        runtime: "runc".into(),
+    }
 }
 
 /// A pod of the DaemonSet, run by runc as the kubelet has its runtime run it.

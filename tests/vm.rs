@@ -8,7 +8,7 @@
 //!   transport run: auto must pick io_uring there, and every scenario runs on both.
 //!
 //! scripts/test.sh installs qemu-system-x86, linux-image-amd64 (6.1) and busybox-static,
-//! and scripts/vm-kernel.sh unpacks the current kernel into `CURRENT_KERNELS`.
+//! and scripts/vm-sid.sh unpacks the current kernel into `CURRENT_KERNELS`.
 
 mod common;
 
@@ -351,11 +351,7 @@ fn pure_cgroup_v2_on_the_current_kernel() {
             ),
         });
     let test = "pure_cgroup_v2_on_the_current_kernel";
-    if let Some(k) = kernel_or_skip(
-        test,
-        kernel,
-        "Debian unstable's kernel (scripts/vm-kernel.sh)",
-    ) {
+    if let Some(k) = kernel_or_skip(test, kernel, "Debian unstable's kernel (scripts/vm-sid.sh)") {
         run_scenarios(&k, &["auto", "classic"]);
     }
 }

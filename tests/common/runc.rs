@@ -232,21 +232,19 @@ impl Runc {
     /// Start the container and leave it running; its output is the child's stdout. Stop it
     /// with `kill`, then collect the output with `wait_with_output`.
     pub fn spawn(&self) -> std::process::Child {
-        Command::new("runc")
-            .args(["run", "--bundle"])
-            .arg(&self.bundle)
-            .arg(&self.id)
+        let bundle = self.bundle.to_string_lossy();
+        self.command(None, &["run", "--bundle", &bundle, &self.id])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("run runc (scripts/test.sh installs it)")
+            .expect("run the runtime (scripts/test.sh installs it)")
     }
 
     /// Send `signal` (a name such as TERM) to the container's init.
     pub fn kill(&self, signal: &str) {
-        let _ = Command::new("runc")
-            .args(["kill", &self.id, signal])
+        let _ = self
+            .command(None, &["kill", &self.id, signal])
             .stderr(Stdio::null())
             .status();
     }
