@@ -120,6 +120,39 @@ scenarios() {
     host=$(awk -F'total=' 'NR==1 {print $2}' /proc/pressure/cpu)
     check pressure_own "$([ -n "$ours" ] && [ "$ours" -gt 0 ] && [ "$ours" -le "$cgroup" ] && [ "$ours" -lt "$host" ] && echo yes || echo "ours=$ours cgroup=$cgroup host=$host")" yes
 
+    # /proc/vmstat: the host's lines in its order, the container's own faults (at least
+    # one per page dd's 32 MiB buffer touched: 16 where transparent huge pages back it, as
+    # these kernels' default does; at most its cgroup's count, below the host's),
+    # its own OOM kills; the host's file for a host process
+    mkdir -p /sys/fs/cgroup/vm
+    echo 268435456 > /sys/fs/cgroup/vm/memory.max
+    run_in vm sh -c "dd if=/dev/zero of=/dev/null bs=32M count=1 2>/dev/null; cat $L/proc/vmstat" > /tmp/vmstat
+    check vmstat_layout "$(cut -d' ' -f1 /tmp/vmstat | tr '\n' ' ')" "$(cut -d' ' -f1 /proc/vmstat | tr '\n' ' ')"
+    vf=$(awk '$1=="pgfault"{print $2}' /tmp/vmstat)
+    atleast vmstat_pgfault_own "$vf" 16
+    atleast vmstat_pgfault_within_cgroup "$(awk '$1=="pgfault"{print $2}' /sys/fs/cgroup/vm/memory.stat)" "$vf"
+    atleast vmstat_pgfault_below_host "$(awk '$1=="pgfault"{print $2}' /proc/vmstat)" "$((vf + 1))"
+    check vmstat_zone_twin "$(awk '$1=="nr_zone_inactive_anon"{print $2}' /tmp/vmstat)" "$(awk '$1=="nr_inactive_anon"{print $2}' /tmp/vmstat)"
+    mkdir -p /sys/fs/cgroup/vmoom
+    echo 16777216 > /sys/fs/cgroup/vmoom/memory.max
+    echo 0 > /sys/fs/cgroup/vmoom/memory.swap.max
+    run_in vmoom sh -c "dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null; cat $L/proc/vmstat" > /tmp/vmoom
+    atleast vmstat_oom_kill "$(awk '$1=="oom_kill"{print $2}' /tmp/vmoom)" 1
+    check vmstat_oom_kill_cgroup "$(awk '$1=="oom_kill"{print $2}' /tmp/vmoom)" "$(awk '$1=="oom_kill"{print $2}' /sys/fs/cgroup/vmoom/memory.events)"
+    check vmstat_oom_kill_other "$(awk '$1=="oom_kill"{print $2}' /tmp/vmstat)" 0
+    h=$(awk '$1=="pgfault"{print $2}' /proc/vmstat)
+    atleast vmstat_root_is_host "$(awk '$1=="pgfault"{print $2}' $L/proc/vmstat)" "$h"
+
+    # /proc/stat procs_running and procs_blocked with -l: the container's threads at the
+    # load tracker's 5 s sample (three busy loops in one container; the other sleeps)
+    mkdir -p /sys/fs/cgroup/busy /sys/fs/cgroup/idle
+    run_in busy sh -c "for i in 1 2 3; do timeout 8 sh -c 'while :; do :; done' & done; cat $C/proc/stat >/dev/null; sleep 6; awk '\$1==\"procs_running\"{print \$2}' $C/proc/stat; wait" > /tmp/procs_busy &
+    bp=$!
+    run_in idle sh -c "cat $C/proc/stat >/dev/null; sleep 6; awk '\$1==\"procs_running\"||\$1==\"procs_blocked\"{printf \"%s \", \$2}' $C/proc/stat" > /tmp/procs_idle
+    wait $bp
+    atleast procs_running_busy "$(cat /tmp/procs_busy)" 3
+    check procs_idle "$(cat /tmp/procs_idle)" "1 0 "
+
     # a cpuset of one CPU
     mkdir -p /sys/fs/cgroup/one
     echo 1 > /sys/fs/cgroup/one/cpuset.cpus
