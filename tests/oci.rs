@@ -168,42 +168,14 @@ fn programs_in_a_podman_container(transport: &str) {
         &format!("oci-podman-{transport}"),
         &["--transport", transport],
     );
-    let rootfs = d.dir.join("podman-rootfs");
-    for dir in ["proc", "sys", "dev", "tmp", "etc"] {
-        std::fs::create_dir_all(rootfs.join(dir)).unwrap();
-    }
-    busybox_root(&rootfs);
-    let name = unique(&format!("podman-{transport}"));
-    let (parent, _cgroups) = podman_cgroup_parent(&name);
-    let mut args: Vec<String> = [
-        "run",
-        "--rm",
-        "--name",
-        &name,
-        "--runtime",
-        "runc",
-        "--network",
-        "none",
-        "--ulimit",
-        "nofile=1024:1024",
-        "--ulimit",
-        "nproc=1024:1024",
-        "--memory",
-        "256m",
-        "--cpuset-cpus",
-        cpu,
-        "--cgroup-parent",
-        &parent,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut args: Vec<String> = ["--memory", "256m", "--cpuset-cpus", cpu]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     for v in VIEWS {
         args.push("-v".into());
         args.push(format!("{}:/{v}:rw", d.path(v).display()));
     }
-    args.push("--rootfs".into());
-    args.push(rootfs.to_string_lossy().into_owned());
     let script = r#"
 echo "cat=$(cat /proc/meminfo | awk '/^MemTotal:/{print $2}')"
 echo "topmem=$(top -bn1 | awk '/^Mem:/ {print $2 + $4}')"
@@ -211,22 +183,12 @@ echo "cpuinfo=$(grep -c ^processor /proc/cpuinfo)"
 echo "online=$(cat /sys/devices/system/cpu/online)"
 echo "uptime=$(cut -d. -f1 /proc/uptime)"
 "#;
-    args.extend(["sh".into(), "-c".into(), script.into()]);
-    let out = std::process::Command::new("timeout")
-        .args(["--kill-after=5", "120", "podman"])
-        .args(&args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run podman");
-    let _ = std::process::Command::new("podman")
-        .args(["rm", "--force", &name])
-        .output();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "podman run failed ({}): {text}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+    let text = podman_run(
+        &format!("podman-{transport}"),
+        &d.dir.join("podman-rootfs"),
+        &[],
+        &args,
+        script,
     );
     let get = labelled(&text);
     for k in ["cat", "topmem"] {
@@ -242,41 +204,6 @@ echo "uptime=$(cut -d. -f1 /proc/uptime)"
 fn host_uptime() -> f64 {
     let text = std::fs::read_to_string("/proc/uptime").unwrap();
     text.split_whitespace().next().unwrap().parse().unwrap()
-}
-
-/// A cgroup parent for a Podman container named `name`: below this process's memory
-/// cgroup, as every test cgroup, and the same path in every hierarchy (Podman takes one
-/// path for all). The second value removes, on drop, what Podman leaves there (its
-/// `conmon` cgroup, the parent, and the directories above it that it had to create).
-fn podman_cgroup_parent(name: &str) -> (String, Vec<Cgroup>) {
-    let (_, own) = own_cgroup("memory").expect("a memory cgroup");
-    let parent = format!("{}/{name}", own.trim_end_matches('/'));
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let mut remove = Vec::new();
-    for line in info.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        if !right.starts_with("cgroup ") && !right.starts_with("cgroup2 ") {
-            continue;
-        }
-        let Some(mount) = left.split(' ').nth(4) else {
-            continue;
-        };
-        let dir = std::path::Path::new(mount).join(parent.trim_start_matches('/'));
-        remove.push(Cgroup {
-            path: dir.join("conmon"),
-        });
-        // deepest first: the parent, then each ancestor that does not exist yet
-        let mut d = dir.as_path();
-        while d != std::path::Path::new(mount) && !d.exists() {
-            remove.push(Cgroup {
-                path: d.to_path_buf(),
-            });
-            d = d.parent().unwrap();
-        }
-    }
-    (parent, remove)
 }
 
 both_transports!(

@@ -398,3 +398,74 @@ cat /proc/self/mountinfo"#,
         "{err_b}"
     );
 }
+
+/// Podman reads the hook from a hooks.d directory (`contrib/oci/lxcfs-uring.json`'s form)
+/// and its container, with no view in its mounts, sees its limits through the views the
+/// hook bound. Podman runs as `common::runc::podman_run` says these machines allow.
+#[test]
+fn the_hook_from_hooks_d_gives_a_podman_container_its_views() {
+    let test = "the_hook_from_hooks_d_gives_a_podman_container_its_views";
+    if !root_or_skip(test) || !runtime_or_skip(test, "podman") {
+        return;
+    }
+    let d = Daemon::start("ocihook-podman", &[]);
+    let hooks = d.dir.join("hooks.d");
+    std::fs::create_dir_all(&hooks).unwrap();
+    let log = d.dir.join("hook-podman.log");
+    let args: Vec<String> = [
+        "lxcfs-uring",
+        "oci-hook",
+        "--mountpoint",
+        &d.mnt.to_string_lossy(),
+        "--log-file",
+        &log.to_string_lossy(),
+    ]
+    .iter()
+    .map(|a| json_string(a))
+    .collect();
+    std::fs::write(
+        hooks.join("lxcfs-uring.json"),
+        format!(
+            r#"{{ "version": "1.0.0", "hook": {{ "path": {}, "args": [{}] }},
+  "when": {{ "always": true }}, "stages": ["createContainer"] }}"#,
+            json_string(HOOK),
+            args.join(", ")
+        ),
+    )
+    .unwrap();
+    let script = r#"
+echo "meminfo=$(awk '/^MemTotal:/{print $2}' /proc/meminfo)"
+echo "cpuinfo=$(grep -c ^processor /proc/cpuinfo)"
+echo "online=$(cat /sys/devices/system/cpu/online)"
+echo "uptime=$(cut -d. -f1 /proc/uptime)"
+echo "views=$(awk '/ - fuse\.lxcfs / {print $5}' /proc/self/mountinfo | sort | tr '\n' ' ')"
+"#;
+    let out = podman_run(
+        "hooked-podman",
+        &d.dir.join("podman-rootfs"),
+        &["--hooks-dir".into(), hooks.to_string_lossy().into_owned()],
+        &[
+            "--memory".into(),
+            "256m".into(),
+            "--cpuset-cpus".into(),
+            "0".into(),
+        ],
+        script,
+    );
+    let log = std::fs::read_to_string(&log).unwrap_or_default();
+    let v = values(&out);
+    assert_eq!(
+        v.get("meminfo"),
+        Some(&(MIB256 / 1024).to_string()),
+        "{out}\nhook: {log}"
+    );
+    assert_eq!(v.get("cpuinfo").map(String::as_str), Some("1"), "{out}");
+    assert_eq!(v.get("online").map(String::as_str), Some("0"), "{out}");
+    let up: u64 = v["uptime"].parse().unwrap();
+    assert!(up < 30, "the container's uptime, not the host's:\n{out}");
+    assert_eq!(
+        views_of(&v),
+        offered(&d.mnt, false),
+        "mounted views:\n{out}\nhook: {log}"
+    );
+}

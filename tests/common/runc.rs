@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::{host_has_or_skip, unique};
+use super::{Cgroup, host_has_or_skip, own_cgroup, unique};
 
 /// The files runtimes bind-mount over the container's own.
 pub const VIEWS: [&str; 8] = [
@@ -340,4 +340,91 @@ pub fn values(text: &str) -> std::collections::HashMap<String, String> {
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
         .collect()
+}
+
+/// Run `script` under sh in a Podman container named after `name` (made unique) on an
+/// Alpine-like root built in `rootfs`, with Podman's global options `global` and `run`
+/// options `args`; its standard output. Podman runs as these machines allow: its default
+/// rlimits ask for more open files and processes than their hard limits, and raising a
+/// hard limit needs CAP_SYS_RESOURCE, which they do not give (hence `--ulimit`); its
+/// default runtime here, crun, refuses hybrid hosts whose unified hierarchy offers a
+/// controller (hence runc); `--rootfs` pulls nothing; its cgroups go below this process's
+/// and are removed after.
+pub fn podman_run(
+    name: &str,
+    rootfs: &Path,
+    global: &[String],
+    args: &[String],
+    script: &str,
+) -> String {
+    for dir in ["proc", "sys", "dev", "tmp", "etc"] {
+        std::fs::create_dir_all(rootfs.join(dir)).unwrap();
+    }
+    busybox_root(rootfs);
+    let name = unique(name);
+    let (parent, _cgroups) = podman_cgroup_parent(&name);
+    let out = Command::new("timeout")
+        .args(["--kill-after=5", "120", "podman"])
+        .args(global)
+        .args(["run", "--rm", "--name", &name, "--runtime", "runc"])
+        .args(["--network", "none", "--cgroup-parent", &parent])
+        .args([
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+        ])
+        .args(args)
+        .arg("--rootfs")
+        .arg(rootfs)
+        .args(["sh", "-c", script])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run podman");
+    let _ = Command::new("podman")
+        .args(["rm", "--force", &name])
+        .output();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "podman run failed ({}): {text}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+/// A cgroup parent for a Podman container named `name`: below this process's memory
+/// cgroup, as every test cgroup, and the same path in every hierarchy (Podman takes one
+/// path for all). The second value removes, on drop, what Podman leaves there (its
+/// `conmon` cgroup, the parent, and the directories above it that it had to create).
+fn podman_cgroup_parent(name: &str) -> (String, Vec<Cgroup>) {
+    let (_, own) = own_cgroup("memory").expect("a memory cgroup");
+    let parent = format!("{}/{name}", own.trim_end_matches('/'));
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mut remove = Vec::new();
+    for line in info.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        if !right.starts_with("cgroup ") && !right.starts_with("cgroup2 ") {
+            continue;
+        }
+        let Some(mount) = left.split(' ').nth(4) else {
+            continue;
+        };
+        let dir = std::path::Path::new(mount).join(parent.trim_start_matches('/'));
+        remove.push(Cgroup {
+            path: dir.join("conmon"),
+        });
+        // deepest first: the parent, then each ancestor that does not exist yet
+        let mut d = dir.as_path();
+        while d != std::path::Path::new(mount) && !d.exists() {
+            remove.push(Cgroup {
+                path: d.to_path_buf(),
+            });
+            d = d.parent().unwrap();
+        }
+    }
+    (parent, remove)
 }
