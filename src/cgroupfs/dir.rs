@@ -38,6 +38,8 @@ pub enum Knob {
     CpusetCpus,
     /// v1 cpuset.mems, v2 cpuset.mems.effective
     CpusetMems,
+    /// memory.numa_stat: the memory on each NUMA node
+    NumaStat,
     /// v1 cpu.cfs_quota_us
     CfsQuota,
     /// v1 cpu.cfs_period_us
@@ -69,7 +71,7 @@ pub enum Knob {
     IrqPressure,
 }
 
-const KNOBS: usize = 27;
+const KNOBS: usize = 28;
 
 impl Knob {
     pub fn name(self, unified: bool) -> &'static CStr {
@@ -89,6 +91,7 @@ impl Knob {
             (Knob::CpusetCpus, true) => c"cpuset.cpus.effective",
             (Knob::CpusetMems, false) => c"cpuset.mems",
             (Knob::CpusetMems, true) => c"cpuset.mems.effective",
+            (Knob::NumaStat, _) => c"memory.numa_stat",
             (Knob::CfsQuota, _) => c"cpu.cfs_quota_us",
             (Knob::CfsPeriod, _) => c"cpu.cfs_period_us",
             (Knob::CpuMax, _) => c"cpu.max",

@@ -14,7 +14,7 @@ use crate::proto::abi::{self, FOPEN_DIRECT_IO};
 use crate::proto::{Attr, InHeader, Op, OutBuf, Overflow, Request, Validity, encode};
 use crate::stats::{self, Counter};
 use handles::Handles;
-use sysfs::SysDir;
+use sysfs::{NodeFile, SysDir};
 use tree::{Kind, Node};
 pub use views::ViewOptions;
 
@@ -474,13 +474,21 @@ impl Fs {
         if sysfs::is_dynamic(node) {
             stats::add(Counter::RenderSysfs);
             let passthrough = self.passthrough.load(std::sync::atomic::Ordering::Relaxed);
-            return self.sys(w, pid, SysDir::of(node), |shown| {
+            let meminfo = self.sys(w, pid, SysDir::of(node), |shown| {
                 let e = sysfs::entry(node, shown)?;
                 match e.node_file() {
-                    Some((_, file)) if !passthrough => views::node_file(&e, file, shown, buf),
-                    _ => kfile::read_path_buf(&e.host, buf),
+                    Some((n, NodeFile::Meminfo)) if !passthrough => return Ok(Some((n, e.host))),
+                    Some((_, file)) if !passthrough => {
+                        views::node_cpus_file(&e, file == NodeFile::Cpumap, shown, buf)?
+                    }
+                    _ => kfile::read_path_buf(&e.host, buf)?,
                 }
-            });
+                Ok(None)
+            })?;
+            if let Some((n, host)) = meminfo {
+                views::node_meminfo(self, w, pid, n, &host, buf).map_err(|e| errno(&e))?;
+            }
+            return Ok(());
         }
         match tree::node(node) {
             Some(Node {

@@ -13,6 +13,7 @@ use crate::cgroupfs::cpu::{self, Quota};
 use crate::cgroupfs::dir::{CgroupDir, Knob};
 use crate::cgroupfs::io as cgio;
 use crate::cgroupfs::memory::{self, MemoryInputs};
+use crate::cgroupfs::numa::NumaStat;
 use crate::container::{Container, Containers, Controller};
 use crate::cpulist;
 use crate::kfile::{self, parse_u64};
@@ -532,10 +533,40 @@ fn node_cpus(dir: &std::path::Path, buf: &mut Vec<u8>) -> io::Result<Vec<u32>> {
     cpulist::parse(buf).ok_or_else(|| io::Error::from_raw_os_error(libc::EIO))
 }
 
-/// A rendered file of a nodeN directory (`e`), for the caller `shown`.
-pub fn node_file(
+/// nodeN/meminfo (the host's `host`) for the process `pid`: from its memory cgroup's
+/// memory.numa_stat, within the MemTotal its /proc/meminfo shows. The host node's file
+/// where memory_view shows the host's meminfo, or the cgroup has no numa_stat.
+pub fn node_meminfo(
+    fs: &Fs,
+    w: &mut Worker,
+    pid: u32,
+    n: u32,
+    host: &std::path::Path,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    let containers = &fs.containers;
+    in_container(containers, w, pid, out, |w, c, out| {
+        let dir = c
+            .cgroup(&containers.hier, Controller::Memory)
+            .filter(|_| c.cgroup_path(Controller::Memory) != Some("/"))
+            .filter(|d| d.has(Knob::NumaStat));
+        let Some(dir) = dir else {
+            return kfile::read_path_buf(host, out);
+        };
+        let m = MemoryInputs::gather(dir, &c.memory_stat, INPUT_TTL, &mut w.scratch)?;
+        dir.read(Knob::NumaStat, &mut w.scratch)?;
+        let stat = NumaStat::parse(&w.scratch, n, page_sizes().0);
+        let total_kb = m.limit.filter(|&l| l > 0).map_or(u64::MAX, |l| l / 1024);
+        kfile::read_path_buf(host, &mut w.host)?;
+        node::meminfo(&w.host, &stat, total_kb, out);
+        Ok(())
+    })
+}
+
+/// The cpulist or (`mask`) cpumap of a nodeN directory (`e`), for the caller `shown`.
+pub fn node_cpus_file(
     e: &sysfs::Entry,
-    file: sysfs::NodeFile,
+    mask: bool,
     shown: &sysfs::Shown<'_>,
     out: &mut Vec<u8>,
 ) -> io::Result<()> {
@@ -543,14 +574,12 @@ pub fn node_file(
     let dir = e.host.parent().ok_or_else(malformed)?;
     let mut text = Vec::new();
     let cpus = node_cpus(dir, &mut text)?;
-    match file {
-        sysfs::NodeFile::Cpulist => node::cpulist(&cpus, shown.cpus, shown.renumber, out),
-        sysfs::NodeFile::Cpumap => {
-            kfile::read_path_buf(&e.host, &mut text)?;
-            let digits = node::mask_digits(&text);
-            node::cpumap(&cpus, shown.cpus, shown.renumber, digits, out);
-        }
-        sysfs::NodeFile::Meminfo => kfile::read_path_buf(&e.host, out)?,
+    if mask {
+        kfile::read_path_buf(&e.host, &mut text)?;
+        let digits = node::mask_digits(&text);
+        node::cpumap(&cpus, shown.cpus, shown.renumber, digits, out);
+    } else {
+        node::cpulist(&cpus, shown.cpus, shown.renumber, out);
     }
     Ok(())
 }
