@@ -10,15 +10,7 @@ use common::*;
 const NODE: &str = "/sys/devices/system/node";
 
 fn host_list(file: &str) -> Vec<u32> {
-    let text = std::fs::read_to_string(format!("{NODE}/{file}")).unwrap();
-    let mut v = Vec::new();
-    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
-        match part.split_once('-') {
-            Some((a, b)) => v.extend(a.parse::<u32>().unwrap()..=b.parse::<u32>().unwrap()),
-            None => v.push(part.parse().unwrap()),
-        }
-    }
-    v
+    read_list(&format!("{NODE}/{file}"))
 }
 
 fn value_kb(meminfo: &str, key: &str) -> u64 {

@@ -26,7 +26,12 @@ fuzz_target!(|data: &[u8]| {
     cpus.sort_unstable();
     cpus.dedup();
     let mut out = Vec::new();
-    node::cpulist(&cpus, &cpus[cpus.len() / 2..], data.len() % 2 == 0, &mut out);
+    node::cpulist(
+        &cpus,
+        &cpus[cpus.len() / 2..],
+        data.len() % 2 == 0,
+        &mut out,
+    );
     assert!(out.ends_with(b"\n"));
     out.clear();
     node::cpumap(&cpus, &cpus, false, node::mask_digits(host), &mut out);
