@@ -11,28 +11,9 @@ fuzz_target!(|data: &[u8]| {
     cpuinfo::render(data, &[0, 1, 3], &mut out);
     let mut h = StatHistory::default();
     let mut scratch = StatScratch::default();
-    for usage in [
-        Usage::Unknown,
-        Usage::Total(CpuTime {
-            user: 1 << 40,
-            system: 7,
-        }),
-        Usage::PerCpu(&vec![CpuTime::default(); 4]),
-    ] {
+    for usage in [Usage::Unknown, Usage::Total(CpuTime { user: 1 << 40, system: 7 }), Usage::PerCpu(&vec![CpuTime::default(); 4])] {
         out.clear();
-        let i = StatInputs {
-            host: data,
-            cpuset: &[0, 1, 3],
-            shown: 2,
-            renumber: true,
-            usage,
-            quota_cpus: Some(1.5),
-            ticks_per_sec: 100,
-            procs: Some(Procs {
-                running: 3,
-                blocked: u64::MAX,
-            }),
-        };
+        let i = StatInputs { host: data, cpuset: &[0, 1, 3], shown: 2, renumber: true, usage, quota_cpus: Some(1.5), ticks_per_sec: 100, procs: Some(Procs { running: 3, blocked: u64::MAX }) };
         stat::render(&i, &mut h, &mut scratch, &mut out);
         assert!(out.starts_with(b"cpu "));
     }

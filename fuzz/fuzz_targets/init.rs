@@ -11,22 +11,11 @@ fuzz_target!(|data: &[u8]| {
     msg.extend_from_slice(&abi::opcode::INIT.to_ne_bytes());
     msg.extend_from_slice(&[0u8; 32]);
     msg.extend_from_slice(data);
-    if let Ok(proto::Request {
-        op: Op::Init(k), ..
-    }) = proto::decode(&msg)
-    {
-        let want = u64::from_ne_bytes(
-            data.get(..8)
-                .and_then(|b| b.try_into().ok())
-                .unwrap_or([0xff; 8]),
-        );
+    if let Ok(proto::Request { op: Op::Init(k), .. }) = proto::decode(&msg) {
+        let want = u64::from_ne_bytes(data.get(..8).and_then(|b| b.try_into().ok()).unwrap_or([0xff; 8]));
         let out = InitOut::negotiate(&k, want, 4096, 32);
         assert!(out.minor <= abi::KERNEL_MINOR_VERSION);
-        assert_eq!(
-            out.flags & !k.flags,
-            0,
-            "never a flag the kernel did not offer"
-        );
+        assert_eq!(out.flags & !k.flags, 0, "never a flag the kernel did not offer");
         let mut buf = [0u8; 128];
         let mut o = OutBuf::new(&mut buf);
         out.encode(&mut o).unwrap();

@@ -10,22 +10,10 @@ const HOST: &[u8] = include_bytes!("../../tests/fixtures/meminfo-host");
 fuzz_target!(|data: &[u8]| {
     let unified = data.first().is_some_and(|b| b & 1 == 1);
     let stat = MemStat::parse(data, unified);
-    let m = MemoryInputs {
-        unified,
-        limit: stat.hierarchical_limit,
-        usage: stat.file,
-        stat,
-        swap: None,
-    };
+    let m = MemoryInputs { unified, limit: stat.hierarchical_limit, usage: stat.file, stat, swap: None };
     let v = swaps::SwapView::new(&m, 1 << 20, true);
     let mut out = Vec::new();
-    meminfo::render(
-        HOST,
-        &m,
-        &v,
-        data.first().is_some_and(|b| b & 2 == 0),
-        &mut out,
-    );
+    meminfo::render(HOST, &m, &v, data.first().is_some_and(|b| b & 2 == 0), &mut out);
     assert!(out.starts_with(b"MemTotal:"));
     out.clear();
     swaps::render(&v, &mut out);
