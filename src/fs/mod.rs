@@ -474,19 +474,27 @@ impl Fs {
         if sysfs::is_dynamic(node) {
             stats::add(Counter::RenderSysfs);
             let passthrough = self.passthrough.load(std::sync::atomic::Ordering::Relaxed);
+            // A node's rendered files are views: their failures are logged as a view's.
+            let failed = |n: u32, file: NodeFile, e: io::Error| {
+                stats::add(Counter::RenderErrors);
+                crate::warn!("rendering node{n}/{file:?} for pid {pid}: {e}");
+                e
+            };
             let meminfo = self.sys(w, pid, SysDir::of(node), |shown| {
                 let e = sysfs::entry(node, shown)?;
                 match e.node_file() {
                     Some((n, NodeFile::Meminfo)) if !passthrough => return Ok(Some((n, e.host))),
-                    Some((_, file)) if !passthrough => {
-                        views::node_cpus_file(&e, file == NodeFile::Cpumap, shown, buf)?
+                    Some((n, file)) if !passthrough => {
+                        views::node_cpus_file(&e, file == NodeFile::Cpumap, shown, buf)
+                            .map_err(|err| failed(n, file, err))?
                     }
                     _ => kfile::read_path_buf(&e.host, buf)?,
                 }
                 Ok(None)
             })?;
             if let Some((n, host)) = meminfo {
-                views::node_meminfo(self, w, pid, n, &host, buf).map_err(|e| errno(&e))?;
+                views::node_meminfo(self, w, pid, n, &host, buf)
+                    .map_err(|e| errno(&failed(n, NodeFile::Meminfo, e)))?;
             }
             return Ok(());
         }
@@ -539,8 +547,8 @@ impl Fs {
         let host_has = |p: &str| std::path::Path::new(p).exists();
         match (n.id, n.kind) {
             (tree::CGROUP_DIR, _) => self.cgroups.is_some(),
-            // Without a unified hierarchy no container has PSI of its own.
             (tree::NODE_DIR, _) => host_has("/sys/devices/system/node"),
+            // Without a unified hierarchy no container has PSI of its own.
             (tree::PRESSURE_DIR, _) => {
                 self.containers.hier.unified.is_some() && host_has("/proc/pressure")
             }
