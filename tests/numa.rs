@@ -1,6 +1,7 @@
 //! /sys/devices/system/node from real containers in cpusets on this host: the node lists,
 //! only the container's nodeN directories, each node's CPUs limited to the container's,
-//! its meminfo from memory.numa_stat, writes refused, and numactl agreeing with the cpuset.
+//! its meminfo from memory.numa_stat, writes refused, numactl agreeing with the cpuset, and
+//! the host's files in pass-through mode.
 
 #[macro_use]
 mod common;
@@ -128,6 +129,29 @@ fn node_view_follows_the_cpuset(transport: &str) {
     assert!(
         numactl.contains(&format!("node {node} size: 100 MB\n")),
         "{numactl}"
+    );
+
+    // Pass-through (SIGUSR2): the host's files.
+    let files = format!("cat {d}/has_cpu {n}/cpulist {n}/meminfo", d = dir.display());
+    let read = || String::from_utf8(in_container(&[&cs, &mem], &files).stdout).unwrap();
+    let host = || {
+        ["has_cpu".to_owned(), format!("node{node}/cpulist")]
+            .map(|f| std::fs::read_to_string(format!("{NODE}/{f}")).unwrap())
+            .concat()
+    };
+    d.signal(nix::sys::signal::Signal::SIGUSR2);
+    wait_until("pass-through", std::time::Duration::from_secs(5), || {
+        read().starts_with(&host())
+    });
+    let passed = read();
+    let total = passed.lines().find(|l| l.contains(" MemTotal:")).unwrap();
+    assert_eq!(
+        total,
+        host_meminfo
+            .lines()
+            .find(|l| l.contains(" MemTotal:"))
+            .unwrap(),
+        "the host node's meminfo"
     );
 }
 
