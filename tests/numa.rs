@@ -155,4 +155,48 @@ fn node_view_follows_the_cpuset(transport: &str) {
     );
 }
 
+/// With --enable-cfs a container's CPUs are numbered from 0: its node's cpulist and cpumap
+/// follow the cpu directory's names, and no cpuN link (a host CPU's name) is shown.
+#[test]
+fn renumbered_cpus_in_the_node_view() {
+    if !root_or_skip("renumbered_cpus_in_the_node_view")
+        || !host_has_or_skip(
+            "renumbered_cpus_in_the_node_view",
+            std::path::Path::new(NODE).exists(),
+            "/sys/devices/system/node (CONFIG_NUMA)",
+        )
+    {
+        return;
+    }
+    let node = host_list("online")[0];
+    let cpu = *host_list(&format!("node{node}/cpulist")).last().unwrap();
+    let d = Daemon::start("numa-cfs", &["--enable-cfs"]);
+    let cs = Cgroup::new("cpuset", "numa-cfs");
+    if cs.path.join("cpuset.mems").exists() {
+        cs.set("cpuset.mems", &node.to_string());
+    }
+    cs.set("cpuset.cpus", &cpu.to_string());
+    let quota = Cgroup::new("cpu", "numa-cfs");
+    quota.set("cpu.cfs_period_us", "100000");
+    quota.set("cpu.cfs_quota_us", "50000");
+    let dir = d.path("sys/devices/system");
+    let n = format!("{}/node/node{node}", dir.display());
+    let out = in_container(
+        &[&cs, &quota],
+        &format!(
+            "cat {n}/cpulist {n}/cpumap; ls {n} | grep -c '^cpu[0-9]'; ls {c} | grep '^cpu[0-9]'; \
+             mount --bind {d} {NODE} && numactl --hardware | grep cpus:",
+            c = dir.join("cpu").display(),
+            d = dir.join("node").display(),
+        ),
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "0", "cpu{cpu} is shown as cpu0: {text}");
+    assert!(lines[1].trim_start_matches(['0', ',']) == "1", "{text}");
+    assert_eq!(lines[2], "0", "no cpuN link: {text}");
+    assert_eq!(lines[3], "cpu0", "{text}");
+    assert_eq!(lines[4], format!("node {node} cpus: 0"), "{text}");
+}
+
 both_transports!(node_view_follows_the_cpuset);
