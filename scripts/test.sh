@@ -25,6 +25,8 @@ command -v systemd-analyze >/dev/null || need_pkgs+=(systemd)
 # (Debian's own: the runc containers run the host's /usr, whatever PATH says here.)
 [ -x /usr/bin/python3 ] || need_pkgs+=(python3)
 [ -x /usr/bin/top ] || need_pkgs+=(procps)
+# numactl --hardware reads the node view in a container (tests/numa.rs).
+command -v numactl >/dev/null || need_pkgs+=(numactl)
 command -v runc >/dev/null || need_pkgs+=(runc)
 command -v crun >/dev/null || need_pkgs+=(crun)
 command -v podman >/dev/null || need_pkgs+=(podman)

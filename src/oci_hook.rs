@@ -75,7 +75,8 @@ pub struct View {
 }
 
 /// The views the daemon's mount offers, as the LXC hook binds them (every `proc/` file,
-/// and `sys/devices/system/cpu`); `/proc/pressure/*` only with `pressure`.
+/// `sys/devices/system/cpu` and, where the host has NUMA, `sys/devices/system/node`);
+/// `/proc/pressure/*` only with `pressure`.
 pub fn views(pressure: bool) -> Vec<View> {
     const PROC: [&str; 9] = [
         "proc/cpuinfo",
@@ -102,10 +103,12 @@ pub fn views(pressure: bool) -> Vec<View> {
     if pressure {
         v.extend(PRESSURE.into_iter().map(file));
     }
-    v.push(View {
-        path: "sys/devices/system/cpu",
-        kind: Kind::SysDir,
-    });
+    v.extend(
+        ["sys/devices/system/cpu", "sys/devices/system/node"].map(|path| View {
+            path,
+            kind: Kind::SysDir,
+        }),
+    );
     v
 }
 
@@ -718,7 +721,8 @@ mod tests {
                 "proc/swaps",
                 "proc/uptime",
                 "proc/vmstat",
-                "sys/devices/system/cpu"
+                "sys/devices/system/cpu",
+                "sys/devices/system/node"
             ]
         );
         let with = views(true);

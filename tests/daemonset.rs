@@ -561,11 +561,11 @@ fn serving_pid(node: &Node) -> Option<i32> {
 
 /// The manifest's example pod binds exactly the views a runtime binds (runc.rs's VIEWS),
 /// each from /var/lib/lxcfs, each with a hostPath type the kubelet checks without creating
-/// anything: `File` for files and `Directory` for the cpu directory. A missing path (no
-/// daemon yet after a node reboot) then keeps the pod from starting until the views are
-/// there; with no type or an `*OrCreate` one, the kubelet (or containerd's and CRI-O's
-/// CRI, which create a missing bind source as a directory) would turn the view into a
-/// directory on the node's disk under /var/lib/lxcfs and bind that into the container.
+/// anything: `File` for files and `Directory` for the cpu and node directories. A missing
+/// path (no daemon yet after a node reboot) then keeps the pod from starting until the
+/// views are there; with no type or an `*OrCreate` one, the kubelet (or containerd's and
+/// CRI-O's CRI, which create a missing bind source as a directory) would turn the view into
+/// a directory on the node's disk under /var/lib/lxcfs and bind that into the container.
 /// Returns the example pod's memory limit in bytes.
 fn example_pod_binds_every_view_checked(docs: &[Value]) -> u64 {
     let spec = pod_spec(docs, "Pod");
@@ -580,7 +580,7 @@ fn example_pod_binds_every_view_checked(docs: &[Value]) -> u64 {
             "{target}"
         );
         let want = match target {
-            "sys/devices/system/cpu" => "Directory",
+            "sys/devices/system/cpu" | "sys/devices/system/node" => "Directory",
             _ => "File",
         };
         assert_eq!(v["hostPath"]["type"].as_str(), Some(want), "{target}");

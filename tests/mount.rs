@@ -105,6 +105,25 @@ fn read_semantics(transport: &str) {
             .unwrap()
             .is_empty()
     );
+    // The node directory, where the host has one (CONFIG_NUMA).
+    let numa = std::path::Path::new("/sys/devices/system/node").exists();
+    let system: Vec<String> = std::fs::read_dir(d.path("sys/devices/system"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(system.contains(&"node".to_owned()), numa, "{system:?}");
+    if numa {
+        for rel in [
+            "online",
+            "has_cpu",
+            "node0/cpulist",
+            "node0/cpumap",
+            "node0/meminfo",
+        ] {
+            let s = std::fs::read(d.path(&format!("sys/devices/system/node/{rel}"))).unwrap();
+            assert!(s.ends_with(b"\n"), "node/{rel}");
+        }
+    }
 }
 
 fn nothing_is_writable(transport: &str) {
@@ -119,6 +138,19 @@ fn nothing_is_writable(transport: &str) {
         .open(d.path("sys/devices/system/cpu/online"))
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::PermissionDenied);
+    if std::path::Path::new("/sys/devices/system/node").exists() {
+        for rel in [
+            "node/has_memory",
+            "node/node0/cpulist",
+            "node/node0/distance",
+        ] {
+            let e = OpenOptions::new()
+                .write(true)
+                .open(d.path(&format!("sys/devices/system/{rel}")))
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{rel}");
+        }
+    }
     assert!(std::fs::create_dir(d.path("proc/x")).is_err());
     assert!(File::create(d.path("proc/new")).is_err());
     assert!(std::fs::remove_file(d.path("proc/meminfo")).is_err());

@@ -23,6 +23,7 @@ echo "free=$(free -k | awk '/^Mem:/{print $2}')"
 echo "nproc=$(nproc)"
 echo "conf=$(getconf _NPROCESSORS_CONF)"
 echo "uptime=$(cut -d. -f1 /proc/uptime)"
+echo "nodecpus=$(cat /sys/devices/system/node/node0/cpulist 2>/dev/null)"
 echo "views=$(awk '/ - fuse\.lxcfs / {print $5}' /proc/self/mountinfo | sort | tr '\n' ' ')"
 "#;
 
@@ -61,6 +62,7 @@ fn offered(mnt: &Path, pressure: bool) -> BTreeSet<String> {
         "proc/uptime",
         "proc/vmstat",
         "sys/devices/system/cpu",
+        "sys/devices/system/node",
     ];
     if pressure {
         names.extend([
@@ -125,6 +127,11 @@ fn the_hook_gives_a_runc_container_its_views() {
     assert!(up < 30, "the container's uptime, not the host's:\n{out}");
     let want = offered(&d.mnt, false);
     assert!(want.contains("/proc/meminfo") && want.contains("/sys/devices/system/cpu"));
+    if Path::new("/sys/devices/system/node/node0").exists() {
+        assert!(want.contains("/sys/devices/system/node"));
+        // The container's one CPU on node 0, not the host's.
+        assert_eq!(v.get("nodecpus").map(String::as_str), Some("0"), "{out}");
+    }
     assert_eq!(views_of(&v), want, "mounted views:\n{out}\nhook: {log}");
     assert!(
         log.contains(&format!("bound {} views", want.len())),

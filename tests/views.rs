@@ -7,15 +7,7 @@ mod common;
 use common::*;
 
 fn host_online() -> Vec<u32> {
-    let text = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap();
-    let mut v = Vec::new();
-    for part in text.trim().split(',') {
-        match part.split_once('-') {
-            Some((a, b)) => v.extend(a.parse::<u32>().unwrap()..=b.parse::<u32>().unwrap()),
-            None => v.push(part.parse().unwrap()),
-        }
-    }
-    v
+    read_list("/sys/devices/system/cpu/online")
 }
 
 fn cpuset_cgroup(name: &str, cpus: &str) -> Cgroup {

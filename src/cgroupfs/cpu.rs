@@ -10,11 +10,25 @@ use crate::kfile::{self, parse_u64};
 /// Fill `cpus` with the CPUs of the nearest cpuset (this cgroup's, else its parent's, ...)
 /// that is not empty. False when the cgroup has none at any level.
 pub fn cpuset(dir: &CgroupDir, buf: &mut Vec<u8>, cpus: &mut Vec<u32>) -> io::Result<bool> {
-    let found = dir.read_nearest(Knob::CpusetCpus, buf, |t| {
+    nearest_list(dir, Knob::CpusetCpus, buf, cpus)
+}
+
+/// Fill `nodes` with the memory nodes of the nearest cpuset that is not empty, as `cpuset`.
+pub fn mems(dir: &CgroupDir, buf: &mut Vec<u8>, nodes: &mut Vec<u32>) -> io::Result<bool> {
+    nearest_list(dir, Knob::CpusetMems, buf, nodes)
+}
+
+fn nearest_list(
+    dir: &CgroupDir,
+    knob: Knob,
+    buf: &mut Vec<u8>,
+    out: &mut Vec<u32>,
+) -> io::Result<bool> {
+    let found = dir.read_nearest(knob, buf, |t| {
         let t = t.trim_ascii();
         !t.is_empty()
     })?;
-    Ok(found && cpulist::parse_into(buf, cpus) && !cpus.is_empty())
+    Ok(found && cpulist::parse_into(buf, out) && !out.is_empty())
 }
 
 /// A CFS bandwidth limit: `quota` µs of CPU time every `period` µs.

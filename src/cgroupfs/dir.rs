@@ -36,6 +36,10 @@ pub enum Knob {
     CpuacctUsageAll,
     /// v1 cpuset.cpus, v2 cpuset.cpus.effective
     CpusetCpus,
+    /// v1 cpuset.mems, v2 cpuset.mems.effective
+    CpusetMems,
+    /// memory.numa_stat: the memory on each NUMA node
+    NumaStat,
     /// v1 cpu.cfs_quota_us
     CfsQuota,
     /// v1 cpu.cfs_period_us
@@ -67,7 +71,7 @@ pub enum Knob {
     IrqPressure,
 }
 
-const KNOBS: usize = 26;
+const KNOBS: usize = 28;
 
 impl Knob {
     pub fn name(self, unified: bool) -> &'static CStr {
@@ -85,6 +89,9 @@ impl Knob {
             (Knob::CpuacctUsageAll, _) => c"cpuacct.usage_all",
             (Knob::CpusetCpus, false) => c"cpuset.cpus",
             (Knob::CpusetCpus, true) => c"cpuset.cpus.effective",
+            (Knob::CpusetMems, false) => c"cpuset.mems",
+            (Knob::CpusetMems, true) => c"cpuset.mems.effective",
+            (Knob::NumaStat, _) => c"memory.numa_stat",
             (Knob::CfsQuota, _) => c"cpu.cfs_quota_us",
             (Knob::CfsPeriod, _) => c"cpu.cfs_period_us",
             (Knob::CpuMax, _) => c"cpu.max",

@@ -8,4 +8,5 @@ pub mod io;
 pub mod membership;
 pub mod memory;
 pub mod mounts;
+pub mod numa;
 pub mod tree;

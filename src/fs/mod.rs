@@ -14,6 +14,7 @@ use crate::proto::abi::{self, FOPEN_DIRECT_IO};
 use crate::proto::{Attr, InHeader, Op, OutBuf, Overflow, Request, Validity, encode};
 use crate::stats::{self, Counter};
 use handles::Handles;
+use sysfs::{NodeFile, SysDir};
 use tree::{Kind, Node};
 pub use views::ViewOptions;
 
@@ -214,6 +215,13 @@ impl Fs {
         let h = &req.header;
         let overflow = |_: Overflow| libc::EIO;
         let dynamic = sysfs::is_dynamic(h.nodeid);
+        // The cpu or node directory (or an entry below one) the request is about.
+        let sys_dir = match h.nodeid {
+            tree::CPU_DIR => Some(SysDir::Cpu),
+            tree::NODE_DIR => Some(SysDir::Node),
+            id if dynamic => Some(SysDir::of(id)),
+            _ => None,
+        };
         if self.in_cgroup_tree(h.nodeid)
             && let Some(r) = self.cgroup_request(w, req, o)
         {
@@ -224,12 +232,12 @@ impl Fs {
                 if let Some(n) = tree::lookup(h.nodeid, name).filter(|n| self.shown(n)) {
                     let (attr, attr_ttl) = self.attr(w, n, h.pid);
                     encode::entry(o, &attr, STATIC_TTL, attr_ttl).map_err(overflow)?;
-                } else if h.nodeid == tree::CPU_DIR || dynamic {
-                    let e = self.sys(w, h.pid, |cpus| match h.nodeid {
-                        tree::CPU_DIR => sysfs::lookup_top(name, cpus),
-                        parent => sysfs::lookup(parent, name, cpus),
+                } else if let Some(dir) = sys_dir {
+                    let e = self.sys(w, h.pid, dir, |shown| match h.nodeid {
+                        tree::CPU_DIR | tree::NODE_DIR => sysfs::lookup_top(dir, name, shown),
+                        parent => sysfs::lookup(parent, name, shown),
                     })?;
-                    // Which cpuN exist depends on the caller: never cache the entry.
+                    // Which cpuN and nodeN exist depends on the caller: never cache the entry.
                     encode::entry(o, &self.sys_attr(&e), NO_TTL, SYS_ATTR_TTL).map_err(overflow)?;
                 } else {
                     return Err(libc::ENOENT);
@@ -237,7 +245,7 @@ impl Fs {
             }
             Op::Forget { .. } | Op::BatchForget { .. } => return Ok(None),
             Op::Getattr { .. } if dynamic => {
-                let e = self.sys(w, h.pid, |cpus| sysfs::entry(h.nodeid, cpus))?;
+                let e = self.sys_entry(w, h.pid, h.nodeid)?;
                 encode::attr_out(o, &self.sys_attr(&e), SYS_ATTR_TTL).map_err(overflow)?;
             }
             Op::Getattr { .. } => {
@@ -247,7 +255,7 @@ impl Fs {
             Op::Open { flags } => {
                 let writes = flags & libc::O_ACCMODE as u32 != libc::O_RDONLY as u32;
                 if dynamic {
-                    let e = self.sys(w, h.pid, |cpus| sysfs::entry(h.nodeid, cpus))?;
+                    let e = self.sys_entry(w, h.pid, h.nodeid)?;
                     if e.meta.is_dir() {
                         return Err(libc::EISDIR);
                     }
@@ -268,9 +276,7 @@ impl Fs {
             }
             Op::Opendir { .. } => {
                 let is_dir = if dynamic {
-                    self.sys(w, h.pid, |cpus| sysfs::entry(h.nodeid, cpus))?
-                        .meta
-                        .is_dir()
+                    self.sys_entry(w, h.pid, h.nodeid)?.meta.is_dir()
                 } else {
                     self.static_node(h.nodeid)?.kind == Kind::Dir
                 };
@@ -295,7 +301,7 @@ impl Fs {
                 emit_dirents(&entries, offset, size, o);
             }
             Op::Readlink if dynamic => {
-                let e = self.sys(w, h.pid, |cpus| sysfs::entry(h.nodeid, cpus))?;
+                let e = self.sys_entry(w, h.pid, h.nodeid)?;
                 let target = std::fs::read_link(&e.host).map_err(|e| errno(&e))?;
                 o.bytes(target.as_os_str().as_encoded_bytes())
                     .map_err(overflow)?;
@@ -322,19 +328,28 @@ impl Fs {
         Ok(Some(()))
     }
 
-    /// Run `f` with the CPUs the caller `pid` is shown.
+    /// Run `f` with the CPUs (and below the node directory the memory nodes) the caller
+    /// `pid` is shown.
     fn sys<R>(
         &self,
         w: &mut Worker,
         pid: u32,
-        f: impl FnOnce(&sysfs::CpuNames<'_>) -> io::Result<R>,
+        dir: SysDir,
+        f: impl FnOnce(&sysfs::Shown<'_>) -> io::Result<R>,
     ) -> Result<R, i32> {
-        let v = views::cpus_of(self, w, pid).map_err(|e| errno(&e))?;
-        f(&sysfs::CpuNames {
-            shown: v.shown(&w.cpu),
+        let v = views::cpus_of(self, w, pid, dir == SysDir::Node).map_err(|e| errno(&e))?;
+        f(&sysfs::Shown {
+            base: std::path::Path::new(sysfs::HOST_BASE),
+            cpus: v.shown(&w.cpu),
             renumber: v.renumber,
+            nodes: &w.cpu.nodes,
         })
         .map_err(|e| errno(&e))
+    }
+
+    /// The dynamic node `id` as the caller `pid` sees it.
+    fn sys_entry(&self, w: &mut Worker, pid: u32, id: u64) -> Result<sysfs::Entry, i32> {
+        self.sys(w, pid, SysDir::of(id), |shown| sysfs::entry(id, shown))
     }
 
     /// Attributes of a passed-through sysfs node: the host's, owned by root.
@@ -356,7 +371,7 @@ impl Fs {
         let dot = |name: &[u8], id: u64| (name.to_vec(), id, libc::DT_DIR as u32);
         if sysfs::is_dynamic(id) {
             let mut v = vec![dot(b".", id), dot(b"..", id)];
-            v.extend(self.sys(w, pid, |cpus| sysfs::readdir(id, cpus))?);
+            v.extend(self.sys(w, pid, SysDir::of(id), |shown| sysfs::readdir(id, shown))?);
             return Ok(v);
         }
         let dir = self.static_node(id)?;
@@ -368,8 +383,13 @@ impl Fs {
             let dtype = if n.kind == Kind::Dir { DT_DIR } else { DT_REG };
             (n.name.to_vec(), n.id, dtype)
         }));
-        if id == tree::CPU_DIR {
-            v.extend(self.sys(w, pid, sysfs::readdir_top)?);
+        let top = match id {
+            tree::CPU_DIR => Some(SysDir::Cpu),
+            tree::NODE_DIR => Some(SysDir::Node),
+            _ => None,
+        };
+        if let Some(dir) = top {
+            v.extend(self.sys(w, pid, dir, |shown| sysfs::readdir_top(dir, shown))?);
         }
         Ok(v)
     }
@@ -453,9 +473,30 @@ impl Fs {
         }
         if sysfs::is_dynamic(node) {
             stats::add(Counter::RenderSysfs);
-            return self
-                .sys(w, pid, |cpus| sysfs::entry(node, cpus))
-                .and_then(|e| kfile::read_path_buf(&e.host, buf).map_err(|e| errno(&e)));
+            let passthrough = self.passthrough.load(std::sync::atomic::Ordering::Relaxed);
+            // A node's rendered files are views: their failures are logged as a view's.
+            let failed = |n: u32, file: NodeFile, e: io::Error| {
+                stats::add(Counter::RenderErrors);
+                crate::warn!("rendering node{n}/{file:?} for pid {pid}: {e}");
+                e
+            };
+            let meminfo = self.sys(w, pid, SysDir::of(node), |shown| {
+                let e = sysfs::entry(node, shown)?;
+                match e.node_file() {
+                    Some((n, NodeFile::Meminfo)) if !passthrough => return Ok(Some((n, e.host))),
+                    Some((n, file)) if !passthrough => {
+                        views::node_cpus_file(&e, file == NodeFile::Cpumap, shown, buf)
+                            .map_err(|err| failed(n, file, err))?
+                    }
+                    _ => kfile::read_path_buf(&e.host, buf)?,
+                }
+                Ok(None)
+            })?;
+            if let Some((n, host)) = meminfo {
+                views::node_meminfo(self, w, pid, n, &host, buf)
+                    .map_err(|e| errno(&failed(n, NodeFile::Meminfo, e)))?;
+            }
+            return Ok(());
         }
         match tree::node(node) {
             Some(Node {
@@ -506,13 +547,19 @@ impl Fs {
         let host_has = |p: &str| std::path::Path::new(p).exists();
         match (n.id, n.kind) {
             (tree::CGROUP_DIR, _) => self.cgroups.is_some(),
+            (tree::NODE_DIR, _) => host_has("/sys/devices/system/node"),
             // Without a unified hierarchy no container has PSI of its own.
             (tree::PRESSURE_DIR, _) => {
                 self.containers.hier.unified.is_some() && host_has("/proc/pressure")
             }
-            (_, Kind::File(f @ (FileId::CpuList(CpuList::Enabled) | FileId::Pressure(_)))) => {
-                f.host_path().to_str().is_ok_and(host_has)
-            }
+            (
+                _,
+                Kind::File(
+                    f @ (FileId::CpuList(CpuList::Enabled)
+                    | FileId::Pressure(_)
+                    | FileId::NodeList(_)),
+                ),
+            ) => f.host_path().to_str().is_ok_and(host_has),
             _ => true,
         }
     }

@@ -1,60 +1,143 @@
-//! /sys/devices/system/cpu as a container sees it: the cpuN directories of its CPUs only,
-//! and every other host entry passed through read-only.
+//! /sys/devices/system/cpu and /sys/devices/system/node as a container sees them: the
+//! cpuN directories of its CPUs and the nodeN directories of its memory nodes only, and
+//! every other host entry passed through read-only (a node's CPU lists and its cpuN links
+//! limited to the container's CPUs).
 //!
-//! Node ids below the cpu directory are computed, not allocated: a path is encoded as its
-//! cpu number and the positions of its components in their host directories' sorted
-//! listings. Any process (a successor after a takeover or a crash) maps an id back to the
-//! same path with no table, and no lookup can grow the daemon's memory.
+//! Node ids below these directories are computed, not allocated: a path is encoded as its
+//! directory, its cpu or node number and the positions of its components in their host
+//! directories' sorted listings. Any process (a successor after a takeover or a crash)
+//! maps an id back to the same path with no table, and no lookup can grow the daemon's
+//! memory.
 
 use std::ffi::OsString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-const ROOT: &str = "/sys/devices/system/cpu";
+/// Where the host's cpu and node directories are (a fake tree in tests).
+pub const HOST_BASE: &str = "/sys/devices/system";
 const TAG: u64 = 1 << 63;
-const CPU_FLAG: u64 = 1 << 62;
+/// The first component is a cpuN or nodeN directory (its number), not a position.
+const NUM_FLAG: u64 = 1 << 62;
+/// Below the node directory rather than the cpu directory.
+const NODE_FLAG: u64 = 1 << 61;
 const FIRST_SHIFT: u32 = 48;
-const FIRST_MASK: u64 = (1 << 14) - 1;
+/// Linux has at most 8192 CPUs (NR_CPUS) and 1024 nodes.
+const FIRST_MASK: u64 = (1 << 13) - 1;
 /// Components after the first: six bytes, each a 1-based position (0 ends the path).
 const MAX_REST: usize = 6;
 
-/// Top-level files shown from the container's CPU list instead of the host's.
+/// Top-level files of the cpu directory shown from the container's CPU list instead of
+/// the host's.
 pub const CPU_LISTS: [&str; 5] = ["online", "possible", "present", "offline", "enabled"];
+/// Top-level files of the node directory shown from the container's memory nodes.
+pub const NODE_LISTS: [&str; 5] = [
+    "online",
+    "possible",
+    "has_cpu",
+    "has_memory",
+    "has_normal_memory",
+];
 
 pub fn is_dynamic(id: u64) -> bool {
     id & TAG != 0
 }
 
-/// The CPUs one caller is shown.
-pub struct CpuNames<'a> {
+/// The two host directories served this way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SysDir {
+    Cpu,
+    Node,
+}
+
+impl SysDir {
+    /// The directory a dynamic node id lies in.
+    pub fn of(id: u64) -> SysDir {
+        if id & NODE_FLAG != 0 {
+            SysDir::Node
+        } else {
+            SysDir::Cpu
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            SysDir::Cpu => "cpu",
+            SysDir::Node => "node",
+        }
+    }
+
+    fn flag(self) -> u64 {
+        match self {
+            SysDir::Cpu => 0,
+            SysDir::Node => NODE_FLAG,
+        }
+    }
+
+    /// The top-level files rendered for the container rather than passed through.
+    fn lists(self) -> &'static [&'static str] {
+        match self {
+            SysDir::Cpu => &CPU_LISTS,
+            SysDir::Node => &NODE_LISTS,
+        }
+    }
+}
+
+/// A file of a nodeN directory rendered for the container.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeFile {
+    Cpulist,
+    Cpumap,
+    Meminfo,
+}
+
+/// The CPUs and memory nodes one caller is shown.
+pub struct Shown<'a> {
+    /// The host's /sys/devices/system.
+    pub base: &'a Path,
     /// Host CPU ids shown, ascending.
-    pub shown: &'a [u32],
+    pub cpus: &'a [u32],
     /// Shown as cpu0.. (--enable-cfs) rather than by host id.
     pub renumber: bool,
+    /// Host memory nodes shown, ascending (empty when the request is below the cpu
+    /// directory).
+    pub nodes: &'a [u32],
 }
 
-impl CpuNames<'_> {
-    /// The host CPU behind the shown `cpuN`.
-    fn host_cpu(&self, n: u32) -> Option<u32> {
-        if self.renumber {
-            self.shown.get(n as usize).copied()
-        } else {
-            self.shown.binary_search(&n).ok().map(|_| n)
+impl Shown<'_> {
+    /// The host CPU or node behind the shown `cpuN` or `nodeN`.
+    fn host_number(&self, dir: SysDir, n: u32) -> Option<u32> {
+        match dir {
+            SysDir::Cpu if self.renumber => self.cpus.get(n as usize).copied(),
+            SysDir::Cpu => self.cpus.binary_search(&n).ok().map(|_| n),
+            SysDir::Node => self.nodes.binary_search(&n).ok().map(|_| n),
         }
     }
 
-    /// The names shown for the container's CPUs.
-    fn numbers(&self) -> Vec<u32> {
-        if self.renumber {
-            (0..self.shown.len() as u32).collect()
-        } else {
-            self.shown.to_vec()
+    /// The names shown for the container's CPUs or nodes.
+    fn numbers(&self, dir: SysDir) -> Vec<u32> {
+        match dir {
+            SysDir::Cpu if self.renumber => (0..self.cpus.len() as u32).collect(),
+            SysDir::Cpu => self.cpus.to_vec(),
+            SysDir::Node => self.nodes.to_vec(),
+        }
+    }
+
+    fn root(&self, dir: SysDir) -> PathBuf {
+        self.base.join(dir.name())
+    }
+
+    /// Whether the entry `name` of nodeN is shown: a cpuN link only for a CPU of the
+    /// container, and none when CPUs are renumbered (their targets are host names).
+    fn in_node_dir(&self, name: &[u8]) -> bool {
+        match numbered(b"cpu", name) {
+            Some(cpu) => !self.renumber && self.cpus.binary_search(&cpu).is_ok(),
+            None => true,
         }
     }
 }
 
-/// One node below the cpu directory, for one caller.
+/// One node below the cpu or node directory, for one caller.
 #[derive(Debug)]
 pub struct Entry {
     pub id: u64,
@@ -62,16 +145,41 @@ pub struct Entry {
     pub meta: std::fs::Metadata,
 }
 
-fn cpu_number(name: &[u8]) -> Option<u32> {
-    let digits = name.strip_prefix(b"cpu")?;
+impl Entry {
+    /// The node and file, when this is one of a nodeN directory's rendered files.
+    pub fn node_file(&self) -> Option<(u32, NodeFile)> {
+        if self.id & (NODE_FLAG | NUM_FLAG) != (NODE_FLAG | NUM_FLAG) || depth(self.id) != 1 {
+            return None;
+        }
+        let file = match self.host.file_name()?.as_bytes() {
+            b"cpulist" => NodeFile::Cpulist,
+            b"cpumap" => NodeFile::Cpumap,
+            b"meminfo" => NodeFile::Meminfo,
+            _ => return None,
+        };
+        Some((((self.id >> FIRST_SHIFT) & FIRST_MASK) as u32, file))
+    }
+}
+
+/// The number of a `cpuN` or `nodeN` name with this prefix.
+fn numbered(prefix: &[u8], name: &[u8]) -> Option<u32> {
+    let digits = name.strip_prefix(prefix)?;
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) || digits.len() > 5 {
         return None;
     }
-    std::str::from_utf8(digits).ok()?.parse().ok()
+    std::str::from_utf8(digits)
+        .ok()?
+        .parse()
+        .ok()
+        .filter(|&n| u64::from(n) <= FIRST_MASK)
+}
+
+fn number_of(dir: SysDir, name: &[u8]) -> Option<u32> {
+    numbered(dir.name().as_bytes(), name)
 }
 
 /// Sorted names of a host directory.
-fn listing(dir: &std::path::Path) -> io::Result<Vec<OsString>> {
+fn listing(dir: &Path) -> io::Result<Vec<OsString>> {
     let mut names: Vec<OsString> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.file_name()))
         .collect();
@@ -79,12 +187,12 @@ fn listing(dir: &std::path::Path) -> io::Result<Vec<OsString>> {
     Ok(names)
 }
 
-/// Top-level host entries passed through: all but the cpuN directories and the CPU lists.
-fn top_listing() -> io::Result<Vec<OsString>> {
-    let mut names = listing(ROOT.as_ref())?;
+/// Top-level host entries passed through: all but the numbered directories and the lists.
+fn top_listing(dir: SysDir, shown: &Shown<'_>) -> io::Result<Vec<OsString>> {
+    let mut names = listing(&shown.root(dir))?;
     names.retain(|n| {
         let b = n.as_bytes();
-        cpu_number(b).is_none() && !CPU_LISTS.iter().any(|l| l.as_bytes() == b)
+        number_of(dir, b).is_none() && !dir.lists().iter().any(|l| l.as_bytes() == b)
     });
     Ok(names)
 }
@@ -93,40 +201,61 @@ fn enoent() -> io::Error {
     io::Error::from_raw_os_error(libc::ENOENT)
 }
 
+/// Whether the child `name` of the directory `parent` is shown to this caller.
+fn child_shown(parent: u64, name: &[u8], shown: &Shown<'_>) -> bool {
+    let in_node_dir =
+        parent & (NODE_FLAG | NUM_FLAG) == (NODE_FLAG | NUM_FLAG) && depth(parent) == 0;
+    !in_node_dir || shown.in_node_dir(name)
+}
+
+/// The position byte of the `i`-th component after the first (0-based) of `id`.
+fn position(id: u64, i: usize) -> usize {
+    ((id >> (8 * (MAX_REST - 1 - i))) & 0xff) as usize
+}
+
+/// `parent` with one more component, at 1-based position `pos` of its listing.
+fn child_id(parent: u64, pos: usize) -> u64 {
+    parent | ((pos as u64) << (8 * (MAX_REST - 1 - depth(parent))))
+}
+
 /// Decode `id` to the host path it names for this caller.
-fn host_path(id: u64, cpus: &CpuNames<'_>) -> io::Result<PathBuf> {
+fn host_path(id: u64, shown: &Shown<'_>) -> io::Result<PathBuf> {
     if !is_dynamic(id) {
         return Err(enoent());
     }
+    let dir = SysDir::of(id);
     let first = ((id >> FIRST_SHIFT) & FIRST_MASK) as u32;
-    let mut path = PathBuf::from(ROOT);
-    if id & CPU_FLAG != 0 {
-        let host = cpus.host_cpu(first).ok_or_else(enoent)?;
-        path.push(format!("cpu{host}"));
+    let mut path = shown.root(dir);
+    if id & NUM_FLAG != 0 {
+        let host = shown.host_number(dir, first).ok_or_else(enoent)?;
+        path.push(format!("{}{host}", dir.name()));
     } else {
-        let names = top_listing()?;
+        let names = top_listing(dir, shown)?;
         let name = names
             .get((first as usize).wrapping_sub(1))
             .ok_or_else(enoent)?;
         path.push(name);
     }
+    let mut parent = id & !((1 << (8 * MAX_REST)) - 1);
     for i in 0..MAX_REST {
-        let pos = ((id >> (8 * (MAX_REST - 1 - i))) & 0xff) as usize;
+        let pos = position(id, i);
         if pos == 0 {
             break;
         }
         let names = listing(&path)?;
         let name = names.get(pos - 1).ok_or_else(enoent)?;
+        if !child_shown(parent, name.as_bytes(), shown) {
+            return Err(enoent());
+        }
         path.push(name);
+        parent = child_id(parent, pos);
     }
     Ok(path)
 }
 
 /// How many components after the first `id` has.
 fn depth(id: u64) -> usize {
-    (0..MAX_REST)
-        .take_while(|i| (id >> (8 * (MAX_REST - 1 - i))) & 0xff != 0)
-        .count()
+    (0..MAX_REST).take_while(|&i| position(id, i) != 0).count()
 }
 
 fn entry_at(id: u64, host: PathBuf) -> io::Result<Entry> {
@@ -135,18 +264,19 @@ fn entry_at(id: u64, host: PathBuf) -> io::Result<Entry> {
 }
 
 /// The node `id` names for this caller.
-pub fn entry(id: u64, cpus: &CpuNames<'_>) -> io::Result<Entry> {
-    entry_at(id, host_path(id, cpus)?)
+pub fn entry(id: u64, shown: &Shown<'_>) -> io::Result<Entry> {
+    entry_at(id, host_path(id, shown)?)
 }
 
-/// Look `name` up in the cpu directory itself.
-pub fn lookup_top(name: &[u8], cpus: &CpuNames<'_>) -> io::Result<Entry> {
-    if let Some(n) = cpu_number(name) {
-        let host = cpus.host_cpu(n).ok_or_else(enoent)?;
-        let id = TAG | CPU_FLAG | (u64::from(n) << FIRST_SHIFT);
-        return entry_at(id, PathBuf::from(format!("{ROOT}/cpu{host}")));
+/// Look `name` up in the cpu or node directory itself.
+pub fn lookup_top(dir: SysDir, name: &[u8], shown: &Shown<'_>) -> io::Result<Entry> {
+    let root = shown.root(dir);
+    if let Some(n) = number_of(dir, name) {
+        let host = shown.host_number(dir, n).ok_or_else(enoent)?;
+        let id = TAG | dir.flag() | NUM_FLAG | (u64::from(n) << FIRST_SHIFT);
+        return entry_at(id, root.join(format!("{}{host}", dir.name())));
     }
-    let names = top_listing()?;
+    let names = top_listing(dir, shown)?;
     let pos = names
         .iter()
         .position(|n| n.as_bytes() == name)
@@ -156,18 +286,17 @@ pub fn lookup_top(name: &[u8], cpus: &CpuNames<'_>) -> io::Result<Entry> {
         .filter(|&p| p <= FIRST_MASK)
         .ok_or_else(enoent)?;
     entry_at(
-        TAG | (first << FIRST_SHIFT),
-        PathBuf::from(ROOT).join(&names[pos]),
+        TAG | dir.flag() | (first << FIRST_SHIFT),
+        root.join(&names[pos]),
     )
 }
 
 /// Look `name` up in the directory `parent` (a dynamic node).
-pub fn lookup(parent: u64, name: &[u8], cpus: &CpuNames<'_>) -> io::Result<Entry> {
-    let d = depth(parent);
-    if d >= MAX_REST {
+pub fn lookup(parent: u64, name: &[u8], shown: &Shown<'_>) -> io::Result<Entry> {
+    if depth(parent) >= MAX_REST || !child_shown(parent, name, shown) {
         return Err(enoent());
     }
-    let dir = host_path(parent, cpus)?;
+    let dir = host_path(parent, shown)?;
     let names = listing(&dir)?;
     let pos = names
         .iter()
@@ -176,8 +305,7 @@ pub fn lookup(parent: u64, name: &[u8], cpus: &CpuNames<'_>) -> io::Result<Entry
     if pos + 1 > 0xff {
         return Err(enoent());
     }
-    let id = parent | (((pos + 1) as u64) << (8 * (MAX_REST - 1 - d)));
-    entry_at(id, dir.join(&names[pos]))
+    entry_at(child_id(parent, pos + 1), dir.join(&names[pos]))
 }
 
 /// A directory entry: name, node id, d_type.
@@ -194,40 +322,46 @@ fn dtype(meta: &std::fs::Metadata) -> u32 {
     }
 }
 
-/// The cpu directory's dynamic entries: the container's cpuN, then the host's others.
-pub fn readdir_top(cpus: &CpuNames<'_>) -> io::Result<Vec<DirEntry>> {
-    let mut out: Vec<DirEntry> = cpus
-        .numbers()
+/// The directory's dynamic entries: the container's cpuN or nodeN, then the host's others.
+pub fn readdir_top(dir: SysDir, shown: &Shown<'_>) -> io::Result<Vec<DirEntry>> {
+    let mut out: Vec<DirEntry> = shown
+        .numbers(dir)
         .into_iter()
         .map(|n| {
-            let id = TAG | CPU_FLAG | (u64::from(n) << FIRST_SHIFT);
-            (format!("cpu{n}").into_bytes(), id, libc::DT_DIR as u32)
+            let id = TAG | dir.flag() | NUM_FLAG | (u64::from(n) << FIRST_SHIFT);
+            (
+                format!("{}{n}", dir.name()).into_bytes(),
+                id,
+                libc::DT_DIR as u32,
+            )
         })
         .collect();
-    for (i, name) in top_listing()?.into_iter().enumerate() {
-        let Ok(meta) = std::fs::symlink_metadata(PathBuf::from(ROOT).join(&name)) else {
+    let root = shown.root(dir);
+    for (i, name) in top_listing(dir, shown)?.into_iter().enumerate() {
+        let Ok(meta) = std::fs::symlink_metadata(root.join(&name)) else {
             continue;
         };
-        let id = TAG | (((i + 1) as u64) << FIRST_SHIFT);
+        let id = TAG | dir.flag() | (((i + 1) as u64) << FIRST_SHIFT);
         out.push((name.as_bytes().to_vec(), id, dtype(&meta)));
     }
     Ok(out)
 }
 
 /// The entries of the dynamic directory `id`.
-pub fn readdir(id: u64, cpus: &CpuNames<'_>) -> io::Result<Vec<DirEntry>> {
-    let d = depth(id);
-    let dir = host_path(id, cpus)?;
+pub fn readdir(id: u64, shown: &Shown<'_>) -> io::Result<Vec<DirEntry>> {
+    let dir = host_path(id, shown)?;
     let mut out = Vec::new();
-    if d >= MAX_REST {
+    if depth(id) >= MAX_REST {
         return Ok(out);
     }
     for (i, name) in listing(&dir)?.into_iter().enumerate().take(0xff) {
+        if !child_shown(id, name.as_bytes(), shown) {
+            continue;
+        }
         let Ok(meta) = std::fs::symlink_metadata(dir.join(&name)) else {
             continue;
         };
-        let child = id | (((i + 1) as u64) << (8 * (MAX_REST - 1 - d)));
-        out.push((name.as_bytes().to_vec(), child, dtype(&meta)));
+        out.push((name.as_bytes().to_vec(), child_id(id, i + 1), dtype(&meta)));
     }
     Ok(out)
 }
@@ -240,71 +374,111 @@ mod tests {
         crate::cpulist::read(c"/sys/devices/system/cpu/online").unwrap()
     }
 
+    fn host(cpus: &[u32], renumber: bool) -> Shown<'_> {
+        Shown {
+            base: Path::new(HOST_BASE),
+            cpus,
+            renumber,
+            nodes: &[],
+        }
+    }
+
+    /// A fake host tree, removed when dropped.
+    struct FakeTree(PathBuf);
+
+    impl Drop for FakeTree {
+        fn drop(&mut self) {
+            std::fs::remove_dir_all(&self.0).ok();
+        }
+    }
+
+    /// A host with four nodes of two CPUs each, as sysfs lays it out.
+    fn fake_tree() -> FakeTree {
+        let t = FakeTree(std::env::temp_dir().join(format!("sysfs-nodes-{}", std::process::id())));
+        let node = t.0.join("node");
+        std::fs::create_dir_all(&node).unwrap();
+        for f in NODE_LISTS {
+            std::fs::write(node.join(f), "0-3\n").unwrap();
+        }
+        std::fs::write(node.join("uevent"), "").unwrap();
+        for n in 0..4u32 {
+            let d = node.join(format!("node{n}"));
+            std::fs::create_dir_all(d.join("hugepages")).unwrap();
+            std::fs::write(d.join("cpulist"), format!("{}-{}\n", 2 * n, 2 * n + 1)).unwrap();
+            std::fs::write(d.join("distance"), "10 20 20 20\n").unwrap();
+            for c in [2 * n, 2 * n + 1] {
+                std::os::unix::fs::symlink(format!("../../cpu/cpu{c}"), d.join(format!("cpu{c}")))
+                    .unwrap();
+                std::fs::create_dir_all(t.0.join(format!("cpu/cpu{c}"))).unwrap();
+            }
+        }
+        t
+    }
+
+    fn names(v: &[DirEntry]) -> Vec<String> {
+        v.iter()
+            .map(|e| String::from_utf8_lossy(&e.0).into_owned())
+            .collect()
+    }
+
     #[test]
-    fn names() {
-        assert_eq!(cpu_number(b"cpu12"), Some(12));
-        assert_eq!(cpu_number(b"cpu"), None);
-        assert_eq!(cpu_number(b"cpufreq"), None);
-        assert_eq!(cpu_number(b"cpu1x"), None);
-        assert_eq!(cpu_number(b"cpu999999"), None);
+    fn numbered_names() {
+        assert_eq!(numbered(b"cpu", b"cpu12"), Some(12));
+        assert_eq!(numbered(b"cpu", b"cpu"), None);
+        assert_eq!(numbered(b"cpu", b"cpufreq"), None);
+        assert_eq!(numbered(b"cpu", b"cpu1x"), None);
+        assert_eq!(numbered(b"cpu", b"cpu999999"), None);
+        assert_eq!(numbered(b"node", b"node8191"), Some(8191));
+        assert_eq!(
+            numbered(b"node", b"node8192"),
+            None,
+            "beyond the id's field"
+        );
+        assert_eq!(numbered(b"node", b"cpu1"), None);
     }
 
     #[test]
     fn ids_round_trip_to_the_same_host_paths() {
+        let root = PathBuf::from(HOST_BASE).join("cpu");
         let all = host_cpus();
         let last = *all.last().unwrap();
-        let cpus = CpuNames {
-            shown: &[last],
-            renumber: false,
-        };
-        let cpu = lookup_top(format!("cpu{last}").as_bytes(), &cpus).unwrap();
+        let cpus = host(std::slice::from_ref(&last), false);
+        let cpu = lookup_top(SysDir::Cpu, format!("cpu{last}").as_bytes(), &cpus).unwrap();
         assert!(cpu.meta.is_dir());
         assert_eq!(entry(cpu.id, &cpus).unwrap().host, cpu.host);
         let topo = lookup(cpu.id, b"topology", &cpus).unwrap();
         let core = lookup(topo.id, b"core_id", &cpus).unwrap();
-        assert_eq!(
-            core.host,
-            PathBuf::from(format!("{ROOT}/cpu{last}/topology/core_id"))
-        );
+        assert_eq!(core.host, root.join(format!("cpu{last}/topology/core_id")));
         assert_eq!(entry(core.id, &cpus).unwrap().host, core.host);
         // a CPU the container does not have is not there
         if last > 0 {
-            assert!(lookup_top(b"cpu0", &cpus).is_err());
+            assert!(lookup_top(SysDir::Cpu, b"cpu0", &cpus).is_err());
         }
         // renumbered: cpu0 is the first shown host CPU
-        let renum = CpuNames {
-            shown: &[last],
-            renumber: true,
-        };
+        let renum = host(std::slice::from_ref(&last), true);
         assert_eq!(
-            lookup_top(b"cpu0", &renum).unwrap().host,
-            PathBuf::from(format!("{ROOT}/cpu{last}"))
+            lookup_top(SysDir::Cpu, b"cpu0", &renum).unwrap().host,
+            root.join(format!("cpu{last}"))
         );
         assert!(
-            lookup_top(b"online", &cpus).is_err(),
+            lookup_top(SysDir::Cpu, b"online", &cpus).is_err(),
             "the CPU lists are not passed through"
         );
-        let km = lookup_top(b"kernel_max", &cpus).unwrap();
-        assert_eq!(
-            entry(km.id, &cpus).unwrap().host,
-            PathBuf::from(format!("{ROOT}/kernel_max"))
-        );
+        let km = lookup_top(SysDir::Cpu, b"kernel_max", &cpus).unwrap();
+        assert_eq!(entry(km.id, &cpus).unwrap().host, root.join("kernel_max"));
+        assert_eq!(SysDir::of(km.id), SysDir::Cpu);
     }
 
     #[test]
     fn listings() {
         let all = host_cpus();
-        let cpus = CpuNames {
-            shown: &all[..1],
-            renumber: false,
-        };
-        let top = readdir_top(&cpus).unwrap();
-        let cpu_dirs: Vec<&[u8]> = top
+        let cpus = host(&all[..1], false);
+        let top = readdir_top(SysDir::Cpu, &cpus).unwrap();
+        let cpu_dirs = top
             .iter()
-            .map(|e| e.0.as_slice())
-            .filter(|n| cpu_number(n).is_some())
-            .collect();
-        assert_eq!(cpu_dirs.len(), 1);
+            .filter(|e| number_of(SysDir::Cpu, &e.0).is_some())
+            .count();
+        assert_eq!(cpu_dirs, 1);
         assert!(
             top.iter()
                 .all(|e| !CPU_LISTS.iter().any(|l| l.as_bytes() == e.0.as_slice()))
@@ -316,16 +490,64 @@ mod tests {
         let sub = readdir(top[0].1, &cpus).unwrap();
         assert!(!sub.is_empty());
         for (name, id, _) in &sub {
-            assert!(
-                entry(*id, &cpus)
-                    .unwrap()
-                    .host
-                    .as_os_str()
-                    .as_bytes()
-                    .ends_with(name)
-            );
+            let e = entry(*id, &cpus).unwrap();
+            assert!(e.host.as_os_str().as_bytes().ends_with(name));
         }
-        assert!(entry(TAG | (9999 << FIRST_SHIFT), &cpus).is_err());
+        assert!(entry(TAG | (8000 << FIRST_SHIFT), &cpus).is_err());
         assert!(entry(5, &cpus).is_err());
+    }
+
+    #[test]
+    fn a_container_on_two_of_four_nodes() {
+        let t = fake_tree();
+        // CPUs 3 and 4: one of node1's and one of node2's.
+        let shown = Shown {
+            base: t.0.as_path(),
+            cpus: &[3, 4],
+            renumber: false,
+            nodes: &[1, 2],
+        };
+        let top = readdir_top(SysDir::Node, &shown).unwrap();
+        assert_eq!(names(&top), ["node1", "node2", "uevent"]);
+        assert!(lookup_top(SysDir::Node, b"node0", &shown).is_err());
+        assert!(lookup_top(SysDir::Node, b"online", &shown).is_err());
+        let node2 = lookup_top(SysDir::Node, b"node2", &shown).unwrap();
+        assert_eq!(SysDir::of(node2.id), SysDir::Node);
+        assert_eq!(
+            entry(node2.id, &shown).unwrap().host,
+            t.0.as_path().join("node/node2")
+        );
+        let inside = readdir(node2.id, &shown).unwrap();
+        assert_eq!(names(&inside), ["cpu4", "cpulist", "distance", "hugepages"]);
+        assert!(
+            lookup(node2.id, b"cpu5", &shown).is_err(),
+            "not the container's CPU"
+        );
+        let list = lookup(node2.id, b"cpulist", &shown).unwrap();
+        assert_eq!(list.node_file(), Some((2, NodeFile::Cpulist)));
+        assert_eq!(entry(list.id, &shown).unwrap().host, list.host);
+        let huge = lookup(node2.id, b"hugepages", &shown).unwrap();
+        assert_eq!(huge.node_file(), None);
+        let cpu = lookup(node2.id, b"cpu4", &shown).unwrap();
+        assert!(cpu.meta.file_type().is_symlink());
+        // The id of a hidden link decodes to nothing for this caller.
+        let five = inside.iter().find(|e| e.0 == b"cpu4").unwrap().1 + (1 << 40);
+        assert!(entry(five, &shown).is_err());
+        // Renumbered CPUs: the links would name host CPUs, so none is shown.
+        let renum = Shown {
+            renumber: true,
+            ..shown
+        };
+        let inside = readdir(node2.id, &renum).unwrap();
+        assert_eq!(names(&inside), ["cpulist", "distance", "hugepages"]);
+        // Another container's node ids decode to its own nodes only.
+        let other = Shown {
+            nodes: &[0],
+            ..renum
+        };
+        assert!(entry(node2.id, &other).is_err());
+        assert!(entry(list.id, &other).is_err());
+        // The cpu directory's entries are not the node directory's.
+        assert!(lookup_top(SysDir::Cpu, b"node1", &shown).is_err());
     }
 }

@@ -17,6 +17,17 @@ pub enum FileId {
     CpuList(CpuList),
     /// One of /proc/pressure's files, from the container's cgroup (PSI).
     Pressure(Pressure),
+    /// One of /sys/devices/system/node's node lists, from the container's memory nodes.
+    NodeList(NodeList),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeList {
+    Online,
+    Possible,
+    HasCpu,
+    HasMemory,
+    HasNormalMemory,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +71,13 @@ impl FileId {
             FileId::Pressure(Pressure::Io) => c"/proc/pressure/io",
             FileId::Pressure(Pressure::Memory) => c"/proc/pressure/memory",
             FileId::Pressure(Pressure::Irq) => c"/proc/pressure/irq",
+            FileId::NodeList(NodeList::Online) => c"/sys/devices/system/node/online",
+            FileId::NodeList(NodeList::Possible) => c"/sys/devices/system/node/possible",
+            FileId::NodeList(NodeList::HasCpu) => c"/sys/devices/system/node/has_cpu",
+            FileId::NodeList(NodeList::HasMemory) => c"/sys/devices/system/node/has_memory",
+            FileId::NodeList(NodeList::HasNormalMemory) => {
+                c"/sys/devices/system/node/has_normal_memory"
+            }
         }
     }
 }
@@ -87,6 +105,9 @@ pub const CPU_DIR: u64 = 14;
 pub const CGROUP_DIR: u64 = 16;
 /// /proc/pressure: only where the host has PSI.
 pub const PRESSURE_DIR: u64 = 21;
+/// /sys/devices/system/node: only where the host has it (CONFIG_NUMA); its other entries
+/// are the host's, passed through (fs::sysfs).
+pub const NODE_DIR: u64 = 27;
 
 const fn dir(id: u64, parent: u64, name: &'static [u8], perm: u32) -> Node {
     Node {
@@ -109,7 +130,7 @@ const fn file(id: u64, parent: u64, name: &'static [u8], f: FileId, perm: u32) -
 }
 
 /// Index i holds node id i + 1. Ids are never reused or moved: new nodes go at the end.
-pub static NODES: [Node; 26] = [
+pub static NODES: [Node; 32] = [
     dir(1, 1, b"", 0o755),
     dir(2, 1, b"proc", 0o555),
     file(3, 2, b"cpuinfo", FileId::Cpuinfo, 0o444),
@@ -142,6 +163,36 @@ pub static NODES: [Node; 26] = [
     file(24, 21, b"memory", FileId::Pressure(Pressure::Memory), 0o444),
     file(25, 21, b"irq", FileId::Pressure(Pressure::Irq), 0o444),
     file(26, 2, b"vmstat", FileId::Vmstat, 0o444),
+    dir(27, 13, b"node", 0o555),
+    file(28, 27, b"online", FileId::NodeList(NodeList::Online), 0o444),
+    file(
+        29,
+        27,
+        b"possible",
+        FileId::NodeList(NodeList::Possible),
+        0o444,
+    ),
+    file(
+        30,
+        27,
+        b"has_cpu",
+        FileId::NodeList(NodeList::HasCpu),
+        0o444,
+    ),
+    file(
+        31,
+        27,
+        b"has_memory",
+        FileId::NodeList(NodeList::HasMemory),
+        0o444,
+    ),
+    file(
+        32,
+        27,
+        b"has_normal_memory",
+        FileId::NodeList(NodeList::HasNormalMemory),
+        0o444,
+    ),
 ];
 
 pub fn node(id: u64) -> Option<&'static Node> {
@@ -190,7 +241,7 @@ mod tests {
             assert_eq!(node(n.parent).unwrap().kind, Kind::Dir);
         }
         assert!(node(0).is_none());
-        assert!(node(27).is_none());
+        assert!(node(33).is_none());
         assert!(node(u64::MAX).is_none());
     }
 
@@ -217,5 +268,8 @@ mod tests {
         assert!(in_sys(node(15).unwrap()));
         assert!(!in_sys(node(6).unwrap()));
         assert_eq!(lookup(2, b"slabinfo").unwrap().perm, 0o400);
+        assert_eq!(lookup(13, b"node").unwrap().id, NODE_DIR);
+        assert_eq!(children(NODE_DIR).count(), 5);
+        assert!(in_sys(lookup(NODE_DIR, b"has_cpu").unwrap()));
     }
 }

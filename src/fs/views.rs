@@ -6,19 +6,21 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::tree::{CpuList, FileId, Pressure};
+use super::sysfs;
+use super::tree::{CpuList, FileId, NodeList, Pressure};
 use super::{Fs, Worker};
 use crate::cgroupfs::cpu::{self, Quota};
 use crate::cgroupfs::dir::{CgroupDir, Knob};
 use crate::cgroupfs::io as cgio;
 use crate::cgroupfs::memory::{self, MemoryInputs};
+use crate::cgroupfs::numa::NumaStat;
 use crate::container::{Container, Containers, Controller};
 use crate::cpulist;
 use crate::kfile::{self, parse_u64};
 use crate::loadavg::LoadTracker;
 use crate::render::loadavg::Load;
 use crate::render::stat::{self, Procs, StatInputs, StatScratch, Usage};
-use crate::render::{cpuinfo, diskstats, loadavg, meminfo, swaps, uptime, vmstat};
+use crate::render::{cpuinfo, diskstats, loadavg, meminfo, node, swaps, uptime, vmstat};
 use crate::stats::{self, Counter};
 
 /// What the daemon was told on its command line that changes what files show.
@@ -65,6 +67,7 @@ pub fn render(
         FileId::Uptime => Counter::RenderUptime,
         FileId::CpuList(_) => Counter::RenderCpuList,
         FileId::Pressure(_) => Counter::RenderPressure,
+        FileId::NodeList(_) => Counter::RenderCpuList,
         FileId::Vmstat => Counter::RenderVmstat,
     });
     if fs.passthrough.load(std::sync::atomic::Ordering::Relaxed) {
@@ -115,6 +118,9 @@ pub fn render(
         },
         FileId::Vmstat => in_container(containers, w, pid, out, |w, c, out| {
             vmstat_view(containers, w, c, out)
+        }),
+        FileId::NodeList(list) => in_container(containers, w, pid, out, |w, c, out| {
+            node_list_view(containers, opts, w, c, list, out)
         }),
         FileId::Pressure(p) => in_container(containers, w, pid, out, |_, c, out| {
             pressure_view(containers, c, p, file.host_path(), out)
@@ -401,6 +407,10 @@ pub struct CpuBuffers {
     online: Vec<u32>,
     /// Host CPUs the container may use (its cpuset, within the host's online CPUs), ascending.
     cpuset: Vec<u32>,
+    /// The host's online memory nodes.
+    host_nodes: Vec<u32>,
+    /// The container's memory nodes (its cpuset.mems within the host's), ascending.
+    pub nodes: Vec<u32>,
     usage: Vec<cpu::CpuTime>,
     stat: StatScratch,
 }
@@ -435,14 +445,7 @@ fn cpu_view(
         Some(dir) => cpu::cpuset(dir, &mut w.scratch, &mut b.cpuset)?,
         None => false,
     };
-    if in_cpuset {
-        let online = &b.online;
-        b.cpuset.retain(|x| online.binary_search(x).is_ok());
-    }
-    if !in_cpuset || b.cpuset.is_empty() {
-        b.cpuset.clear();
-        b.cpuset.extend_from_slice(&b.online);
-    }
+    within_host(in_cpuset, &mut b.cpuset, &b.online);
     let quota = match (opts.cfs, c.cgroup(&containers.hier, Controller::Cpu)) {
         (true, Some(dir)) => cpu::quota(dir, &mut w.scratch)?,
         _ => None,
@@ -455,12 +458,130 @@ fn cpu_view(
     })
 }
 
-/// The CPUs the process `pid` is shown (in `w.cpu`).
-pub fn cpus_of(fs: &Fs, w: &mut Worker, pid: u32) -> io::Result<CpuView> {
+/// Keep the container's CPUs or nodes (`found` in its cpuset) that the host has online;
+/// all the host's when it has none of them.
+fn within_host(found: bool, list: &mut Vec<u32>, online: &[u32]) {
+    if found {
+        list.retain(|x| online.binary_search(x).is_ok());
+    }
+    if !found || list.is_empty() {
+        list.clear();
+        list.extend_from_slice(online);
+    }
+}
+
+/// Fill `w.cpu.nodes` with the container's memory nodes: its cpuset.mems within the
+/// host's online nodes.
+fn node_view(containers: &Containers, w: &mut Worker, c: &Container) -> io::Result<()> {
+    let b = &mut w.cpu;
+    kfile::read_path(c"/sys/devices/system/node/online", &mut w.scratch)?;
+    if !cpulist::parse_into(&w.scratch, &mut b.host_nodes) {
+        return Err(io::Error::from_raw_os_error(libc::EIO));
+    }
+    let in_cpuset = match c.cgroup(&containers.hier, Controller::Cpuset) {
+        Some(dir) => cpu::mems(dir, &mut w.scratch, &mut b.nodes)?,
+        None => false,
+    };
+    within_host(in_cpuset, &mut b.nodes, &b.host_nodes);
+    Ok(())
+}
+
+/// The CPUs the process `pid` is shown (in `w.cpu`), and with `nodes` its memory nodes.
+pub fn cpus_of(fs: &Fs, w: &mut Worker, pid: u32, nodes: bool) -> io::Result<CpuView> {
     let c = fs
         .containers
         .resolve_for(&mut w.callers, pid, &mut w.scratch)?;
+    if nodes {
+        node_view(&fs.containers, w, &c)?;
+    }
     cpu_view(&fs.containers, &fs.opts, w, &c)
+}
+
+/// One of /sys/devices/system/node's lists for the container.
+fn node_list_view(
+    containers: &Containers,
+    opts: &ViewOptions,
+    w: &mut Worker,
+    c: &Container,
+    list: NodeList,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    node_view(containers, w, c)?;
+    let v = cpu_view(containers, opts, w, c)?;
+    let b = &mut w.cpu;
+    if list == NodeList::HasCpu {
+        // Only the nodes where the container has a CPU.
+        let (shown, mut keep) = (&b.cpuset[..v.shown.min(b.cpuset.len())], Vec::new());
+        for &n in &b.nodes {
+            let dir = std::path::Path::new(sysfs::HOST_BASE).join(format!("node/node{n}"));
+            let cpus = node_cpus(&dir, &mut w.scratch)?;
+            if shown.iter().any(|c| cpus.binary_search(c).is_ok()) {
+                keep.push(n);
+            }
+        }
+        b.nodes = keep;
+    }
+    kfile::read_path(FileId::NodeList(list).host_path(), &mut w.scratch)?;
+    let host = cpulist::parse(&w.scratch).ok_or_else(|| io::Error::from_raw_os_error(libc::EIO))?;
+    node::list(&b.nodes, &host, out);
+    Ok(())
+}
+
+/// The host CPUs of the nodeN directory `dir`.
+fn node_cpus(dir: &std::path::Path, buf: &mut Vec<u8>) -> io::Result<Vec<u32>> {
+    kfile::read_path_buf(&dir.join("cpulist"), buf)?;
+    cpulist::parse(buf).ok_or_else(|| io::Error::from_raw_os_error(libc::EIO))
+}
+
+/// nodeN/meminfo (the host's `host`) for the process `pid`: from its memory cgroup's
+/// memory.numa_stat, within the MemTotal its /proc/meminfo shows. The host node's file
+/// where memory_view shows the host's meminfo, or the cgroup has no numa_stat.
+pub fn node_meminfo(
+    fs: &Fs,
+    w: &mut Worker,
+    pid: u32,
+    n: u32,
+    host: &std::path::Path,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    let containers = &fs.containers;
+    in_container(containers, w, pid, out, |w, c, out| {
+        let dir = c
+            .cgroup(&containers.hier, Controller::Memory)
+            .filter(|_| c.cgroup_path(Controller::Memory) != Some("/"))
+            .filter(|d| d.has(Knob::NumaStat));
+        let Some(dir) = dir else {
+            return kfile::read_path_buf(host, out);
+        };
+        let m = MemoryInputs::gather(dir, &c.memory_stat, INPUT_TTL, &mut w.scratch)?;
+        dir.read(Knob::NumaStat, &mut w.scratch)?;
+        let stat = NumaStat::parse(&w.scratch, n, page_sizes().0);
+        let total_kb = m.limit.filter(|&l| l > 0).map_or(u64::MAX, |l| l / 1024);
+        kfile::read_path_buf(host, &mut w.host)?;
+        node::meminfo(&w.host, &stat, total_kb, out);
+        Ok(())
+    })
+}
+
+/// The cpulist or (`mask`) cpumap of a nodeN directory (`e`), for the caller `shown`.
+pub fn node_cpus_file(
+    e: &sysfs::Entry,
+    mask: bool,
+    shown: &sysfs::Shown<'_>,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    let malformed = || io::Error::from_raw_os_error(libc::EIO);
+    let dir = e.host.parent().ok_or_else(malformed)?;
+    let mut text = Vec::new();
+    let cpus = node_cpus(dir, &mut text)?;
+    if mask {
+        kfile::read_path_buf(&e.host, &mut text)?;
+        let digits = node::mask_digits(&text);
+        node::cpumap(&cpus, shown.cpus, shown.renumber, digits, out);
+    } else {
+        node::cpulist(&cpus, shown.cpus, shown.renumber, out);
+    }
+    Ok(())
 }
 
 fn stat_view(

@@ -79,7 +79,7 @@ pub fn render(host: &[u8], m: &MemoryInputs, swap: &SwapView, zswap: bool, out: 
 }
 
 /// `Key:` padded to 16 columns, the value in 8, then ` kB`: the kernel's layout.
-fn kb_line(out: &mut Vec<u8>, key: &[u8], v: u64) {
+pub(super) fn kb_line(out: &mut Vec<u8>, key: &[u8], v: u64) {
     out.extend_from_slice(key);
     out.push(b':');
     for _ in key.len() + 1..16 {

@@ -7,6 +7,7 @@ pub mod cpuinfo;
 pub mod diskstats;
 pub mod loadavg;
 pub mod meminfo;
+pub mod node;
 pub mod stat;
 pub mod swaps;
 pub mod uptime;

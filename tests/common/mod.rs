@@ -440,6 +440,19 @@ pub fn in_container_at(cgroups: &[&Path], script: &str) -> Output {
     out
 }
 
+/// The numbers of a kernel CPU or node list file (`0-3,8`), ascending.
+pub fn read_list(path: &str) -> Vec<u32> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let mut v = Vec::new();
+    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => v.extend(a.parse::<u32>().unwrap()..=b.parse::<u32>().unwrap()),
+            None => v.push(part.parse().unwrap()),
+        }
+    }
+    v
+}
+
 /// The value in kB of `key` in meminfo-formatted text.
 pub fn meminfo_kb(text: &str, key: &str) -> u64 {
     text.lines()

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use super::{Cgroup, host_has_or_skip, own_cgroup, unique};
 
 /// The files runtimes bind-mount over the container's own.
-pub const VIEWS: [&str; 8] = [
+pub const VIEWS: [&str; 10] = [
     "proc/cpuinfo",
     "proc/diskstats",
     "proc/loadavg",
@@ -17,7 +17,9 @@ pub const VIEWS: [&str; 8] = [
     "proc/stat",
     "proc/swaps",
     "proc/uptime",
+    "proc/vmstat",
     "sys/devices/system/cpu",
+    "sys/devices/system/node",
 ];
 
 /// What a bundle's config.json says beyond its defaults.
