@@ -1,6 +1,7 @@
 //! Restart-free upgrades: SIGUSR1 replaces the daemon's program image with the binary now
 //! on disk while readers hammer the mount; not one read may fail or stall.
 
+#[macro_use]
 mod common;
 
 use std::fs::File;
@@ -297,26 +298,102 @@ fn sigkills(transport: &str) {
     wait_until("the last server stops", Duration::from_secs(10), || {
         !alive(last)
     });
-    if transport == "uring" {
-        // The one loss the kernel imposes on io_uring: a request it routes to an entry the
-        // dead server had armed, in the instant before that entry is cancelled, is ended
-        // with ECANCELED (fuse_uring_send_in_task on a terminating task). At most one per
-        // armed entry (one per CPU) per kill; everything else is answered by the successor.
-        let armed = kills * std::thread::available_parallelism().map_or(1, |n| n.get());
-        eprintln!("{} ECANCELED reads in {kills} kills", failures.len());
-        let (cancelled, other): (Vec<_>, Vec<_>) = failures
-            .iter()
-            .partition(|f| f.contains("Operation canceled"));
-        assert!(
-            cancelled.len() <= armed,
-            "{} ECANCELED reads in {kills} kills",
-            cancelled.len()
-        );
-        let other: Vec<String> = other.into_iter().cloned().collect();
-        assert_no_read_failed(reads, &other, slowest, "");
-    } else {
-        assert_no_read_failed(reads, &failures, slowest, "");
+    assert_no_read_failed_but_cancelled(transport, kills, reads, &failures, slowest);
+}
+
+/// `assert_no_read_failed`, but for the one loss the kernel imposes on io_uring when a
+/// server dies: a request it routes to an entry the dead server had armed, in the instant
+/// before that entry is cancelled, is ended with ECANCELED (fuse_uring_send_in_task on a
+/// terminating task). At most one per armed entry (one per CPU) per death; everything else
+/// is answered by the successor.
+fn assert_no_read_failed_but_cancelled(
+    transport: &str,
+    deaths: usize,
+    reads: u64,
+    failures: &[String],
+    slowest: Duration,
+) {
+    if transport != "uring" {
+        return assert_no_read_failed(reads, failures, slowest, "");
     }
+    let armed = deaths * std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (cancelled, other): (Vec<String>, Vec<String>) = failures
+        .iter()
+        .cloned()
+        .partition(|f| f.contains("Operation canceled"));
+    eprintln!("{} ECANCELED reads in {deaths} deaths", cancelled.len());
+    assert!(
+        cancelled.len() <= armed,
+        "{} ECANCELED reads in {deaths} deaths",
+        cancelled.len()
+    );
+    assert_no_read_failed(reads, &other, slowest, "");
+}
+
+both_transports!(a_failed_worker_ends_the_process_and_a_successor_serves_its_queue);
+
+/// A worker that stops while its process goes on (here through the fault the tests may
+/// inject) ends the process, and the keeper's successor serves within a second: no request
+/// hangs, the one that made the worker fail included, and no read fails.
+fn a_failed_worker_ends_the_process_and_a_successor_serves_its_queue(transport: &str) {
+    let trigger = ".lxcfs-uring-worker-fault";
+    let mut d = Daemon::start_env(
+        &format!("worker-fault-{transport}"),
+        &["--transport", transport, "--enable-cgroup"],
+        &[(
+            "LXCFS_URING_TEST_WORKER_FAULT",
+            std::path::Path::new(trigger),
+        )],
+    );
+    std::thread::sleep(Duration::from_millis(300)); // the keeper starts once the mount serves
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers = hammer(&d, stop.clone());
+    std::thread::sleep(Duration::from_millis(300));
+    let failed = d.pid();
+    let lookup = std::thread::spawn({
+        let path = d.path(trigger);
+        move || {
+            let t = Instant::now();
+            (std::fs::symlink_metadata(path).map(drop), t.elapsed())
+        }
+    });
+    wait_until(
+        "the process of the failed worker exits",
+        Duration::from_secs(1),
+        || !alive(failed),
+    );
+    wait_until("a successor", Duration::from_secs(1), || {
+        d.pidfile_pid().is_some_and(|p| p != failed && alive(p))
+    });
+    let (looked, took) = lookup.join().unwrap();
+    assert_eq!(
+        looked.map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::NotFound),
+        "the lookup that failed its worker is answered"
+    );
+    assert!(took < Duration::from_secs(1), "the lookup took {took:?}");
+    std::thread::sleep(Duration::from_millis(400));
+    stop.store(true, Ordering::Relaxed);
+    let (reads, failures, slowest) = gather(readers);
+    assert!(d.serves(), "the successor serves");
+    let last = d.pidfile_pid().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(last),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    wait_until("the successor stops", Duration::from_secs(10), || {
+        !alive(last)
+    });
+    // Its keeper and successor gone, the failed process's log is complete.
+    let (status, log) = d.wait_exit(Duration::from_secs(10)).expect("exited");
+    assert_eq!(status.code(), Some(70), "{log}");
+    assert!(
+        log.contains("stopped outside shutdown (a fault injected through")
+            && log.contains("resumed on"),
+        "one line says which worker stopped and why, and a successor resumed:\n{log}"
+    );
+    assert_no_read_failed_but_cancelled(transport, 1, reads, &failures, slowest);
 }
 
 /// An upgrade changes nothing a container sees: its load averages (-l) continue instead of

@@ -8,6 +8,7 @@
 pub mod arena;
 pub mod classic;
 pub mod fill;
+pub mod supervise;
 pub mod uring;
 
 use std::os::fd::OwnedFd;
@@ -227,10 +228,12 @@ pub fn serve(session: Arc<Session>) {
 fn after_init(s: &Arc<Session>) {
     let Some(init) = s.init() else { return };
     if init.flags & init_flags::OVER_IO_URING != 0 {
-        let started = uring::new_arena(s.payload_capacity()).and_then(|a| {
-            let _ = s.arena.set(a);
-            uring::start(s.clone())
-        });
+        let started = uring::check_rings()
+            .and_then(|()| uring::new_arena(s.payload_capacity()))
+            .and_then(|a| {
+                let _ = s.arena.set(a);
+                uring::start(s.clone())
+            });
         match started {
             Ok(n) => {
                 stats::set_transport("uring");

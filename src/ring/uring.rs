@@ -107,12 +107,29 @@ fn spawn_workers(s: Arc<Session>, recovering: Option<PathBuf>) -> io::Result<usi
         std::thread::Builder::new()
             .name(format!("uring-{cpu}"))
             .spawn(move || {
-                if let Err(e) = run_worker(&s, i + 1, cpu, &slots, nudge) {
-                    warn!("io_uring worker on CPU {cpu} stopped: {e}");
-                }
+                super::supervise::run(&format!("the io_uring worker on CPU {cpu}"), || {
+                    run_worker(&s, i + 1, cpu, &slots, nudge).map_err(|e| e.to_string())
+                });
             })?;
     }
     Ok(online.len())
+}
+
+/// A worker's ring, with room for `entries` submissions: only its own thread submits, and
+/// completions are reaped when it waits.
+fn new_ring(entries: usize) -> io::Result<IoUring<squeue::Entry128, cqueue::Entry>> {
+    IoUring::builder()
+        .setup_single_issuer()
+        .setup_coop_taskrun()
+        .setup_defer_taskrun()
+        .build(entries.next_power_of_two() as u32)
+}
+
+/// Whether this process may set up the workers' rings (kernel.io_uring_disabled, a
+/// seccomp filter or the memlock limit may refuse it). Asked before any worker starts, as
+/// a worker that cannot serve its queue ends the process (supervise.rs).
+pub fn check_rings() -> io::Result<()> {
+    new_ring(1).map(drop)
 }
 
 /// One ring entry: its slot of the arena. The kernel keeps the addresses from REGISTER.
@@ -264,12 +281,7 @@ fn run_worker(
             .ok_or_else(|| io::Error::other("ring slot out of range"))?;
         entries.push(Entry::new(qid, header, payload));
     }
-    let size = entries.len().next_power_of_two() as u32;
-    let mut ring: IoUring<squeue::Entry128, cqueue::Entry> = IoUring::builder()
-        .setup_single_issuer()
-        .setup_coop_taskrun()
-        .setup_defer_taskrun()
-        .build(size)?;
+    let mut ring = new_ring(entries.len())?;
     let mut w = Worker::new(id);
     let mut request_payload: Vec<u8> = Vec::with_capacity(8192);
     let mut answered = 0;
@@ -280,7 +292,7 @@ fn run_worker(
             e.recovering = true;
             let commit_id = if e.awaits_reply() {
                 answered += 1;
-                serve_entry(s, &mut w, e, &mut request_payload)
+                serve_entry(s, &mut w, e, &mut request_payload).0
             } else {
                 e.commit_id()
             };
@@ -347,7 +359,11 @@ fn run_worker(
                 held.push(ud);
                 continue;
             }
-            let commit_id = serve_entry(s, &mut w, e, &mut request_payload);
+            let (commit_id, fault) = serve_entry(s, &mut w, e, &mut request_payload);
+            if fault {
+                // Stop with the reply written but not committed: the successor commits it.
+                return Err(io::Error::other(super::supervise::injected()));
+            }
             push(&mut ring, commit_sqe(fd, commit_id, e.qid, ud))?;
         }
         if let Some(mnt) = nudge.take() {
@@ -376,8 +392,13 @@ fn nudge_queue(s: &Arc<Session>, cpu: u32, mountpoint: PathBuf) {
 }
 
 /// Handle the request an entry holds and write its reply in place; returns the entry's
-/// commit id.
-fn serve_entry(s: &Session, w: &mut Worker, e: &mut Entry, request_payload: &mut Vec<u8>) -> u64 {
+/// commit id, and whether the request is the test fault's trigger (supervise::fault_due).
+fn serve_entry(
+    s: &Session,
+    w: &mut Worker,
+    e: &mut Entry,
+    request_payload: &mut Vec<u8>,
+) -> (u64, bool) {
     let commit_id = e.commit_id();
     let payload_sz = u32_at(e.header, ENT_PAYLOAD_SZ);
     let h = &e.header;
@@ -386,15 +407,19 @@ fn serve_entry(s: &Session, w: &mut Worker, e: &mut Entry, request_payload: &mut
     let n = (payload_sz as usize).min(e.payload.len());
     request_payload.clear();
     request_payload.extend_from_slice(&e.payload[..n]);
-    let (unique, reply) =
+    let (unique, reply, fault) =
         match proto::decode_ring(&h[..OP_IN], &h[OP_IN..ENT_IN_OUT], request_payload) {
-            Ok(req) => (req.header.unique, s.handle(w, &req, e.payload)),
+            Ok(req) => (
+                req.header.unique,
+                s.handle(w, &req, e.payload),
+                super::supervise::fault_due(&req),
+            ),
             Err(err) => {
                 let unique = proto::decode_header(&h[..OP_IN])
                     .map(|h| h.unique)
                     .unwrap_or(0);
                 warn!("malformed ring request: {err:?}");
-                (unique, Reply::Error(libc::EIO))
+                (unique, Reply::Error(libc::EIO), false)
             }
         };
     // Nothing over the ring goes unanswered: FORGET never travels here, but if it did,
@@ -412,7 +437,7 @@ fn serve_entry(s: &Session, w: &mut Worker, e: &mut Entry, request_payload: &mut
     // size are complete (awaits_reply).
     compiler_fence(Ordering::Release);
     e.header[..abi::OUT_HEADER_LEN].copy_from_slice(&out);
-    commit_id
+    (commit_id, fault)
 }
 
 fn push(
