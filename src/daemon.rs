@@ -342,7 +342,7 @@ fn upgrade(
         return;
     }
     info!("SIGUSR1: upgrading in place to {}", exe.display());
-    if let Err(e) = crate::upgrade::exec(session, pidfile.raw_fd(), exe, argv, mountpoint) {
+    if let Err(e) = crate::upgrade::exec(session, pidfile.fd(), exe, argv, mountpoint) {
         warn!("SIGUSR1: the upgrade failed ({e}); still serving as before");
     }
 }

@@ -9,7 +9,7 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
@@ -25,12 +25,11 @@ pub const KEEP_FLAG: &str = "--keep";
 /// Start a keeper for this serving process. It is given duplicates of the connection's
 /// files and the arguments to start a successor with.
 pub fn spawn(s: &Session, exe: &Path, argv: &[OsString]) -> io::Result<u32> {
-    let (state, fds) = upgrade::describe(s)?;
-    // Duplicates without close-on-exec, so the keeper inherits them.
-    let dups: Vec<OwnedFd> = fds
-        .iter()
-        .map(|&fd| nix::unistd::dup(unsafe_borrowed(fd)).map_err(io::Error::from))
-        .collect::<io::Result<_>>()?;
+    let (state, dups) = upgrade::describe(s)?;
+    // Without close-on-exec, so the keeper inherits them.
+    for fd in &dups {
+        upgrade::set_cloexec(fd.as_fd(), false)?;
+    }
     let numbers: Vec<String> = dups.iter().map(|d| d.as_raw_fd().to_string()).collect();
     let state = format!("{state},fdnums={}", numbers.join(":"));
     let child = Command::new(exe)
@@ -45,11 +44,6 @@ pub fn spawn(s: &Session, exe: &Path, argv: &[OsString]) -> io::Result<u32> {
     // The keeper outlives us by design; it is never waited for here.
     std::mem::forget(child);
     Ok(pid)
-}
-
-fn unsafe_borrowed(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
-    // SAFETY: `fd` is one of the session's /dev/fuse files, open for the process's life.
-    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
 }
 
 /// Our arguments without the hidden hand-over flags (and the program name).

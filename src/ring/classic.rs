@@ -6,7 +6,7 @@
 //! BENCHMARKS.md.
 
 use std::ops::ControlFlow;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -158,10 +158,11 @@ pub fn start_workers(s: Arc<Session>, fds: Vec<OwnedFd>) -> usize {
     let mut started = 0;
     for (i, fd) in fds.into_iter().enumerate() {
         let id = i + 1;
+        let fd = Arc::new(fd);
         s.clones
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(fd.as_raw_fd());
+            .push(fd.clone());
         let s = s.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("fuse-{id}"))

@@ -60,8 +60,9 @@ pub struct Session {
     /// Set while handing the connection to a new program image: replies are held back so
     /// the kernel resends those requests to the successor.
     pub frozen: std::sync::atomic::AtomicBool,
-    /// The /dev/fuse clones the classic workers serve (kept open across an upgrade).
-    pub clones: std::sync::Mutex<Vec<std::os::fd::RawFd>>,
+    /// The /dev/fuse clones the classic workers serve, shared with them (handed over with
+    /// the connection).
+    pub clones: std::sync::Mutex<Vec<Arc<OwnedFd>>>,
     /// The keeper process holding the connection for a successor should we crash (0: none).
     pub keeper: std::sync::atomic::AtomicU32,
     /// The io_uring entries' memory, on that transport.

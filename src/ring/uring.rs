@@ -8,7 +8,7 @@
 //! successor can answer what the kernel handed to a dead predecessor (`recover`).
 
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{Ordering, compiler_fence};
@@ -207,8 +207,8 @@ fn cmd_req(commit_id: u64, qid: u16) -> [u8; 80] {
     c
 }
 
-fn register_sqe(fd: RawFd, e: &Entry, user_data: u64) -> squeue::Entry128 {
-    let sqe = opcode::UringCmd80::new(types::Fd(fd), CMD_REGISTER)
+fn register_sqe(dev: BorrowedFd<'_>, e: &Entry, user_data: u64) -> squeue::Entry128 {
+    let sqe = opcode::UringCmd80::new(types::Fd(dev.as_raw_fd()), CMD_REGISTER)
         .cmd(cmd_req(0, e.qid))
         .addr(Some(e.iov.as_ptr() as u64))
         .build()
@@ -226,8 +226,8 @@ fn with_len(sqe: squeue::Entry128, len: u32) -> squeue::Entry128 {
     unsafe { std::mem::transmute::<[u8; 128], squeue::Entry128>(raw) }
 }
 
-fn commit_sqe(fd: RawFd, commit_id: u64, qid: u16, user_data: u64) -> squeue::Entry128 {
-    opcode::UringCmd80::new(types::Fd(fd), CMD_COMMIT_AND_FETCH)
+fn commit_sqe(dev: BorrowedFd<'_>, commit_id: u64, qid: u16, user_data: u64) -> squeue::Entry128 {
+    opcode::UringCmd80::new(types::Fd(dev.as_raw_fd()), CMD_COMMIT_AND_FETCH)
         .cmd(cmd_req(commit_id, qid))
         .build()
         .user_data(user_data)
@@ -269,7 +269,7 @@ fn run_worker(
 ) -> io::Result<()> {
     pin(cpu);
     batch_policy(cpu);
-    let fd = s.dev.as_raw_fd();
+    let fd = s.dev.as_fd();
     let arena = s
         .arena
         .get()
