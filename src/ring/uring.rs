@@ -17,7 +17,7 @@ use io_uring::{IoUring, cqueue, opcode, squeue, types};
 use nix::sched::CpuSet;
 use nix::unistd::Pid;
 
-use super::arena::Arena;
+use super::arena::{Arena, Shared};
 use super::{MAX_WRITE, Session, reply_header};
 use crate::fs::{Reply, Worker};
 use crate::proto::{self, abi};
@@ -133,26 +133,26 @@ pub fn check_rings() -> io::Result<()> {
 }
 
 /// One ring entry: its slot of the arena. The kernel keeps the addresses from REGISTER.
-struct Entry<'a> {
+struct Entry {
     qid: u16,
-    header: &'a mut [u8],
-    payload: &'a mut [u8],
+    header: Shared,
+    payload: Shared,
     iov: Box<[libc::iovec; 2]>,
     /// Committed on behalf of a predecessor: a failure means the kernel no longer knows
     /// this entry, which is then registered afresh.
     recovering: bool,
 }
 
-impl<'a> Entry<'a> {
-    fn new(qid: u16, header: &'a mut [u8], payload: &'a mut [u8]) -> Entry<'a> {
+impl Entry {
+    fn new(qid: u16, header: Shared, payload: Shared) -> Entry {
         let iov = Box::new([
             libc::iovec {
-                iov_base: header.as_mut_ptr().cast(),
+                iov_base: header.addr().cast(),
                 iov_len: HEADER_LEN,
             },
             libc::iovec {
-                iov_base: payload.as_mut_ptr().cast(),
-                iov_len: payload.len(),
+                iov_base: payload.addr().cast(),
+                iov_len: payload.size(),
             },
         ]);
         Entry {
@@ -166,18 +166,14 @@ impl<'a> Entry<'a> {
 
     /// The commit id the kernel gave the request it last put here.
     fn commit_id(&self) -> u64 {
-        u64_at(self.header, ENT_COMMIT_ID)
+        self.header.read_u64(ENT_COMMIT_ID).unwrap_or(0)
     }
 
+    /// Whether the entry holds a request with no reply written yet: the in_out area has a
+    /// fuse_in_header (an opcode where a reply's header has its error, 0 or negative).
     fn awaits_reply(&self) -> bool {
-        awaits_reply(self.header)
+        self.header.read_u32(OPCODE).is_some_and(is_request_opcode)
     }
-}
-
-/// Whether an entry's header holds a request with no reply written yet: the in_out area
-/// has a fuse_in_header (an opcode where a reply's header has its error, 0 or negative).
-fn awaits_reply(header: &[u8]) -> bool {
-    is_request_opcode(u32_at(header, OPCODE))
 }
 
 /// Where in_out holds a request's opcode, or a reply's error.
@@ -274,7 +270,7 @@ fn run_worker(
         .arena
         .get()
         .ok_or_else(|| io::Error::other("no ring arena"))?;
-    let mut entries: Vec<Entry<'_>> = Vec::with_capacity(slots.len());
+    let mut entries: Vec<Entry> = Vec::with_capacity(slots.len());
     for &(qid, slot) in slots {
         // SAFETY: spawn_workers gives every slot to exactly one worker.
         let (header, payload) = unsafe { arena.slot(slot) }
@@ -283,7 +279,7 @@ fn run_worker(
     }
     let mut ring = new_ring(entries.len())?;
     let mut w = Worker::new(id);
-    let mut request_payload: Vec<u8> = Vec::with_capacity(8192);
+    let mut scratch = Scratch::new(arena.payload_len());
     let mut answered = 0;
     for (i, e) in entries.iter_mut().enumerate() {
         let sqe = if nudge.is_some() {
@@ -292,7 +288,7 @@ fn run_worker(
             e.recovering = true;
             let commit_id = if e.awaits_reply() {
                 answered += 1;
-                serve_entry(s, &mut w, e, &mut request_payload).0
+                serve_entry(s, &mut w, e, &mut scratch).0
             } else {
                 e.commit_id()
             };
@@ -359,7 +355,7 @@ fn run_worker(
                 held.push(ud);
                 continue;
             }
-            let (commit_id, fault) = serve_entry(s, &mut w, e, &mut request_payload);
+            let (commit_id, fault) = serve_entry(s, &mut w, e, &mut scratch);
             if fault {
                 // Stop with the reply written but not committed: the successor commits it.
                 return Err(io::Error::other(super::supervise::injected()));
@@ -391,27 +387,40 @@ fn nudge_queue(s: &Arc<Session>, cpu: u32, mountpoint: PathBuf) {
     }
 }
 
+/// A worker's private copies of what its entries hold: requests are decoded and replies
+/// rendered here, never in the shared arena (arena::Shared).
+struct Scratch {
+    header: [u8; HEADER_LEN],
+    request: Vec<u8>,
+    reply: Vec<u8>,
+}
+
+impl Scratch {
+    fn new(payload: usize) -> Scratch {
+        Scratch {
+            header: [0; HEADER_LEN],
+            request: Vec::with_capacity(8192),
+            reply: vec![0; payload],
+        }
+    }
+}
+
 /// Handle the request an entry holds and write its reply in place; returns the entry's
 /// commit id, and whether the request is the test fault's trigger (supervise::fault_due).
-fn serve_entry(
-    s: &Session,
-    w: &mut Worker,
-    e: &mut Entry,
-    request_payload: &mut Vec<u8>,
-) -> (u64, bool) {
-    let commit_id = e.commit_id();
-    let payload_sz = u32_at(e.header, ENT_PAYLOAD_SZ);
-    let h = &e.header;
-    // The request's own payload (a name, write data) is copied out so the reply can be
-    // written over the same buffer.
-    let n = (payload_sz as usize).min(e.payload.len());
-    request_payload.clear();
-    request_payload.extend_from_slice(&e.payload[..n]);
-    let (unique, reply, fault) =
-        match proto::decode_ring(&h[..OP_IN], &h[OP_IN..ENT_IN_OUT], request_payload) {
+fn serve_entry(s: &Session, w: &mut Worker, e: &mut Entry, scratch: &mut Scratch) -> (u64, bool) {
+    let h = &mut scratch.header;
+    e.header.read(0, h);
+    let commit_id = u64_at(h, ENT_COMMIT_ID);
+    let n = (u32_at(h, ENT_PAYLOAD_SZ) as usize).min(e.payload.size());
+    scratch.request.resize(n, 0);
+    e.payload.read(0, &mut scratch.request);
+    let reply = &mut scratch.reply;
+    reply.resize(e.payload.size(), 0);
+    let (unique, answer, fault) =
+        match proto::decode_ring(&h[..OP_IN], &h[OP_IN..ENT_IN_OUT], &scratch.request) {
             Ok(req) => (
                 req.header.unique,
-                s.handle(w, &req, e.payload),
+                s.handle(w, &req, reply),
                 super::supervise::fault_due(&req),
             ),
             Err(err) => {
@@ -424,19 +433,21 @@ fn serve_entry(
         };
     // Nothing over the ring goes unanswered: FORGET never travels here, but if it did,
     // the entry must still be committed to be re-armed.
-    let reply = if reply == Reply::None {
+    let answer = if answer == Reply::None {
         Reply::Error(libc::ENOSYS)
     } else {
-        reply
+        answer
     };
     let mut out = [0u8; abi::OUT_HEADER_LEN];
-    let len = reply_header(&mut out, unique, reply).unwrap_or(abi::OUT_HEADER_LEN);
-    let payload_len = (len - abi::OUT_HEADER_LEN) as u32;
-    e.header[ENT_PAYLOAD_SZ..ENT_PAYLOAD_SZ + 4].copy_from_slice(&payload_len.to_ne_bytes());
+    let len = reply_header(&mut out, unique, answer).unwrap_or(abi::OUT_HEADER_LEN);
+    let payload_len = len - abi::OUT_HEADER_LEN;
+    e.payload.write(0, &reply[..payload_len]);
+    e.header
+        .write(ENT_PAYLOAD_SZ, &(payload_len as u32).to_ne_bytes());
     // The reply's header goes in last: a successor that finds it knows the payload and its
     // size are complete (awaits_reply).
     compiler_fence(Ordering::Release);
-    e.header[..abi::OUT_HEADER_LEN].copy_from_slice(&out);
+    e.header.write(0, &out);
     (commit_id, fault)
 }
 
