@@ -82,15 +82,18 @@ pub fn refusal(s: &Session) -> Option<&'static str> {
 /// Stop answering and describe the connection: the state line and the fds to hand over
 /// (`describe`), then the memfd of the carried state (see `carried`).
 fn freeze(s: &Session) -> io::Result<(String, Vec<OwnedFd>)> {
-    s.frozen.store(true, Ordering::Release);
-    // A worker past its frozen check finishes its write within microseconds.
-    std::thread::sleep(Duration::from_millis(20));
-    let (mut state, mut fds) = describe(s)?;
-    if let Some(fd) = carried(s)? {
-        state.push_str(",carry=1");
-        fds.push(fd);
+    s.freeze.freeze()?;
+    let described = describe(s).and_then(|(mut state, mut fds)| {
+        if let Some(fd) = carried(s)? {
+            state.push_str(",carry=1");
+            fds.push(fd);
+        }
+        Ok((state, fds))
+    });
+    if described.is_err() {
+        s.freeze.thaw();
     }
-    Ok((state, fds))
+    described
 }
 
 /// State of this process a planned successor continues from, so an upgrade changes
@@ -166,7 +169,7 @@ pub fn describe(s: &Session) -> io::Result<(String, Vec<OwnedFd>)> {
 
 /// Undo a freeze: answer again, and have the kernel resend what we held back.
 fn thaw(s: &Session) -> io::Result<()> {
-    s.frozen.store(false, Ordering::Release);
+    s.freeze.thaw();
     resend(s.dev.as_fd())
 }
 
@@ -277,6 +280,7 @@ pub fn give(s: &Session, conn: &UnixStream, request_version: u32) -> io::Result<
         Ok(()) if &ok == b"ok\n" => Ok(true),
         _ => {
             thaw(s)?;
+            crate::warn!("--takeover: the new instance did not confirm; still serving");
             Ok(false)
         }
     }

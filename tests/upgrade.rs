@@ -142,6 +142,58 @@ fn sigusr1_upgrades(transport: &str) {
     );
 }
 
+/// Handovers that fail once the daemon is frozen: SIGUSR1 with the binary gone, and a
+/// successor that takes the connection's fds but disappears before confirming. The freeze
+/// is called off, the workers holding requests back are woken and answer them, and a later
+/// upgrade still works.
+fn handovers_that_fail_thaw_and_serve_on_without_a_failed_read(transport: &str) {
+    let bin_dir = std::env::temp_dir().join(unique(&format!("failed-upgrade-bin-{transport}")));
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    let bin = bin_dir.join("lxcfs-uring");
+    std::fs::copy(env!("CARGO_BIN_EXE_lxcfs-uring"), &bin).unwrap();
+    let mut d = Daemon::start_binary(
+        &format!("failed-upgrade-{transport}"),
+        bin.to_str().unwrap(),
+        &["--transport", transport, "--enable-cgroup"],
+    );
+    let pid = d.pid();
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers = hammer(&d, stop.clone());
+    std::fs::remove_file(&bin).unwrap();
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(200));
+        d.signal(nix::sys::signal::Signal::SIGUSR1);
+        std::thread::sleep(Duration::from_millis(200));
+        // A would-be successor that asks, gets the state and fds, and vanishes: the daemon
+        // stays frozen, holding what readers ask meanwhile, until it sees the socket close.
+        let mut conn =
+            std::os::unix::net::UnixStream::connect(d.runtime.join("lxcfs-uring.sock")).unwrap();
+        std::io::Write::write_all(&mut conn, b"takeover 2\n").unwrap();
+        let mut state = [0u8; 4096];
+        assert!(conn.read(&mut state).unwrap() > 0, "the state was sent");
+        std::thread::sleep(Duration::from_millis(300));
+        drop(conn);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::copy(env!("CARGO_BIN_EXE_lxcfs-uring"), &bin).unwrap();
+    d.signal(nix::sys::signal::Signal::SIGUSR1);
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let (reads, failures, slowest) = gather(readers);
+    assert!(alive(pid) && d.serves(), "serving on");
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    let (_, log) = d.wait_exit(Duration::from_secs(10)).expect("exits");
+    let _ = std::fs::remove_dir_all(&bin_dir);
+    assert_no_read_failed(reads, &failures, slowest, &log);
+    assert!(
+        log.contains("SIGUSR1: the upgrade failed")
+            && log.contains("--takeover: the new instance did not confirm; still serving")
+            && !log.contains("handed the mount over")
+            && log.matches("resumed on").count() == 1,
+        "the handovers failed, then an upgrade succeeded:\n{log}"
+    );
+}
+
 #[test]
 fn takeover_by_a_new_process_without_a_failed_read_classic() {
     if root_or_skip("takeover_by_a_new_process_without_a_failed_read_classic") {
@@ -330,7 +382,10 @@ fn assert_no_read_failed_but_cancelled(
     assert_no_read_failed(reads, &other, slowest, "");
 }
 
-both_transports!(a_failed_worker_ends_the_process_and_a_successor_serves_its_queue);
+both_transports!(
+    handovers_that_fail_thaw_and_serve_on_without_a_failed_read,
+    a_failed_worker_ends_the_process_and_a_successor_serves_its_queue
+);
 
 /// A worker that stops while its process goes on (here through the fault the tests may
 /// inject) ends the process, and the keeper's successor serves within a second: no request

@@ -8,7 +8,6 @@
 use std::ops::ControlFlow;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use super::{MAX_WRITE, Session, reply_header, supervise};
 use crate::fs::{Reply, Worker};
@@ -69,15 +68,13 @@ fn serve_one(
     let Some(len) = reply_header(hdr, unique, reply) else {
         return ControlFlow::Continue(());
     };
-    if s.frozen.load(Ordering::Acquire) {
+    let Some(_replying) = s.freeze.replying() else {
         // Handing over: this request stays unanswered in our fd's queue and the kernel
         // resends it to the successor. Wait here until the process image is replaced (or
         // the upgrade is abandoned, and the request resent to us).
-        while s.frozen.load(Ordering::Acquire) {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+        s.freeze.wait_thawed();
         return ControlFlow::Continue(());
-    }
+    };
     match nix::unistd::write(fd, &out[..len]) {
         Ok(_) if fault => ControlFlow::Break(Err(supervise::injected())),
         Ok(_) => ControlFlow::Continue(()),

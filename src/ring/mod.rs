@@ -8,6 +8,7 @@
 pub mod arena;
 pub mod classic;
 pub mod fill;
+pub mod freeze;
 pub mod supervise;
 pub mod uring;
 
@@ -57,9 +58,9 @@ pub struct Session {
     init: OnceLock<InitOut>,
     /// What the kernel offered at INIT (HAS_RESEND tells whether an upgrade is lossless).
     kernel_flags: OnceLock<u64>,
-    /// Set while handing the connection to a new program image: replies are held back so
-    /// the kernel resends those requests to the successor.
-    pub frozen: std::sync::atomic::AtomicBool,
+    /// Set while handing the connection over: replies are held back, so the kernel resends
+    /// those requests to the successor (or the successor answers them from the arena).
+    pub freeze: freeze::Freeze,
     /// The /dev/fuse clones the classic workers serve, shared with them (handed over with
     /// the connection).
     pub clones: std::sync::Mutex<Vec<Arc<OwnedFd>>>,
@@ -81,7 +82,7 @@ impl Session {
             threads: threads.max(1),
             init: OnceLock::new(),
             kernel_flags: OnceLock::new(),
-            frozen: Default::default(),
+            freeze: Default::default(),
             clones: Default::default(),
             keeper: Default::default(),
             arena: OnceLock::new(),

@@ -40,6 +40,8 @@ const ENT_PAYLOAD_SZ: usize = ENT_IN_OUT + 16;
 /// routes to a dead task's armed entries (5 SIGKILLs under load: ~12 lost with 8 entries,
 /// 3-6 with 2, 0-1 with 1).
 const DEPTH: usize = 1;
+/// The user_data of the READ of a worker's waker (entries' are their index).
+const WAKE: u64 = u64::MAX;
 /// How long to keep retrying a REGISTER the kernel answers EAGAIN (INIT not yet done).
 const REGISTER_RETRIES: u32 = 1000;
 
@@ -277,7 +279,12 @@ fn run_worker(
             .ok_or_else(|| io::Error::other("ring slot out of range"))?;
         entries.push(Entry::new(qid, header, payload));
     }
-    let mut ring = new_ring(entries.len())?;
+    // While frozen, a thaw wakes us through this eventfd: a READ of it into `wake` waits in
+    // the ring. The buffer is leaked (8 bytes per worker, once per process) so that no
+    // READ the ring still has in flight when it closes can write freed memory.
+    let waker = s.freeze.waker()?;
+    let wake: &'static mut [u8; 8] = Box::leak(Box::new([0; 8]));
+    let mut ring = new_ring(entries.len() + 1)?;
     let mut w = Worker::new(id);
     let mut scratch = Scratch::new(arena.payload_len());
     let mut answered = 0;
@@ -306,28 +313,35 @@ fn run_worker(
     // Entries holding a request we do not answer while frozen (a handover is under way).
     let mut held: Vec<u64> = Vec::new();
     let mut retries = 0;
-    let poll = types::Timespec::new().nsec(20_000_000);
+    let mut waiting_for_thaw = false;
     loop {
-        let waited = if nudge.is_some() {
+        let frozen = s.freeze.is_frozen();
+        if frozen && !waiting_for_thaw {
+            let read = opcode::Read::new(types::Fd(waker.as_raw_fd()), wake.as_mut_ptr(), 8);
+            push(&mut ring, read.build().user_data(WAKE).into())?;
+            waiting_for_thaw = true;
+        }
+        // Requests held by a freeze that has ended since are answered without waiting.
+        let waited = if nudge.is_some() || (!frozen && !held.is_empty()) {
             ring.submit()
-        } else if s.frozen.load(Ordering::Acquire) {
-            // Look up now and then: a failed handover thaws us.
-            let args = types::SubmitArgs::new().timespec(&poll);
-            ring.submitter().submit_with_args(1, &args)
         } else {
             ring.submit_and_wait(1)
         };
         match waited {
             Ok(_) => {}
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::ETIME)) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
             Err(e) => return Err(e),
         }
         done.clear();
         done.extend(ring.completion().map(|c| (c.user_data(), c.result())));
-        if !s.frozen.load(Ordering::Acquire) {
+        if !s.freeze.is_frozen() {
             done.extend(held.drain(..).map(|ud| (ud, 0)));
         }
         for &(ud, res) in &done {
+            if ud == WAKE {
+                waiting_for_thaw = false;
+                continue;
+            }
             let Some(e) = entries.get_mut(ud as usize) else {
                 continue;
             };
@@ -351,16 +365,19 @@ fn run_worker(
                 }
                 return Err(err);
             }
-            if s.frozen.load(Ordering::Acquire) {
+            let Some(replying) = s.freeze.replying() else {
                 held.push(ud);
                 continue;
-            }
+            };
             let (commit_id, fault) = serve_entry(s, &mut w, e, &mut scratch);
             if fault {
                 // Stop with the reply written but not committed: the successor commits it.
                 return Err(io::Error::other(super::supervise::injected()));
             }
+            // Pushed under `replying`: a freeze that follows finds the commit queued, and
+            // the next wait submits it.
             push(&mut ring, commit_sqe(fd, commit_id, e.qid, ud))?;
+            drop(replying);
         }
         if let Some(mnt) = nudge.take() {
             ring.submit()?;
@@ -456,8 +473,9 @@ fn push(
     sqe: squeue::Entry128,
 ) -> io::Result<()> {
     loop {
-        // SAFETY: every SQE we push points at buffers owned by `entries` in run_worker,
-        // which outlive the ring (they are dropped after it returns).
+        // SAFETY: every SQE we push points at memory that outlives the ring: the iovecs
+        // owned by `entries` in run_worker (dropped after it returns), the arena (owned by
+        // the session) and the leaked wake buffer.
         let pushed = unsafe { ring.submission().push(&sqe) };
         if pushed.is_ok() {
             return Ok(());
