@@ -122,10 +122,16 @@ pub fn run(state: &str, mountpoint: &Path, args: &[OsString]) -> Result<(), Stri
     }
 }
 
-/// Whether lxcfs-uring's filesystem is still mounted at `mountpoint`.
+/// Whether lxcfs-uring's filesystem is still mounted at `mountpoint`. Without touching
+/// the mount itself, which a dead server cannot answer: only its parent is resolved.
 fn is_mounted(mountpoint: &Path) -> bool {
-    let canonical: PathBuf =
-        std::fs::canonicalize(mountpoint).unwrap_or_else(|_| mountpoint.to_owned());
+    let absolute = std::path::absolute(mountpoint).unwrap_or_else(|_| mountpoint.to_owned());
+    let canonical: PathBuf = match (absolute.parent(), absolute.file_name()) {
+        (Some(parent), Some(name)) => std::fs::canonicalize(parent)
+            .map(|p| p.join(name))
+            .unwrap_or(absolute),
+        _ => absolute,
+    };
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let want = canonical.to_string_lossy();
     info.lines().any(|l| {

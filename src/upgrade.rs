@@ -182,13 +182,6 @@ pub fn exec(
     argv: &[OsString],
     mountpoint: &Path,
 ) -> io::Result<()> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(1);
-    while s.nudging.load(Ordering::Acquire) > 0 {
-        if std::time::Instant::now() > deadline {
-            return Err(io::Error::other("a lookup of our own is still unanswered"));
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
     let (mut state, fds) = freeze(s)?;
     // On io_uring: no entry may be armed when this image's threads end (fill.rs).
     let helper = match s.arena.get() {

@@ -384,7 +384,8 @@ fn assert_no_read_failed_but_cancelled(
 
 both_transports!(
     handovers_that_fail_thaw_and_serve_on_without_a_failed_read,
-    a_failed_worker_ends_the_process_and_a_successor_serves_its_queue
+    a_failed_worker_ends_the_process_and_a_successor_serves_its_queue,
+    successors_killed_while_they_start_leave_no_hung_mount
 );
 
 /// A worker that stops while its process goes on (here through the fault the tests may
@@ -449,6 +450,120 @@ fn a_failed_worker_ends_the_process_and_a_successor_serves_its_queue(transport: 
         "one line says which worker stopped and why, and a successor resumed:\n{log}"
     );
     assert_no_read_failed_but_cancelled(transport, 1, reads, &failures, slowest);
+}
+
+/// The pid of a successor the keeper started for `d` (its command line names the mount and
+/// carries the handed-over state), other than those in `gone`.
+fn successor(d: &Daemon, gone: &[i32]) -> Option<i32> {
+    let mark = d.mnt.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        (cmdline.contains(&mark) && cmdline.contains("--resume") && !gone.contains(&pid))
+            .then_some(pid)
+            .filter(|&p| alive(p))
+    })
+}
+
+/// Successors killed at staggered points of their own start, from the moment the keeper
+/// starts them to just after their recovery (when they send their own requests through
+/// the queues), under hammering readers: each dies for good, the keeper starts the next,
+/// and the one left alone serves. No reader hangs, and none fails but for what the kernel
+/// cancels on io_uring.
+fn successors_killed_while_they_start_leave_no_hung_mount(transport: &str) {
+    let mut d = Daemon::start(
+        &format!("rekill-{transport}"),
+        &["--transport", transport, "--enable-cgroup"],
+    );
+    // The log, line by line, as the keeper and its successors write it.
+    let (lines, log) = std::sync::mpsc::channel::<String>();
+    let stderr = d.child.as_mut().unwrap().stderr.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines.send(line);
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300)); // the keeper starts once the mount serves
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers = hammer(&d, stop.clone());
+    std::thread::sleep(Duration::from_millis(200));
+    let mut gone = vec![d.pid()];
+    d.signal(nix::sys::signal::Signal::SIGKILL);
+    // Killed once started, then once it has recovered (and sends its lookups through the
+    // queues), a few hundred microseconds later each round.
+    let points: Vec<(bool, u64)> = [0, 5, 20]
+        .map(|ms| (false, ms * 1000))
+        .into_iter()
+        .chain((0..8).map(|i| (true, i * 150)))
+        .collect();
+    for (round, &(recovered, micros)) in points.iter().enumerate() {
+        let next = std::cell::Cell::new(None);
+        wait_until(
+            &format!("round {round}: the keeper starts a successor"),
+            Duration::from_secs(2),
+            || {
+                next.set(successor(&d, &gone));
+                next.get().is_some()
+            },
+        );
+        let next = next.get().unwrap();
+        if recovered {
+            let resumed = format!("pid {next})");
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while !log
+                .recv_timeout(Duration::from_millis(100))
+                .is_ok_and(|l| l.contains("resumed on") && l.ends_with(&resumed))
+            {
+                assert!(Instant::now() < deadline, "round {round}: no recovery");
+            }
+        }
+        std::thread::sleep(Duration::from_micros(micros));
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(next),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        gone.push(next);
+        wait_until(
+            &format!("round {round}: the successor killed {micros} us after its start dies"),
+            Duration::from_secs(2),
+            || !alive(next),
+        );
+    }
+    wait_until("the last successor serves", Duration::from_secs(5), || {
+        d.pidfile_pid()
+            .is_some_and(|p| !gone.contains(&p) && alive(p))
+            && d.serves()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    wait_until("every reader returns", Duration::from_secs(5), || {
+        readers.iter().all(|r| r.is_finished())
+    });
+    let (reads, failures, _) = gather(readers);
+    let (cancelled, other): (Vec<String>, Vec<String>) = failures
+        .into_iter()
+        .partition(|f| transport == "uring" && f.contains("Operation canceled"));
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert!(
+        cancelled.len() <= gone.len() * cpus,
+        "{} ECANCELED reads",
+        cancelled.len()
+    );
+    assert!(other.is_empty() && reads > 100, "{reads} reads: {other:?}");
+    let last = d.pidfile_pid().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(last),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    wait_until("the last server stops", Duration::from_secs(10), || {
+        !alive(last)
+    });
 }
 
 /// An upgrade changes nothing a container sees: its load averages (-l) continue instead of

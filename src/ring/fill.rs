@@ -22,7 +22,7 @@ pub const FILL_COMMAND: &str = "fill-queues";
 /// From `cpu`, look up a name that never exists, so the lookup reaches the server through
 /// that CPU's queue and fails once answered. The name is unique per caller (`i`, our pid),
 /// since the kernel lets only one lookup of a name in a directory be in flight at a time.
-pub fn probe(mountpoint: &Path, cpu: u32, i: usize) {
+fn probe(mountpoint: &Path, cpu: u32, i: usize) {
     super::uring::pin(cpu);
     let name = format!(".lxcfs-uring-handover-{}-{cpu}-{i}", std::process::id());
     let _ = std::fs::symlink_metadata(mountpoint.join(name));
@@ -35,13 +35,7 @@ const FILL_TIMEOUT: Duration = Duration::from_secs(2);
 pub fn fill(arena: &Arena, exe: &Path, mountpoint: &Path) -> io::Result<Child> {
     let depth = arena.depth();
     let slots = online_slots(depth)?;
-    let helper = Command::new(exe)
-        .arg(FILL_COMMAND)
-        .arg(mountpoint)
-        .arg(depth.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()?;
+    let helper = spawn_helper(exe, mountpoint, depth)?;
     let deadline = Instant::now() + FILL_TIMEOUT;
     while Instant::now() < deadline {
         let full = slots
@@ -53,6 +47,17 @@ pub fn fill(arena: &Arena, exe: &Path, mountpoint: &Path) -> io::Result<Child> {
         std::thread::sleep(Duration::from_millis(1));
     }
     Ok(helper)
+}
+
+/// The helper from `exe`: `depth` lookups at once from each online CPU (`run_helper`).
+pub fn spawn_helper(exe: &Path, mountpoint: &Path, depth: usize) -> io::Result<Child> {
+    Command::new(exe)
+        .arg(FILL_COMMAND)
+        .arg(mountpoint)
+        .arg(depth.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
 }
 
 /// The arena slots of the queues of online CPUs (slots of queue k: k*depth..(k+1)*depth,

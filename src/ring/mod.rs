@@ -68,9 +68,6 @@ pub struct Session {
     pub keeper: std::sync::atomic::AtomicU32,
     /// The io_uring entries' memory, on that transport.
     pub arena: OnceLock<arena::Arena>,
-    /// Lookups of our own in flight after a recovery (uring::nudge_queue): an exec must
-    /// wait for them, as a thread waiting on a request it alone could answer blocks execve.
-    pub nudging: std::sync::atomic::AtomicUsize,
 }
 
 impl Session {
@@ -86,7 +83,6 @@ impl Session {
             clones: Default::default(),
             keeper: Default::default(),
             arena: OnceLock::new(),
-            nudging: Default::default(),
         }
     }
 

@@ -9,9 +9,9 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{Ordering, compiler_fence};
+use std::sync::atomic::{AtomicUsize, Ordering, compiler_fence};
 
 use io_uring::{IoUring, cqueue, opcode, squeue, types};
 use nix::sched::CpuSet;
@@ -103,9 +103,15 @@ fn spawn_workers(s: Arc<Session>, recovering: Option<PathBuf>) -> io::Result<usi
         };
         work[worker].extend((k * depth..(k + 1) * depth).map(|slot| (qid, slot)));
     }
+    let recovery = recovering.map(|mountpoint| {
+        Arc::new(Recovery {
+            mountpoint,
+            pending: AtomicUsize::new(online.len()),
+        })
+    });
     for (i, (&cpu, slots)) in online.iter().zip(work).enumerate() {
         let s = s.clone();
-        let nudge = recovering.clone();
+        let nudge = recovery.clone();
         std::thread::Builder::new()
             .name(format!("uring-{cpu}"))
             .spawn(move || {
@@ -263,7 +269,7 @@ fn run_worker(
     id: usize,
     cpu: u32,
     slots: &[(u16, usize)],
-    nudge: Option<PathBuf>,
+    nudge: Option<Arc<Recovery>>,
 ) -> io::Result<()> {
     pin(cpu);
     batch_policy(cpu);
@@ -379,28 +385,40 @@ fn run_worker(
             push(&mut ring, commit_sqe(fd, commit_id, e.qid, ud))?;
             drop(replying);
         }
-        if let Some(mnt) = nudge.take() {
+        if let Some(recovery) = nudge.take() {
             ring.submit()?;
             info!("CPU {cpu}: answered {answered} requests the predecessor held");
-            nudge_queue(s, cpu, mnt);
+            if recovery.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+                nudge_queues(&recovery.mountpoint);
+            }
         }
     }
 }
 
-/// Send one request through the queue of `cpu`: the kernel hands requests that queued while
-/// no entry was armed only to an entry that commits, and this one's reply is such a commit.
-/// From a thread of its own on that CPU (the worker must be free to answer it).
-fn nudge_queue(s: &Arc<Session>, cpu: u32, mountpoint: PathBuf) {
-    s.nudging.fetch_add(1, Ordering::Release);
-    let s = s.clone();
-    let spawned = std::thread::Builder::new()
-        .name(format!("nudge-{cpu}"))
-        .spawn(move || {
-            super::fill::probe(&mountpoint, cpu, 0);
-            s.nudging.fetch_sub(1, Ordering::Release);
-        });
-    if let Err(e) = spawned {
-        warn!("CPU {cpu}: cannot nudge the queue: {e}");
+/// A recovery under way: the workers that have not re-armed their entries yet.
+struct Recovery {
+    mountpoint: PathBuf,
+    pending: AtomicUsize,
+}
+
+/// Once every entry is armed again, send one request through each CPU's queue: the kernel
+/// hands requests that queued while no entry was armed only to an entry that commits, and
+/// these requests' replies are such commits. From a helper process (fill.rs), never from a
+/// thread of ours: a thread waiting on our own mount when this process is killed could only
+/// be answered by this process, which then never finishes dying, so its pidfd never fires
+/// and the keeper never starts a successor.
+fn nudge_queues(mountpoint: &Path) {
+    let helper =
+        std::env::current_exe().and_then(|exe| super::fill::spawn_helper(&exe, mountpoint, 1));
+    match helper {
+        Ok(mut child) => {
+            // Reaped when its lookups are answered.
+            std::thread::spawn(move || child.wait());
+        }
+        Err(e) => warn!(
+            "cannot send a request through every CPU's queue ({e}): requests queued before \
+             the recovery wait for the next one on their CPU"
+        ),
     }
 }
 
