@@ -75,6 +75,11 @@ fn online_slots(depth: usize) -> io::Result<Vec<usize>> {
 
 /// The helper: `depth` lookups at once from each online CPU, each waiting for its answer.
 pub fn run_helper(mountpoint: &Path, depth: usize) -> Result<(), String> {
+    // Whatever the server let us inherit (a keeper's fds are inheritable while it starts
+    // one) is not ours to hold: a helper waiting on the mount must not keep the connection.
+    // SAFETY: close_range takes three integers; it closes our fds from 3 up, none of which
+    // this process uses.
+    unsafe { libc::syscall(libc::SYS_close_range, 3, libc::c_uint::MAX, 0) };
     let online = cpulist::read(c"/sys/devices/system/cpu/online").map_err(|e| e.to_string())?;
     let threads: Vec<_> = online
         .iter()
