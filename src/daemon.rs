@@ -14,7 +14,7 @@ use crate::container::Containers;
 use crate::fs::{Fs, ViewOptions};
 use crate::pidfile::Pidfile;
 use crate::ring::{self, Session, TransportKind};
-use crate::{info, mount, warn};
+use crate::{info, mount, warn, warn_each};
 
 const ENABLE_URING: &str = "/sys/module/fuse/parameters/enable_uring";
 
@@ -351,12 +351,12 @@ fn upgrade(
     mountpoint: &Path,
 ) {
     if let Some(why) = crate::upgrade::refusal(session) {
-        warn!("SIGUSR1: no in-place upgrade: {why}; still serving");
+        warn_each!("SIGUSR1: no in-place upgrade: {why}; still serving");
         return;
     }
     info!("SIGUSR1: upgrading in place to {}", exe.display());
     if let Err(e) = crate::upgrade::exec(session, pidfile.fd(), exe, argv, mountpoint) {
-        warn!("SIGUSR1: the upgrade failed ({e}); still serving as before");
+        warn_each!("SIGUSR1: the upgrade failed ({e}); still serving as before");
     }
 }
 

@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering;
 use crate::container::pidns;
 use crate::ring::Session;
 use crate::upgrade::{self, RESUME_FLAG, field};
-use crate::{info, warn};
+use crate::{info, warn_each};
 
 /// The hidden flag that makes a process a keeper.
 pub const KEEP_FLAG: &str = "--keep";
@@ -113,7 +113,7 @@ pub fn run(state: &str, mountpoint: &Path, args: &[OsString]) -> Result<(), Stri
             .stdin(Stdio::null())
             .spawn()
             .map_err(|e| format!("starting a successor: {e}"))?;
-        warn!(
+        warn_each!(
             "keeper {me}: pid {server} died; successor is pid {}",
             c.id()
         );

@@ -1,9 +1,11 @@
 //! Logging to stderr, one line per event. Debug lines only with `-d`.
 //!
-//! Warnings are rate limited per call site, the cause they report: a container can make the
-//! request path fail as often as it reads (a hostile cgroup file, say), and must not flood
-//! the host's log. The first warning of a site in each `INTERVAL_MS` is written; the rest
-//! are counted, and the count goes out with the site's next line.
+//! Warnings (`warn!`) are rate limited per call site, the cause they report: a container can
+//! make the request path fail as often as it reads (a hostile cgroup file, say), and must
+//! not flood the host's log. The first warning of a site in each `INTERVAL_MS` is written;
+//! the rest are counted, and the count goes out with the site's next line. `warn_each!` is
+//! for what an operator causes or must see every time (an upgrade refused, a crash), never
+//! for the request path.
 
 use std::fmt::Arguments;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -90,6 +92,11 @@ macro_rules! warn {
             $crate::log::write_warning(format_args!($($t)*), suppressed);
         }
     }};
+}
+
+#[macro_export]
+macro_rules! warn_each {
+    ($($t:tt)*) => { $crate::log::write_warning(format_args!($($t)*), 0) };
 }
 
 #[macro_export]

@@ -273,7 +273,7 @@ pub fn give(s: &Session, conn: &UnixStream, request_version: u32) -> io::Result<
         Ok(()) if &ok == b"ok\n" => Ok(true),
         _ => {
             thaw(s)?;
-            crate::warn!("--takeover: the new instance did not confirm; still serving");
+            crate::warn_each!("--takeover: the new instance did not confirm; still serving");
             Ok(false)
         }
     }
