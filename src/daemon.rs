@@ -14,7 +14,7 @@ use crate::container::Containers;
 use crate::fs::{Fs, ViewOptions};
 use crate::pidfile::Pidfile;
 use crate::ring::{self, Session, TransportKind};
-use crate::{info, mount, warn};
+use crate::{info, mount, warn, warn_each};
 
 const ENABLE_URING: &str = "/sys/module/fuse/parameters/enable_uring";
 
@@ -25,7 +25,11 @@ pub fn run(cli: &Cli) -> Result<(), String> {
         .mountpoint
         .as_deref()
         .ok_or("no mountpoint given: pass one, e.g. /var/lib/lxcfs.")?;
-    check_mountpoint(mountpoint)?;
+    // A keeper or a successor must not touch the mount: the request would wait for the
+    // process that is to serve it, or for a dead one (see `serve`).
+    if cli.keep.is_none() && cli.resume.is_none() {
+        check_mountpoint(mountpoint)?;
+    }
     if !nix::unistd::geteuid().is_root() {
         return Err("lxcfs-uring must run as root: it mounts a filesystem and reads every container's cgroups.".into());
     }
@@ -145,7 +149,7 @@ fn serve_handed_over(
         std::env::current_exe().map_or_else(|_| "?".into(), |p| p.display().to_string()),
         std::process::id()
     );
-    let result = serve(cli, mountpoint, &session, &signals, &pidfile);
+    let result = serve(cli, mountpoint, &session, &signals, &pidfile, false);
     pidfile.remove();
     result
 }
@@ -253,16 +257,18 @@ fn run_locked(cli: &Cli, mountpoint: &Path, pidfile: &Pidfile) -> Result<(), Str
         transport,
         std::process::id()
     );
-    serve(cli, mountpoint, &session, &signals, pidfile)
+    serve(cli, mountpoint, &session, &signals, pidfile, true)
 }
 
-/// Serve until a signal says stop: then unmount. SIGUSR1 upgrades in place.
+/// Serve until a signal says stop: then unmount. SIGUSR1 upgrades in place. `fresh`: the
+/// connection is new (not handed over), and readiness is checked by reading the mount.
 fn serve(
     cli: &Cli,
     mountpoint: &Path,
     session: &Arc<Session>,
     signals: &SigSet,
     pidfile: &Pidfile,
+    fresh: bool,
 ) -> Result<(), String> {
     // The binary's path now, before an upgrade replaces the file, and our arguments.
     let exe = std::env::current_exe().map_err(|e| format!("cannot find our own binary: {e}"))?;
@@ -288,9 +294,16 @@ fn serve(
         )
     })?;
     // Ready once a file of the mount reads: systemd (Type=notify) starts containers after.
-    match std::fs::metadata(mountpoint.join("proc/meminfo")) {
-        Ok(_) => notify_ready(),
-        Err(e) => warn!("the mount does not answer yet: {e}"),
+    // A handed-over connection already serves, and a successor never reads its own mount:
+    // killed while its read is in flight, this process could never finish dying (the read
+    // waits for an answer only this process could give), and no keeper would replace it.
+    if fresh {
+        match std::fs::metadata(mountpoint.join("proc/meminfo")) {
+            Ok(_) => notify_ready(),
+            Err(e) => warn!("the mount does not answer yet: {e}"),
+        }
+    } else {
+        notify_ready();
     }
     // Where a successor can recover what we hold, a keeper holds the connection for one.
     if session.keeper.load(Ordering::Relaxed) == 0 && crate::upgrade::refusal(session).is_none() {
@@ -338,12 +351,12 @@ fn upgrade(
     mountpoint: &Path,
 ) {
     if let Some(why) = crate::upgrade::refusal(session) {
-        warn!("SIGUSR1: no in-place upgrade: {why}; still serving");
+        warn_each!("SIGUSR1: no in-place upgrade: {why}; still serving");
         return;
     }
     info!("SIGUSR1: upgrading in place to {}", exe.display());
-    if let Err(e) = crate::upgrade::exec(session, pidfile.raw_fd(), exe, argv, mountpoint) {
-        warn!("SIGUSR1: the upgrade failed ({e}); still serving as before");
+    if let Err(e) = crate::upgrade::exec(session, pidfile.fd(), exe, argv, mountpoint) {
+        warn_each!("SIGUSR1: the upgrade failed ({e}); still serving as before");
     }
 }
 

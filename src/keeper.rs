@@ -9,7 +9,7 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering;
 use crate::container::pidns;
 use crate::ring::Session;
 use crate::upgrade::{self, RESUME_FLAG, field};
-use crate::{info, warn};
+use crate::{info, warn_each};
 
 /// The hidden flag that makes a process a keeper.
 pub const KEEP_FLAG: &str = "--keep";
@@ -25,12 +25,11 @@ pub const KEEP_FLAG: &str = "--keep";
 /// Start a keeper for this serving process. It is given duplicates of the connection's
 /// files and the arguments to start a successor with.
 pub fn spawn(s: &Session, exe: &Path, argv: &[OsString]) -> io::Result<u32> {
-    let (state, fds) = upgrade::describe(s)?;
-    // Duplicates without close-on-exec, so the keeper inherits them.
-    let dups: Vec<OwnedFd> = fds
-        .iter()
-        .map(|&fd| nix::unistd::dup(unsafe_borrowed(fd)).map_err(io::Error::from))
-        .collect::<io::Result<_>>()?;
+    let (state, dups) = upgrade::describe(s)?;
+    // Without close-on-exec, so the keeper inherits them.
+    for fd in &dups {
+        upgrade::set_cloexec(fd.as_fd(), false)?;
+    }
     let numbers: Vec<String> = dups.iter().map(|d| d.as_raw_fd().to_string()).collect();
     let state = format!("{state},fdnums={}", numbers.join(":"));
     let child = Command::new(exe)
@@ -45,11 +44,6 @@ pub fn spawn(s: &Session, exe: &Path, argv: &[OsString]) -> io::Result<u32> {
     // The keeper outlives us by design; it is never waited for here.
     std::mem::forget(child);
     Ok(pid)
-}
-
-fn unsafe_borrowed(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
-    // SAFETY: `fd` is one of the session's /dev/fuse files, open for the process's life.
-    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
 }
 
 /// Our arguments without the hidden hand-over flags (and the program name).
@@ -119,7 +113,7 @@ pub fn run(state: &str, mountpoint: &Path, args: &[OsString]) -> Result<(), Stri
             .stdin(Stdio::null())
             .spawn()
             .map_err(|e| format!("starting a successor: {e}"))?;
-        warn!(
+        warn_each!(
             "keeper {me}: pid {server} died; successor is pid {}",
             c.id()
         );
@@ -128,10 +122,16 @@ pub fn run(state: &str, mountpoint: &Path, args: &[OsString]) -> Result<(), Stri
     }
 }
 
-/// Whether lxcfs-uring's filesystem is still mounted at `mountpoint`.
+/// Whether lxcfs-uring's filesystem is still mounted at `mountpoint`. Without touching
+/// the mount itself, which a dead server cannot answer: only its parent is resolved.
 fn is_mounted(mountpoint: &Path) -> bool {
-    let canonical: PathBuf =
-        std::fs::canonicalize(mountpoint).unwrap_or_else(|_| mountpoint.to_owned());
+    let absolute = std::path::absolute(mountpoint).unwrap_or_else(|_| mountpoint.to_owned());
+    let canonical: PathBuf = match (absolute.parent(), absolute.file_name()) {
+        (Some(parent), Some(name)) => std::fs::canonicalize(parent)
+            .map(|p| p.join(name))
+            .unwrap_or(absolute),
+        _ => absolute,
+    };
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let want = canonical.to_string_lossy();
     info.lines().any(|l| {

@@ -52,8 +52,8 @@ impl Pidfile {
         }
     }
 
-    pub fn raw_fd(&self) -> std::os::fd::RawFd {
-        self.file.as_raw_fd()
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.file)
     }
 
     /// Whether `err` from `acquire` means another instance holds the lock.

@@ -79,21 +79,21 @@ pub fn refusal(s: &Session) -> Option<&'static str> {
     None
 }
 
-/// Stop answering and describe the connection: the state line and the fds to hand over,
-/// the original /dev/fuse file first, then the workers' clones.
-/// Also returns the memfd of the carried state (see `carried`), which must stay open
-/// until the successor has it.
-fn freeze(s: &Session) -> io::Result<(String, Vec<RawFd>, Option<OwnedFd>)> {
-    s.frozen.store(true, Ordering::Release);
-    // A worker past its frozen check finishes its write within microseconds.
-    std::thread::sleep(Duration::from_millis(20));
-    let (mut state, mut fds) = describe(s)?;
-    let carried = carried(s)?;
-    if let Some(fd) = &carried {
-        state.push_str(",carry=1");
-        fds.push(fd.as_raw_fd());
+/// Stop answering and describe the connection: the state line and the fds to hand over
+/// (`describe`), then the memfd of the carried state (see `carried`).
+fn freeze(s: &Session) -> io::Result<(String, Vec<OwnedFd>)> {
+    s.freeze.freeze()?;
+    let described = describe(s).and_then(|(mut state, mut fds)| {
+        if let Some(fd) = carried(s)? {
+            state.push_str(",carry=1");
+            fds.push(fd);
+        }
+        Ok((state, fds))
+    });
+    if described.is_err() {
+        s.freeze.thaw();
     }
-    Ok((state, fds, carried))
+    described
 }
 
 /// State of this process a planned successor continues from, so an upgrade changes
@@ -130,20 +130,24 @@ fn read_carried(fd: OwnedFd) -> Result<String, String> {
     Ok(text)
 }
 
-/// The state line and the fds of the connection: the original first, then the clones,
-/// then the ring arena's memfd on the io_uring transport.
-pub fn describe(s: &Session) -> io::Result<(String, Vec<RawFd>)> {
+/// The state line and duplicates (close-on-exec) of the fds of the connection: the
+/// original first, then the clones, then the ring arena's memfd on the io_uring transport.
+/// Duplicates, so that what goes to another process is ours to give: closing them after
+/// (a failed exec, a sent message) leaves the session's own open.
+pub fn describe(s: &Session) -> io::Result<(String, Vec<OwnedFd>)> {
     let init = s
         .init()
         .copied()
         .ok_or_else(|| io::Error::other("INIT not done yet"))?;
     let keeper = s.keeper.load(Ordering::Relaxed);
-    let clones = s.clones.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let mut fds: Vec<RawFd> = std::iter::once(s.dev.as_raw_fd()).chain(clones).collect();
+    let mut fds = vec![s.dev.try_clone()?];
+    for clone in s.clones.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        fds.push(clone.try_clone()?);
+    }
     let devices = fds.len();
     let arena = match s.arena.get() {
         Some(a) => {
-            fds.push(a.fd().as_raw_fd());
+            fds.push(a.fd().try_clone_to_owned()?);
             format!(",arena={}", a.describe())
         }
         None => String::new(),
@@ -165,7 +169,7 @@ pub fn describe(s: &Session) -> io::Result<(String, Vec<RawFd>)> {
 
 /// Undo a freeze: answer again, and have the kernel resend what we held back.
 fn thaw(s: &Session) -> io::Result<()> {
-    s.frozen.store(false, Ordering::Release);
+    s.freeze.thaw();
     resend(s.dev.as_fd())
 }
 
@@ -173,19 +177,12 @@ fn thaw(s: &Session) -> io::Result<()> {
 /// the exec failed; the process then goes on serving.
 pub fn exec(
     s: &Session,
-    pidfile: RawFd,
+    pidfile: BorrowedFd<'_>,
     exe: &Path,
     argv: &[OsString],
     mountpoint: &Path,
 ) -> io::Result<()> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(1);
-    while s.nudging.load(Ordering::Acquire) > 0 {
-        if std::time::Instant::now() > deadline {
-            return Err(io::Error::other("a lookup of our own is still unanswered"));
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let (mut state, fds, _carried) = freeze(s)?;
+    let (mut state, fds) = freeze(s)?;
     // On io_uring: no entry may be armed when this image's threads end (fill.rs).
     let helper = match s.arena.get() {
         Some(arena) => match fill::fill(arena, exe, mountpoint) {
@@ -200,13 +197,17 @@ pub fn exec(
         },
         None => None,
     };
-    let kept: Vec<RawFd> = fds.iter().copied().chain([pidfile]).collect();
     let result = (|| {
-        for &fd in &kept {
+        // The pidfile itself, not a duplicate: closing any fd of it would drop its lock.
+        for fd in fds.iter().map(AsFd::as_fd).chain([pidfile]) {
             set_cloexec(fd, false)?;
         }
-        let numbers: Vec<String> = fds.iter().map(i32::to_string).collect();
-        let state = format!("{state},fdnums={},pidfile={pidfile}", numbers.join(":"));
+        let numbers: Vec<String> = fds.iter().map(|f| f.as_raw_fd().to_string()).collect();
+        let state = format!(
+            "{state},fdnums={},pidfile={}",
+            numbers.join(":"),
+            pidfile.as_raw_fd()
+        );
         let mut args: Vec<CString> = Vec::with_capacity(argv.len() + 2);
         let mut skip = false;
         for a in argv {
@@ -227,9 +228,8 @@ pub fn exec(
         Ok(())
     })();
     // Still here: the exec failed. Serve on, and have the held requests resent to us.
-    for &fd in &kept {
-        let _ = set_cloexec(fd, true);
-    }
+    let _ = set_cloexec(pidfile, true);
+    drop(fds);
     thaw(s)?;
     if let Some(mut h) = helper {
         std::thread::spawn(move || h.wait());
@@ -253,12 +253,13 @@ pub fn give(s: &Session, conn: &UnixStream, request_version: u32) -> io::Result<
     if let Some(why) = refusal(s) {
         return refuse(why);
     }
-    let (state, fds, _carried) = freeze(s)?;
+    let (state, fds) = freeze(s)?;
     let line = format!("{state}\n");
+    let numbers: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
     let sent = sendmsg::<()>(
         conn.as_raw_fd(),
         &[io::IoSlice::new(line.as_bytes())],
-        &[ControlMessage::ScmRights(&fds)],
+        &[ControlMessage::ScmRights(&numbers)],
         MsgFlags::empty(),
         None,
     );
@@ -272,6 +273,7 @@ pub fn give(s: &Session, conn: &UnixStream, request_version: u32) -> io::Result<
         Ok(()) if &ok == b"ok\n" => Ok(true),
         _ => {
             thaw(s)?;
+            crate::warn_each!("--takeover: the new instance did not confirm; still serving");
             Ok(false)
         }
     }
@@ -371,7 +373,7 @@ fn adopt_raw(raw: RawFd) -> Result<OwnedFd, String> {
     // SAFETY: the predecessor image left this fd open across execve for us alone, and we
     // checked above that it is open; nothing else in this process owns it.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    set_cloexec(fd.as_raw_fd(), true).map_err(|e| e.to_string())?;
+    set_cloexec(fd.as_fd(), true).map_err(|e| e.to_string())?;
     Ok(fd)
 }
 
@@ -442,10 +444,7 @@ fn adopt_arena(fd: OwnedFd, desc: &str) -> Result<Arena, String> {
     })
 }
 
-fn set_cloexec(fd: RawFd, on: bool) -> io::Result<()> {
-    // SAFETY: the fd is open for the whole call: it is owned by the session, a worker or
-    // the pidfile, all alive while the process runs.
-    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+pub fn set_cloexec(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     let flags = if on {
         FdFlag::FD_CLOEXEC
     } else {

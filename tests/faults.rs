@@ -298,3 +298,83 @@ fn hostile_cgroup_file_contents() {
         262144
     );
 }
+
+/// A container whose memory cgroup file is garbage fails every read of its meminfo, each a
+/// warning from one place of the daemon: the log gets one line per interval, and the lines
+/// count what they suppressed, so that every failure is accounted for.
+#[test]
+fn a_container_flooding_failures_cannot_flood_the_log() {
+    if !root_or_skip("a_container_flooding_failures_cannot_flood_the_log") {
+        return;
+    }
+    let mut d = Daemon::start("logflood", &[]);
+    let mem = Cgroup::new("memory", "logflood");
+    let fake = d.dir.join("fake");
+    std::fs::write(&fake, "-5\n").unwrap();
+    let _overlay = Overlay::new(&fake, &mem.path.join("memory.usage_in_bytes"));
+    let meminfo = d.path("proc/meminfo");
+    let start = Instant::now();
+    let out = in_container(
+        &[&mem],
+        &format!(
+            "for i in $(seq 2000); do cat {} >/dev/null 2>&1 && echo READ; done; true",
+            meminfo.display()
+        ),
+    );
+    let flood = start.elapsed();
+    assert!(out.stdout.is_empty(), "every read failed");
+    let render_errors = || -> u64 {
+        let stats = Command::new(env!("CARGO_BIN_EXE_lxcfs-uring"))
+            .args(["stats", "--runtime-dir"])
+            .arg(&d.runtime)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&stats.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("render_errors "))
+            .and_then(|v| v.parse().ok())
+            .expect("render_errors in the stats")
+    };
+    let flooded = render_errors();
+    // Once the interval has passed, the next failure is written with the count of the rest;
+    // the last read's other failures stay counted for a line to come.
+    std::thread::sleep(Duration::from_millis(5_100));
+    in_container(
+        &[&mem],
+        &format!("cat {} >/dev/null 2>&1; true", meminfo.display()),
+    );
+    let failures = render_errors();
+    let pending = failures - flooded - 1;
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    let (_, log) = d.wait_exit(Duration::from_secs(10)).expect("exits");
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("warning: rendering Meminfo"))
+        .collect();
+    let counted: u64 = lines
+        .iter()
+        .filter_map(|l| {
+            l.rsplit_once(" (")?
+                .1
+                .split(' ')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    assert!(flooded >= 2000, "the flood failed {flooded} renders");
+    assert!(
+        lines.len() as u64 <= 2 + flood.as_secs() / 5,
+        "{} lines in {flood:?}:\n{log}",
+        lines.len()
+    );
+    assert_eq!(
+        lines.len() as u64 + counted + pending,
+        failures,
+        "each failure written or counted:\n{log}"
+    );
+    assert!(
+        lines.last().unwrap().contains("suppressed since the last"),
+        "{log}"
+    );
+}

@@ -1,6 +1,7 @@
 //! Restart-free upgrades: SIGUSR1 replaces the daemon's program image with the binary now
 //! on disk while readers hammer the mount; not one read may fail or stall.
 
+#[macro_use]
 mod common;
 
 use std::fs::File;
@@ -138,6 +139,58 @@ fn sigusr1_upgrades(transport: &str) {
         log.matches("resumed on").count(),
         upgrades,
         "every SIGUSR1 upgraded:\n{log}"
+    );
+}
+
+/// Handovers that fail once the daemon is frozen: SIGUSR1 with the binary gone, and a
+/// successor that takes the connection's fds but disappears before confirming. The freeze
+/// is called off, the workers holding requests back are woken and answer them, and a later
+/// upgrade still works.
+fn handovers_that_fail_thaw_and_serve_on_without_a_failed_read(transport: &str) {
+    let bin_dir = std::env::temp_dir().join(unique(&format!("failed-upgrade-bin-{transport}")));
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    let bin = bin_dir.join("lxcfs-uring");
+    std::fs::copy(env!("CARGO_BIN_EXE_lxcfs-uring"), &bin).unwrap();
+    let mut d = Daemon::start_binary(
+        &format!("failed-upgrade-{transport}"),
+        bin.to_str().unwrap(),
+        &["--transport", transport, "--enable-cgroup"],
+    );
+    let pid = d.pid();
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers = hammer(&d, stop.clone());
+    std::fs::remove_file(&bin).unwrap();
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(200));
+        d.signal(nix::sys::signal::Signal::SIGUSR1);
+        std::thread::sleep(Duration::from_millis(200));
+        // A would-be successor that asks, gets the state and fds, and vanishes: the daemon
+        // stays frozen, holding what readers ask meanwhile, until it sees the socket close.
+        let mut conn =
+            std::os::unix::net::UnixStream::connect(d.runtime.join("lxcfs-uring.sock")).unwrap();
+        std::io::Write::write_all(&mut conn, b"takeover 2\n").unwrap();
+        let mut state = [0u8; 4096];
+        assert!(conn.read(&mut state).unwrap() > 0, "the state was sent");
+        std::thread::sleep(Duration::from_millis(300));
+        drop(conn);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::copy(env!("CARGO_BIN_EXE_lxcfs-uring"), &bin).unwrap();
+    d.signal(nix::sys::signal::Signal::SIGUSR1);
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let (reads, failures, slowest) = gather(readers);
+    assert!(alive(pid) && d.serves(), "serving on");
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    let (_, log) = d.wait_exit(Duration::from_secs(10)).expect("exits");
+    let _ = std::fs::remove_dir_all(&bin_dir);
+    assert_no_read_failed(reads, &failures, slowest, &log);
+    assert!(
+        log.contains("SIGUSR1: the upgrade failed")
+            && log.contains("--takeover: the new instance did not confirm; still serving")
+            && !log.contains("handed the mount over")
+            && log.matches("resumed on").count() == 1,
+        "the handovers failed, then an upgrade succeeded:\n{log}"
     );
 }
 
@@ -297,26 +350,220 @@ fn sigkills(transport: &str) {
     wait_until("the last server stops", Duration::from_secs(10), || {
         !alive(last)
     });
-    if transport == "uring" {
-        // The one loss the kernel imposes on io_uring: a request it routes to an entry the
-        // dead server had armed, in the instant before that entry is cancelled, is ended
-        // with ECANCELED (fuse_uring_send_in_task on a terminating task). At most one per
-        // armed entry (one per CPU) per kill; everything else is answered by the successor.
-        let armed = kills * std::thread::available_parallelism().map_or(1, |n| n.get());
-        eprintln!("{} ECANCELED reads in {kills} kills", failures.len());
-        let (cancelled, other): (Vec<_>, Vec<_>) = failures
-            .iter()
-            .partition(|f| f.contains("Operation canceled"));
-        assert!(
-            cancelled.len() <= armed,
-            "{} ECANCELED reads in {kills} kills",
-            cancelled.len()
-        );
-        let other: Vec<String> = other.into_iter().cloned().collect();
-        assert_no_read_failed(reads, &other, slowest, "");
-    } else {
-        assert_no_read_failed(reads, &failures, slowest, "");
+    assert_no_read_failed_but_cancelled(transport, kills, reads, &failures, slowest);
+}
+
+/// `assert_no_read_failed`, but for the one loss the kernel imposes on io_uring when a
+/// server dies: a request it routes to an entry the dead server had armed, in the instant
+/// before that entry is cancelled, is ended with ECANCELED (fuse_uring_send_in_task on a
+/// terminating task). At most one per armed entry (one per CPU) per death; everything else
+/// is answered by the successor.
+fn assert_no_read_failed_but_cancelled(
+    transport: &str,
+    deaths: usize,
+    reads: u64,
+    failures: &[String],
+    slowest: Duration,
+) {
+    if transport != "uring" {
+        return assert_no_read_failed(reads, failures, slowest, "");
     }
+    let armed = deaths * std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (cancelled, other): (Vec<String>, Vec<String>) = failures
+        .iter()
+        .cloned()
+        .partition(|f| f.contains("Operation canceled"));
+    eprintln!("{} ECANCELED reads in {deaths} deaths", cancelled.len());
+    assert!(
+        cancelled.len() <= armed,
+        "{} ECANCELED reads in {deaths} deaths",
+        cancelled.len()
+    );
+    assert_no_read_failed(reads, &other, slowest, "");
+}
+
+both_transports!(
+    handovers_that_fail_thaw_and_serve_on_without_a_failed_read,
+    a_failed_worker_ends_the_process_and_a_successor_serves_its_queue,
+    successors_killed_while_they_start_leave_no_hung_mount
+);
+
+/// A worker that stops while its process goes on (here through the fault the tests may
+/// inject) ends the process, and the keeper's successor serves within a second: no request
+/// hangs, the one that made the worker fail included, and no read fails.
+fn a_failed_worker_ends_the_process_and_a_successor_serves_its_queue(transport: &str) {
+    let trigger = ".lxcfs-uring-worker-fault";
+    let mut d = Daemon::start_env(
+        &format!("worker-fault-{transport}"),
+        &["--transport", transport, "--enable-cgroup"],
+        &[(
+            "LXCFS_URING_TEST_WORKER_FAULT",
+            std::path::Path::new(trigger),
+        )],
+    );
+    std::thread::sleep(Duration::from_millis(300)); // the keeper starts once the mount serves
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers = hammer(&d, stop.clone());
+    std::thread::sleep(Duration::from_millis(300));
+    let failed = d.pid();
+    let lookup = std::thread::spawn({
+        let path = d.path(trigger);
+        move || {
+            let t = Instant::now();
+            (std::fs::symlink_metadata(path).map(drop), t.elapsed())
+        }
+    });
+    wait_until(
+        "the process of the failed worker exits",
+        Duration::from_secs(1),
+        || !alive(failed),
+    );
+    wait_until("a successor", Duration::from_secs(1), || {
+        d.pidfile_pid().is_some_and(|p| p != failed && alive(p))
+    });
+    let (looked, took) = lookup.join().unwrap();
+    assert_eq!(
+        looked.map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::NotFound),
+        "the lookup that failed its worker is answered"
+    );
+    assert!(took < Duration::from_secs(1), "the lookup took {took:?}");
+    std::thread::sleep(Duration::from_millis(400));
+    stop.store(true, Ordering::Relaxed);
+    let (reads, failures, slowest) = gather(readers);
+    assert!(d.serves(), "the successor serves");
+    let last = d.pidfile_pid().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(last),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    wait_until("the successor stops", Duration::from_secs(10), || {
+        !alive(last)
+    });
+    // Its keeper and successor gone, the failed process's log is complete.
+    let (status, log) = d.wait_exit(Duration::from_secs(10)).expect("exited");
+    assert_eq!(status.code(), Some(70), "{log}");
+    assert!(
+        log.contains("stopped outside shutdown (a fault injected through")
+            && log.contains("resumed on"),
+        "one line says which worker stopped and why, and a successor resumed:\n{log}"
+    );
+    assert_no_read_failed_but_cancelled(transport, 1, reads, &failures, slowest);
+}
+
+/// The pid of a successor the keeper started for `d` (its command line names the mount and
+/// carries the handed-over state), other than those in `gone`.
+fn successor(d: &Daemon, gone: &[i32]) -> Option<i32> {
+    let mark = d.mnt.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        (cmdline.contains(&mark) && cmdline.contains("--resume") && !gone.contains(&pid))
+            .then_some(pid)
+            .filter(|&p| alive(p))
+    })
+}
+
+/// Successors killed at staggered points of their own start, from the moment the keeper
+/// starts them to just after their recovery (when they send their own requests through
+/// the queues), under hammering readers: each dies for good, the keeper starts the next,
+/// and the one left alone serves. No reader hangs, and none fails but for what the kernel
+/// cancels on io_uring.
+fn successors_killed_while_they_start_leave_no_hung_mount(transport: &str) {
+    let mut d = Daemon::start(
+        &format!("rekill-{transport}"),
+        &["--transport", transport, "--enable-cgroup"],
+    );
+    // The log, line by line, as the keeper and its successors write it.
+    let (lines, log) = std::sync::mpsc::channel::<String>();
+    let stderr = d.child.as_mut().unwrap().stderr.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines.send(line);
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300)); // the keeper starts once the mount serves
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers = hammer(&d, stop.clone());
+    std::thread::sleep(Duration::from_millis(200));
+    let mut gone = vec![d.pid()];
+    d.signal(nix::sys::signal::Signal::SIGKILL);
+    // Killed once started, then once it has recovered (and sends its lookups through the
+    // queues), a few hundred microseconds later each round.
+    let points: Vec<(bool, u64)> = [0, 5, 20]
+        .map(|ms| (false, ms * 1000))
+        .into_iter()
+        .chain((0..8).map(|i| (true, i * 150)))
+        .collect();
+    for (round, &(recovered, micros)) in points.iter().enumerate() {
+        let next = std::cell::Cell::new(None);
+        wait_until(
+            &format!("round {round}: the keeper starts a successor"),
+            Duration::from_secs(2),
+            || {
+                next.set(successor(&d, &gone));
+                next.get().is_some()
+            },
+        );
+        let next = next.get().unwrap();
+        if recovered {
+            let resumed = format!("pid {next})");
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while !log
+                .recv_timeout(Duration::from_millis(100))
+                .is_ok_and(|l| l.contains("resumed on") && l.ends_with(&resumed))
+            {
+                assert!(Instant::now() < deadline, "round {round}: no recovery");
+            }
+        }
+        std::thread::sleep(Duration::from_micros(micros));
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(next),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        gone.push(next);
+        wait_until(
+            &format!("round {round}: the successor killed {micros} us after its start dies"),
+            Duration::from_secs(2),
+            || !alive(next),
+        );
+    }
+    wait_until("the last successor serves", Duration::from_secs(5), || {
+        d.pidfile_pid()
+            .is_some_and(|p| !gone.contains(&p) && alive(p))
+            && d.serves()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    wait_until("every reader returns", Duration::from_secs(5), || {
+        readers.iter().all(|r| r.is_finished())
+    });
+    let (reads, failures, _) = gather(readers);
+    let (cancelled, other): (Vec<String>, Vec<String>) = failures
+        .into_iter()
+        .partition(|f| transport == "uring" && f.contains("Operation canceled"));
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert!(
+        cancelled.len() <= gone.len() * cpus,
+        "{} ECANCELED reads",
+        cancelled.len()
+    );
+    assert!(other.is_empty() && reads > 100, "{reads} reads: {other:?}");
+    let last = d.pidfile_pid().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(last),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    wait_until("the last server stops", Duration::from_secs(10), || {
+        !alive(last)
+    });
 }
 
 /// An upgrade changes nothing a container sees: its load averages (-l) continue instead of

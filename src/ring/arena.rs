@@ -115,43 +115,109 @@ impl Arena {
 
     /// The header and payload of slot `i`.
     ///
-    /// Mutable views of memory behind `&self` are the point: the arena is shared with the
-    /// kernel and with other processes, and each slot has one owner at a time.
-    ///
     /// # Safety
-    /// The caller must be the only user of slot `i` for as long as the slices live (each
-    /// worker owns a disjoint set of slots), apart from the kernel, which writes a request
-    /// into an entry only while it is armed and reads a reply only at its commit.
-    #[allow(clippy::mut_from_ref)]
-    pub unsafe fn slot(&self, i: usize) -> Option<(&mut [u8], &mut [u8])> {
+    /// The caller must be this process's only user of slot `i` while the `Shared`s live
+    /// (each worker owns a disjoint set of slots); the kernel, which writes a request into
+    /// an entry only while it is armed and reads a reply only at its commit, and `peek_u32`
+    /// aside.
+    pub unsafe fn slot(&self, i: usize) -> Option<(Shared, Shared)> {
         if i >= self.slots() {
             return None;
         }
-        // SAFETY: slot i lies inside the mapping (checked above); the caller owns it.
-        unsafe {
+        // SAFETY: slot i lies inside the mapping (checked above), so both stretches do.
+        let (header, payload) = unsafe {
             let start = self.base.as_ptr().add(i * self.slot_len);
-            Some((
-                std::slice::from_raw_parts_mut(start, HEADER_ROOM),
-                std::slice::from_raw_parts_mut(start.add(HEADER_ROOM), self.payload_len()),
-            ))
-        }
+            (start, start.add(HEADER_ROOM))
+        };
+        Some((
+            Shared::new(header, HEADER_ROOM),
+            Shared::new(payload, self.payload_len()),
+        ))
     }
-}
 
-impl Arena {
     /// The u32 at `offset` of slot `i`'s header, read without claiming the slot (the
     /// kernel or its owner may be writing it).
     pub fn peek_u32(&self, i: usize, offset: usize) -> Option<u32> {
         if i >= self.slots() || offset + 4 > HEADER_ROOM {
             return None;
         }
-        // SAFETY: inside the mapping (checked above); a volatile read of plain bytes
-        // that another writer may change, as shared memory is.
-        let v = unsafe {
-            let p = self.base.as_ptr().add(i * self.slot_len + offset);
-            std::ptr::read_volatile(p.cast::<[u8; 4]>())
-        };
-        Some(u32::from_ne_bytes(v))
+        // SAFETY: slot i's header lies inside the mapping (checked above); it is only
+        // read, with volatile reads, so its owner and the kernel may write it meanwhile.
+        let header = Shared::new(
+            unsafe { self.base.as_ptr().add(i * self.slot_len) },
+            HEADER_ROOM,
+        );
+        header.read_u32(offset)
+    }
+}
+
+/// A stretch of the arena: memory that the kernel, and the other processes serving the
+/// connection, read and write too. It is never lent as `&` or `&mut` (which would promise
+/// the compiler that nobody else writes it): bytes are copied in and out through its raw
+/// pointer, and reads are volatile, since another writer may be at work.
+pub struct Shared {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: a pointer into the shared mapping, which outlives every Shared (see Arena's
+// Drop); one thread uses each (Arena::slot's contract).
+unsafe impl Send for Shared {}
+
+impl Shared {
+    fn new(ptr: *mut u8, len: usize) -> Shared {
+        Shared {
+            ptr: NonNull::new(ptr).unwrap_or(NonNull::dangling()),
+            len,
+        }
+    }
+
+    /// How many bytes it has.
+    pub fn size(&self) -> usize {
+        self.len
+    }
+
+    /// The address the kernel is given for this memory (a REGISTER's iovec).
+    pub fn addr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    /// Copy the bytes at `at` into `out`; false (and nothing copied) past the end.
+    pub fn read(&self, at: usize, out: &mut [u8]) -> bool {
+        if at.checked_add(out.len()).is_none_or(|end| end > self.len) {
+            return false;
+        }
+        for (i, b) in out.iter_mut().enumerate() {
+            // SAFETY: at + i < len (checked above), inside the mapping; a volatile read
+            // of a byte another writer may change.
+            *b = unsafe { std::ptr::read_volatile(self.ptr.as_ptr().add(at + i)) };
+        }
+        true
+    }
+
+    pub fn read_u32(&self, at: usize) -> Option<u32> {
+        let mut b = [0u8; 4];
+        self.read(at, &mut b).then(|| u32::from_ne_bytes(b))
+    }
+
+    pub fn read_u64(&self, at: usize) -> Option<u64> {
+        let mut b = [0u8; 8];
+        self.read(at, &mut b).then(|| u64::from_ne_bytes(b))
+    }
+
+    /// Copy `src` to `at`; false (and nothing copied) past the end. Only while this
+    /// process owns the memory (Arena::slot), which nobody else writes meanwhile: the
+    /// kernel reads it at the commit, a syscall after this.
+    pub fn write(&mut self, at: usize, src: &[u8]) -> bool {
+        if at.checked_add(src.len()).is_none_or(|end| end > self.len) {
+            return false;
+        }
+        // SAFETY: at + src.len() <= len (checked above), inside the mapping; `src` is
+        // private memory, so the two do not overlap.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.as_ptr().add(at), src.len());
+        }
+        true
     }
 }
 
@@ -208,10 +274,21 @@ mod tests {
             [6 * (HEADER_ROOM + 8192), HEADER_ROOM + 8192, 3]
         );
         // SAFETY: this test is the slot's only user.
-        let (header, payload) = unsafe { a.slot(5) }.unwrap();
-        header[4..8].copy_from_slice(&7u32.to_ne_bytes());
-        payload[8191] = 1;
+        let (mut header, mut payload) = unsafe { a.slot(5) }.unwrap();
+        assert!(header.write(4, &7u32.to_ne_bytes()));
+        assert!(payload.write(8190, &[1, 2]));
         assert_eq!(a.peek_u32(5, 4), Some(7));
+        assert_eq!(
+            payload.read_u64(8184),
+            Some(u64::from_ne_bytes([0, 0, 0, 0, 0, 0, 1, 2]))
+        );
+        // Nothing is copied past a stretch's end.
+        assert!(!payload.write(8191, &[1, 2]) && payload.read_u32(8190).is_none());
+        assert!(!header.write(usize::MAX, &[1]) && !header.read(HEADER_ROOM, &mut [0]));
+        assert_eq!(
+            payload.read_u32(8188),
+            Some(u32::from_ne_bytes([0, 0, 1, 2]))
+        );
         assert!(unsafe { a.slot(6) }.is_none() && a.peek_u32(6, 0).is_none());
         // A description that does not fit the memfd is refused, before anything is mapped.
         for bad in ["1:2", "x:1:2:3", &desc.replace(":3", ":0")] {

@@ -5,11 +5,11 @@
 //! threads because /dev/fuse has no FMODE_NOWAIT), plain blocking calls were faster; see
 //! BENCHMARKS.md.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::ops::ControlFlow;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
-use super::{MAX_WRITE, Session, reply_header};
+use super::{MAX_WRITE, Session, reply_header, supervise};
 use crate::fs::{Reply, Worker};
 use crate::proto::{self, abi};
 use crate::{debug, warn};
@@ -21,7 +21,8 @@ const IN_BUF: usize = 8192 + MAX_WRITE as usize;
 enum Next {
     Request(usize),
     Retry,
-    Stop,
+    /// The connection is over (unmounted, aborted): Ok, or why this worker failed.
+    Stop(Result<(), String>),
 }
 
 fn read_request(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Next {
@@ -31,64 +32,71 @@ fn read_request(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Next {
         Err(nix::errno::Errno::EINTR | nix::errno::Errno::ENOENT | nix::errno::Errno::EAGAIN) => {
             Next::Retry
         }
-        // Unmounted (ENODEV) or aborted: the connection is over.
-        Err(e) => {
-            if e != nix::errno::Errno::ENODEV {
-                warn!("reading /dev/fuse: {e}");
-            }
-            Next::Stop
-        }
+        // Unmounted (ENODEV) or aborted (ECONNABORTED): the connection is over.
+        Err(nix::errno::Errno::ENODEV | nix::errno::Errno::ECONNABORTED) => Next::Stop(Ok(())),
+        Err(e) => Next::Stop(Err(format!("reading /dev/fuse: {e}"))),
     }
 }
 
-/// Decode, handle and answer one request read from `fd`. False when the connection ended.
+/// Decode, handle and answer one request read from `fd`. Break when the worker stops:
+/// Ok when the connection ended, else why it failed.
 fn serve_one(
     s: &Session,
     w: &mut Worker,
     fd: BorrowedFd<'_>,
     input: &[u8],
     out: &mut [u8],
-) -> bool {
+) -> ControlFlow<Result<(), String>> {
     let (hdr, payload) = out.split_at_mut(abi::OUT_HEADER_LEN);
-    let (unique, reply) = match proto::decode(input) {
-        Ok(req) => (req.header.unique, s.handle(w, &req, payload)),
+    let (unique, reply, fault) = match proto::decode(input) {
+        Ok(req) => (
+            req.header.unique,
+            s.handle(w, &req, payload),
+            supervise::fault_due(&req),
+        ),
         Err(e) => match proto::decode_header(input) {
             Ok(h) => {
                 warn!("malformed request (opcode {}): {e:?}", h.opcode);
-                (h.unique, Reply::Error(libc::EIO))
+                (h.unique, Reply::Error(libc::EIO), false)
             }
             Err(_) => {
                 warn!("unreadable request of {} bytes dropped", input.len());
-                return true;
+                return ControlFlow::Continue(());
             }
         },
     };
     let Some(len) = reply_header(hdr, unique, reply) else {
-        return true;
+        return ControlFlow::Continue(());
     };
-    if s.frozen.load(Ordering::Acquire) {
+    let Some(_replying) = s.freeze.replying() else {
         // Handing over: this request stays unanswered in our fd's queue and the kernel
         // resends it to the successor. Wait here until the process image is replaced (or
         // the upgrade is abandoned, and the request resent to us).
-        while s.frozen.load(Ordering::Acquire) {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        return true;
-    }
+        s.freeze.wait_thawed();
+        return ControlFlow::Continue(());
+    };
     match nix::unistd::write(fd, &out[..len]) {
-        Ok(_) => true,
+        Ok(_) if fault => ControlFlow::Break(Err(supervise::injected())),
+        Ok(_) => ControlFlow::Continue(()),
         // The request was interrupted and is gone; nothing to do.
-        Err(nix::errno::Errno::ENOENT) => true,
-        Err(nix::errno::Errno::ENODEV) => false,
+        Err(nix::errno::Errno::ENOENT) => ControlFlow::Continue(()),
+        Err(nix::errno::Errno::ENODEV | nix::errno::Errno::ECONNABORTED) => {
+            ControlFlow::Break(Ok(()))
+        }
         Err(e) => {
             debug!("writing a reply: {e}");
-            true
+            ControlFlow::Continue(())
         }
     }
 }
 
-/// A classic worker loop on `fd` until the connection ends.
-fn serve_fd(s: &Session, w: &mut Worker, fd: BorrowedFd<'_>, mut on_request: impl FnMut()) {
+/// A classic worker loop on `fd` until the connection ends (Ok) or the worker fails.
+fn serve_fd(
+    s: &Session,
+    w: &mut Worker,
+    fd: BorrowedFd<'_>,
+    mut on_request: impl FnMut(),
+) -> Result<(), String> {
     let mut input = vec![0u8; IN_BUF];
     let mut out = Vec::new();
     loop {
@@ -100,10 +108,10 @@ fn serve_fd(s: &Session, w: &mut Worker, fd: BorrowedFd<'_>, mut on_request: imp
         let n = match read_request(fd, &mut input) {
             Next::Request(n) => n,
             Next::Retry => continue,
-            Next::Stop => return,
+            Next::Stop(why) => return why,
         };
-        if !serve_one(s, w, fd, &input[..n], &mut out) {
-            return;
+        if let ControlFlow::Break(why) = serve_one(s, w, fd, &input[..n], &mut out) {
+            return why;
         }
         on_request();
     }
@@ -115,11 +123,13 @@ fn serve_fd(s: &Session, w: &mut Worker, fd: BorrowedFd<'_>, mut on_request: imp
 pub fn run_main(s: &Arc<Session>, after_init: fn(&Arc<Session>)) {
     let mut w = Worker::new(0);
     let mut started = s.init().is_some();
-    serve_fd(s, &mut w, s.dev.as_fd(), || {
-        if !started && s.init().is_some() {
-            started = true;
-            after_init(s);
-        }
+    supervise::run("the /dev/fuse reader", || {
+        serve_fd(s, &mut w, s.dev.as_fd(), || {
+            if !started && s.init().is_some() {
+                started = true;
+                after_init(s);
+            }
+        })
     });
 }
 
@@ -145,17 +155,19 @@ pub fn start_workers(s: Arc<Session>, fds: Vec<OwnedFd>) -> usize {
     let mut started = 0;
     for (i, fd) in fds.into_iter().enumerate() {
         let id = i + 1;
+        let fd = Arc::new(fd);
         s.clones
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(fd.as_raw_fd());
+            .push(fd.clone());
         let s = s.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("fuse-{id}"))
             .spawn(move || {
                 let mut w = Worker::new(id);
-                serve_fd(&s, &mut w, fd.as_fd(), || {});
-                debug!("worker {id} on fd {} stopped", fd.as_raw_fd());
+                supervise::run(&format!("classic worker {id}"), || {
+                    serve_fd(&s, &mut w, fd.as_fd(), || {})
+                });
             });
         match spawned {
             Ok(_) => started += 1,

@@ -22,7 +22,7 @@ pub const FILL_COMMAND: &str = "fill-queues";
 /// From `cpu`, look up a name that never exists, so the lookup reaches the server through
 /// that CPU's queue and fails once answered. The name is unique per caller (`i`, our pid),
 /// since the kernel lets only one lookup of a name in a directory be in flight at a time.
-pub fn probe(mountpoint: &Path, cpu: u32, i: usize) {
+fn probe(mountpoint: &Path, cpu: u32, i: usize) {
     super::uring::pin(cpu);
     let name = format!(".lxcfs-uring-handover-{}-{cpu}-{i}", std::process::id());
     let _ = std::fs::symlink_metadata(mountpoint.join(name));
@@ -35,13 +35,7 @@ const FILL_TIMEOUT: Duration = Duration::from_secs(2);
 pub fn fill(arena: &Arena, exe: &Path, mountpoint: &Path) -> io::Result<Child> {
     let depth = arena.depth();
     let slots = online_slots(depth)?;
-    let helper = Command::new(exe)
-        .arg(FILL_COMMAND)
-        .arg(mountpoint)
-        .arg(depth.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()?;
+    let helper = spawn_helper(exe, mountpoint, depth)?;
     let deadline = Instant::now() + FILL_TIMEOUT;
     while Instant::now() < deadline {
         let full = slots
@@ -53,6 +47,17 @@ pub fn fill(arena: &Arena, exe: &Path, mountpoint: &Path) -> io::Result<Child> {
         std::thread::sleep(Duration::from_millis(1));
     }
     Ok(helper)
+}
+
+/// The helper from `exe`: `depth` lookups at once from each online CPU (`run_helper`).
+pub fn spawn_helper(exe: &Path, mountpoint: &Path, depth: usize) -> io::Result<Child> {
+    Command::new(exe)
+        .arg(FILL_COMMAND)
+        .arg(mountpoint)
+        .arg(depth.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
 }
 
 /// The arena slots of the queues of online CPUs (slots of queue k: k*depth..(k+1)*depth,
@@ -70,6 +75,11 @@ fn online_slots(depth: usize) -> io::Result<Vec<usize>> {
 
 /// The helper: `depth` lookups at once from each online CPU, each waiting for its answer.
 pub fn run_helper(mountpoint: &Path, depth: usize) -> Result<(), String> {
+    // Whatever the server let us inherit (a keeper's fds are inheritable while it starts
+    // one) is not ours to hold: a helper waiting on the mount must not keep the connection.
+    // SAFETY: close_range takes three integers; it closes our fds from 3 up, none of which
+    // this process uses.
+    unsafe { libc::syscall(libc::SYS_close_range, 3, libc::c_uint::MAX, 0) };
     let online = cpulist::read(c"/sys/devices/system/cpu/online").map_err(|e| e.to_string())?;
     let threads: Vec<_> = online
         .iter()

@@ -8,6 +8,8 @@
 pub mod arena;
 pub mod classic;
 pub mod fill;
+pub mod freeze;
+pub mod supervise;
 pub mod uring;
 
 use std::os::fd::OwnedFd;
@@ -56,18 +58,16 @@ pub struct Session {
     init: OnceLock<InitOut>,
     /// What the kernel offered at INIT (HAS_RESEND tells whether an upgrade is lossless).
     kernel_flags: OnceLock<u64>,
-    /// Set while handing the connection to a new program image: replies are held back so
-    /// the kernel resends those requests to the successor.
-    pub frozen: std::sync::atomic::AtomicBool,
-    /// The /dev/fuse clones the classic workers serve (kept open across an upgrade).
-    pub clones: std::sync::Mutex<Vec<std::os::fd::RawFd>>,
+    /// Set while handing the connection over: replies are held back, so the kernel resends
+    /// those requests to the successor (or the successor answers them from the arena).
+    pub freeze: freeze::Freeze,
+    /// The /dev/fuse clones the classic workers serve, shared with them (handed over with
+    /// the connection).
+    pub clones: std::sync::Mutex<Vec<Arc<OwnedFd>>>,
     /// The keeper process holding the connection for a successor should we crash (0: none).
     pub keeper: std::sync::atomic::AtomicU32,
     /// The io_uring entries' memory, on that transport.
     pub arena: OnceLock<arena::Arena>,
-    /// Lookups of our own in flight after a recovery (uring::nudge_queue): an exec must
-    /// wait for them, as a thread waiting on a request it alone could answer blocks execve.
-    pub nudging: std::sync::atomic::AtomicUsize,
 }
 
 impl Session {
@@ -79,11 +79,10 @@ impl Session {
             threads: threads.max(1),
             init: OnceLock::new(),
             kernel_flags: OnceLock::new(),
-            frozen: Default::default(),
+            freeze: Default::default(),
             clones: Default::default(),
             keeper: Default::default(),
             arena: OnceLock::new(),
-            nudging: Default::default(),
         }
     }
 
@@ -227,10 +226,12 @@ pub fn serve(session: Arc<Session>) {
 fn after_init(s: &Arc<Session>) {
     let Some(init) = s.init() else { return };
     if init.flags & init_flags::OVER_IO_URING != 0 {
-        let started = uring::new_arena(s.payload_capacity()).and_then(|a| {
-            let _ = s.arena.set(a);
-            uring::start(s.clone())
-        });
+        let started = uring::check_rings()
+            .and_then(|()| uring::new_arena(s.payload_capacity()))
+            .and_then(|a| {
+                let _ = s.arena.set(a);
+                uring::start(s.clone())
+            });
         match started {
             Ok(n) => {
                 stats::set_transport("uring");

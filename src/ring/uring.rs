@@ -8,16 +8,16 @@
 //! successor can answer what the kernel handed to a dead predecessor (`recover`).
 
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
-use std::path::PathBuf;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{Ordering, compiler_fence};
+use std::sync::atomic::{AtomicUsize, Ordering, compiler_fence};
 
 use io_uring::{IoUring, cqueue, opcode, squeue, types};
 use nix::sched::CpuSet;
 use nix::unistd::Pid;
 
-use super::arena::Arena;
+use super::arena::{Arena, Shared};
 use super::{MAX_WRITE, Session, reply_header};
 use crate::fs::{Reply, Worker};
 use crate::proto::{self, abi};
@@ -40,6 +40,8 @@ const ENT_PAYLOAD_SZ: usize = ENT_IN_OUT + 16;
 /// routes to a dead task's armed entries (5 SIGKILLs under load: ~12 lost with 8 entries,
 /// 3-6 with 2, 0-1 with 1).
 const DEPTH: usize = 1;
+/// The user_data of the READ of a worker's waker (entries' are their index).
+const WAKE: u64 = u64::MAX;
 /// How long to keep retrying a REGISTER the kernel answers EAGAIN (INIT not yet done).
 const REGISTER_RETRIES: u32 = 1000;
 
@@ -101,41 +103,64 @@ fn spawn_workers(s: Arc<Session>, recovering: Option<PathBuf>) -> io::Result<usi
         };
         work[worker].extend((k * depth..(k + 1) * depth).map(|slot| (qid, slot)));
     }
+    let recovery = recovering.map(|mountpoint| {
+        Arc::new(Recovery {
+            mountpoint,
+            pending: AtomicUsize::new(online.len()),
+        })
+    });
     for (i, (&cpu, slots)) in online.iter().zip(work).enumerate() {
         let s = s.clone();
-        let nudge = recovering.clone();
+        let nudge = recovery.clone();
         std::thread::Builder::new()
             .name(format!("uring-{cpu}"))
             .spawn(move || {
-                if let Err(e) = run_worker(&s, i + 1, cpu, &slots, nudge) {
-                    warn!("io_uring worker on CPU {cpu} stopped: {e}");
-                }
+                super::supervise::run(&format!("the io_uring worker on CPU {cpu}"), || {
+                    run_worker(&s, i + 1, cpu, &slots, nudge).map_err(|e| e.to_string())
+                });
             })?;
     }
     Ok(online.len())
 }
 
+/// A worker's ring, with room for `entries` submissions: only its own thread submits, and
+/// completions are reaped when it waits.
+fn new_ring(entries: usize) -> io::Result<IoUring<squeue::Entry128, cqueue::Entry>> {
+    IoUring::builder()
+        .setup_single_issuer()
+        .setup_coop_taskrun()
+        .setup_defer_taskrun()
+        .build(entries.next_power_of_two() as u32)
+}
+
+/// Whether this process may set up the workers' rings (kernel.io_uring_disabled, a
+/// seccomp filter or the memlock limit may refuse it). Asked before any worker starts, as
+/// a worker that cannot serve its queue ends the process (supervise.rs).
+pub fn check_rings() -> io::Result<()> {
+    new_ring(1).map(drop)
+}
+
 /// One ring entry: its slot of the arena. The kernel keeps the addresses from REGISTER.
-struct Entry<'a> {
+struct Entry {
     qid: u16,
-    header: &'a mut [u8],
-    payload: &'a mut [u8],
+    header: Shared,
+    payload: Shared,
     iov: Box<[libc::iovec; 2]>,
     /// Committed on behalf of a predecessor: a failure means the kernel no longer knows
     /// this entry, which is then registered afresh.
     recovering: bool,
 }
 
-impl<'a> Entry<'a> {
-    fn new(qid: u16, header: &'a mut [u8], payload: &'a mut [u8]) -> Entry<'a> {
+impl Entry {
+    fn new(qid: u16, header: Shared, payload: Shared) -> Entry {
         let iov = Box::new([
             libc::iovec {
-                iov_base: header.as_mut_ptr().cast(),
+                iov_base: header.addr().cast(),
                 iov_len: HEADER_LEN,
             },
             libc::iovec {
-                iov_base: payload.as_mut_ptr().cast(),
-                iov_len: payload.len(),
+                iov_base: payload.addr().cast(),
+                iov_len: payload.size(),
             },
         ]);
         Entry {
@@ -149,18 +174,14 @@ impl<'a> Entry<'a> {
 
     /// The commit id the kernel gave the request it last put here.
     fn commit_id(&self) -> u64 {
-        u64_at(self.header, ENT_COMMIT_ID)
+        self.header.read_u64(ENT_COMMIT_ID).unwrap_or(0)
     }
 
+    /// Whether the entry holds a request with no reply written yet: the in_out area has a
+    /// fuse_in_header (an opcode where a reply's header has its error, 0 or negative).
     fn awaits_reply(&self) -> bool {
-        awaits_reply(self.header)
+        self.header.read_u32(OPCODE).is_some_and(is_request_opcode)
     }
-}
-
-/// Whether an entry's header holds a request with no reply written yet: the in_out area
-/// has a fuse_in_header (an opcode where a reply's header has its error, 0 or negative).
-fn awaits_reply(header: &[u8]) -> bool {
-    is_request_opcode(u32_at(header, OPCODE))
 }
 
 /// Where in_out holds a request's opcode, or a reply's error.
@@ -190,8 +211,8 @@ fn cmd_req(commit_id: u64, qid: u16) -> [u8; 80] {
     c
 }
 
-fn register_sqe(fd: RawFd, e: &Entry, user_data: u64) -> squeue::Entry128 {
-    let sqe = opcode::UringCmd80::new(types::Fd(fd), CMD_REGISTER)
+fn register_sqe(dev: BorrowedFd<'_>, e: &Entry, user_data: u64) -> squeue::Entry128 {
+    let sqe = opcode::UringCmd80::new(types::Fd(dev.as_raw_fd()), CMD_REGISTER)
         .cmd(cmd_req(0, e.qid))
         .addr(Some(e.iov.as_ptr() as u64))
         .build()
@@ -209,8 +230,8 @@ fn with_len(sqe: squeue::Entry128, len: u32) -> squeue::Entry128 {
     unsafe { std::mem::transmute::<[u8; 128], squeue::Entry128>(raw) }
 }
 
-fn commit_sqe(fd: RawFd, commit_id: u64, qid: u16, user_data: u64) -> squeue::Entry128 {
-    opcode::UringCmd80::new(types::Fd(fd), CMD_COMMIT_AND_FETCH)
+fn commit_sqe(dev: BorrowedFd<'_>, commit_id: u64, qid: u16, user_data: u64) -> squeue::Entry128 {
+    opcode::UringCmd80::new(types::Fd(dev.as_raw_fd()), CMD_COMMIT_AND_FETCH)
         .cmd(cmd_req(commit_id, qid))
         .build()
         .user_data(user_data)
@@ -248,30 +269,30 @@ fn run_worker(
     id: usize,
     cpu: u32,
     slots: &[(u16, usize)],
-    nudge: Option<PathBuf>,
+    nudge: Option<Arc<Recovery>>,
 ) -> io::Result<()> {
     pin(cpu);
     batch_policy(cpu);
-    let fd = s.dev.as_raw_fd();
+    let fd = s.dev.as_fd();
     let arena = s
         .arena
         .get()
         .ok_or_else(|| io::Error::other("no ring arena"))?;
-    let mut entries: Vec<Entry<'_>> = Vec::with_capacity(slots.len());
+    let mut entries: Vec<Entry> = Vec::with_capacity(slots.len());
     for &(qid, slot) in slots {
         // SAFETY: spawn_workers gives every slot to exactly one worker.
         let (header, payload) = unsafe { arena.slot(slot) }
             .ok_or_else(|| io::Error::other("ring slot out of range"))?;
         entries.push(Entry::new(qid, header, payload));
     }
-    let size = entries.len().next_power_of_two() as u32;
-    let mut ring: IoUring<squeue::Entry128, cqueue::Entry> = IoUring::builder()
-        .setup_single_issuer()
-        .setup_coop_taskrun()
-        .setup_defer_taskrun()
-        .build(size)?;
+    // While frozen, a thaw wakes us through this eventfd: a READ of it into `wake` waits in
+    // the ring. The buffer is leaked (8 bytes per worker, once per process) so that no
+    // READ the ring still has in flight when it closes can write freed memory.
+    let waker = s.freeze.waker()?;
+    let wake: &'static mut [u8; 8] = Box::leak(Box::new([0; 8]));
+    let mut ring = new_ring(entries.len() + 1)?;
     let mut w = Worker::new(id);
-    let mut request_payload: Vec<u8> = Vec::with_capacity(8192);
+    let mut scratch = Scratch::new(arena.payload_len());
     let mut answered = 0;
     for (i, e) in entries.iter_mut().enumerate() {
         let sqe = if nudge.is_some() {
@@ -280,7 +301,7 @@ fn run_worker(
             e.recovering = true;
             let commit_id = if e.awaits_reply() {
                 answered += 1;
-                serve_entry(s, &mut w, e, &mut request_payload)
+                serve_entry(s, &mut w, e, &mut scratch).0
             } else {
                 e.commit_id()
             };
@@ -298,28 +319,35 @@ fn run_worker(
     // Entries holding a request we do not answer while frozen (a handover is under way).
     let mut held: Vec<u64> = Vec::new();
     let mut retries = 0;
-    let poll = types::Timespec::new().nsec(20_000_000);
+    let mut waiting_for_thaw = false;
     loop {
-        let waited = if nudge.is_some() {
+        let frozen = s.freeze.is_frozen();
+        if frozen && !waiting_for_thaw {
+            let read = opcode::Read::new(types::Fd(waker.as_raw_fd()), wake.as_mut_ptr(), 8);
+            push(&mut ring, read.build().user_data(WAKE).into())?;
+            waiting_for_thaw = true;
+        }
+        // Requests held by a freeze that has ended since are answered without waiting.
+        let waited = if nudge.is_some() || (!frozen && !held.is_empty()) {
             ring.submit()
-        } else if s.frozen.load(Ordering::Acquire) {
-            // Look up now and then: a failed handover thaws us.
-            let args = types::SubmitArgs::new().timespec(&poll);
-            ring.submitter().submit_with_args(1, &args)
         } else {
             ring.submit_and_wait(1)
         };
         match waited {
             Ok(_) => {}
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::ETIME)) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
             Err(e) => return Err(e),
         }
         done.clear();
         done.extend(ring.completion().map(|c| (c.user_data(), c.result())));
-        if !s.frozen.load(Ordering::Acquire) {
+        if !s.freeze.is_frozen() {
             done.extend(held.drain(..).map(|ud| (ud, 0)));
         }
         for &(ud, res) in &done {
+            if ud == WAKE {
+                waiting_for_thaw = false;
+                continue;
+            }
             let Some(e) = entries.get_mut(ud as usize) else {
                 continue;
             };
@@ -343,76 +371,119 @@ fn run_worker(
                 }
                 return Err(err);
             }
-            if s.frozen.load(Ordering::Acquire) {
+            let Some(replying) = s.freeze.replying() else {
                 held.push(ud);
                 continue;
+            };
+            let (commit_id, fault) = serve_entry(s, &mut w, e, &mut scratch);
+            if fault {
+                // Stop with the reply written but not committed: the successor commits it.
+                return Err(io::Error::other(super::supervise::injected()));
             }
-            let commit_id = serve_entry(s, &mut w, e, &mut request_payload);
+            // Pushed under `replying`: a freeze that follows finds the commit queued, and
+            // the next wait submits it.
             push(&mut ring, commit_sqe(fd, commit_id, e.qid, ud))?;
+            drop(replying);
         }
-        if let Some(mnt) = nudge.take() {
+        if let Some(recovery) = nudge.take() {
             ring.submit()?;
             info!("CPU {cpu}: answered {answered} requests the predecessor held");
-            nudge_queue(s, cpu, mnt);
+            if recovery.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+                nudge_queues(&recovery.mountpoint);
+            }
         }
     }
 }
 
-/// Send one request through the queue of `cpu`: the kernel hands requests that queued while
-/// no entry was armed only to an entry that commits, and this one's reply is such a commit.
-/// From a thread of its own on that CPU (the worker must be free to answer it).
-fn nudge_queue(s: &Arc<Session>, cpu: u32, mountpoint: PathBuf) {
-    s.nudging.fetch_add(1, Ordering::Release);
-    let s = s.clone();
-    let spawned = std::thread::Builder::new()
-        .name(format!("nudge-{cpu}"))
-        .spawn(move || {
-            super::fill::probe(&mountpoint, cpu, 0);
-            s.nudging.fetch_sub(1, Ordering::Release);
-        });
-    if let Err(e) = spawned {
-        warn!("CPU {cpu}: cannot nudge the queue: {e}");
+/// A recovery under way: the workers that have not re-armed their entries yet.
+struct Recovery {
+    mountpoint: PathBuf,
+    pending: AtomicUsize,
+}
+
+/// Once every entry is armed again, send one request through each CPU's queue: the kernel
+/// hands requests that queued while no entry was armed only to an entry that commits, and
+/// these requests' replies are such commits. From a helper process (fill.rs), never from a
+/// thread of ours: a thread waiting on our own mount when this process is killed could only
+/// be answered by this process, which then never finishes dying, so its pidfd never fires
+/// and the keeper never starts a successor.
+fn nudge_queues(mountpoint: &Path) {
+    let helper =
+        std::env::current_exe().and_then(|exe| super::fill::spawn_helper(&exe, mountpoint, 1));
+    match helper {
+        Ok(mut child) => {
+            // Reaped when its lookups are answered.
+            std::thread::spawn(move || child.wait());
+        }
+        Err(e) => warn!(
+            "cannot send a request through every CPU's queue ({e}): requests queued before \
+             the recovery wait for the next one on their CPU"
+        ),
+    }
+}
+
+/// A worker's private copies of what its entries hold: requests are decoded and replies
+/// rendered here, never in the shared arena (arena::Shared).
+struct Scratch {
+    header: [u8; HEADER_LEN],
+    request: Vec<u8>,
+    reply: Vec<u8>,
+}
+
+impl Scratch {
+    fn new(payload: usize) -> Scratch {
+        Scratch {
+            header: [0; HEADER_LEN],
+            request: Vec::with_capacity(8192),
+            reply: vec![0; payload],
+        }
     }
 }
 
 /// Handle the request an entry holds and write its reply in place; returns the entry's
-/// commit id.
-fn serve_entry(s: &Session, w: &mut Worker, e: &mut Entry, request_payload: &mut Vec<u8>) -> u64 {
-    let commit_id = e.commit_id();
-    let payload_sz = u32_at(e.header, ENT_PAYLOAD_SZ);
-    let h = &e.header;
-    // The request's own payload (a name, write data) is copied out so the reply can be
-    // written over the same buffer.
-    let n = (payload_sz as usize).min(e.payload.len());
-    request_payload.clear();
-    request_payload.extend_from_slice(&e.payload[..n]);
-    let (unique, reply) =
-        match proto::decode_ring(&h[..OP_IN], &h[OP_IN..ENT_IN_OUT], request_payload) {
-            Ok(req) => (req.header.unique, s.handle(w, &req, e.payload)),
+/// commit id, and whether the request is the test fault's trigger (supervise::fault_due).
+fn serve_entry(s: &Session, w: &mut Worker, e: &mut Entry, scratch: &mut Scratch) -> (u64, bool) {
+    let h = &mut scratch.header;
+    e.header.read(0, h);
+    let commit_id = u64_at(h, ENT_COMMIT_ID);
+    let n = (u32_at(h, ENT_PAYLOAD_SZ) as usize).min(e.payload.size());
+    scratch.request.resize(n, 0);
+    e.payload.read(0, &mut scratch.request);
+    let reply = &mut scratch.reply;
+    reply.resize(e.payload.size(), 0);
+    let (unique, answer, fault) =
+        match proto::decode_ring(&h[..OP_IN], &h[OP_IN..ENT_IN_OUT], &scratch.request) {
+            Ok(req) => (
+                req.header.unique,
+                s.handle(w, &req, reply),
+                super::supervise::fault_due(&req),
+            ),
             Err(err) => {
                 let unique = proto::decode_header(&h[..OP_IN])
                     .map(|h| h.unique)
                     .unwrap_or(0);
                 warn!("malformed ring request: {err:?}");
-                (unique, Reply::Error(libc::EIO))
+                (unique, Reply::Error(libc::EIO), false)
             }
         };
     // Nothing over the ring goes unanswered: FORGET never travels here, but if it did,
     // the entry must still be committed to be re-armed.
-    let reply = if reply == Reply::None {
+    let answer = if answer == Reply::None {
         Reply::Error(libc::ENOSYS)
     } else {
-        reply
+        answer
     };
     let mut out = [0u8; abi::OUT_HEADER_LEN];
-    let len = reply_header(&mut out, unique, reply).unwrap_or(abi::OUT_HEADER_LEN);
-    let payload_len = (len - abi::OUT_HEADER_LEN) as u32;
-    e.header[ENT_PAYLOAD_SZ..ENT_PAYLOAD_SZ + 4].copy_from_slice(&payload_len.to_ne_bytes());
+    let len = reply_header(&mut out, unique, answer).unwrap_or(abi::OUT_HEADER_LEN);
+    let payload_len = len - abi::OUT_HEADER_LEN;
+    e.payload.write(0, &reply[..payload_len]);
+    e.header
+        .write(ENT_PAYLOAD_SZ, &(payload_len as u32).to_ne_bytes());
     // The reply's header goes in last: a successor that finds it knows the payload and its
     // size are complete (awaits_reply).
     compiler_fence(Ordering::Release);
-    e.header[..abi::OUT_HEADER_LEN].copy_from_slice(&out);
-    commit_id
+    e.header.write(0, &out);
+    (commit_id, fault)
 }
 
 fn push(
@@ -420,8 +491,9 @@ fn push(
     sqe: squeue::Entry128,
 ) -> io::Result<()> {
     loop {
-        // SAFETY: every SQE we push points at buffers owned by `entries` in run_worker,
-        // which outlive the ring (they are dropped after it returns).
+        // SAFETY: every SQE we push points at memory that outlives the ring: the iovecs
+        // owned by `entries` in run_worker (dropped after it returns), the arena (owned by
+        // the session) and the leaked wake buffer.
         let pushed = unsafe { ring.submission().push(&sqe) };
         if pushed.is_ok() {
             return Ok(());

@@ -240,17 +240,61 @@ impl Drop for Daemon {
         // lines: none may outlive the test, whatever it did. A keeper killed in one sweep
         // may have started a successor just before: sweep until a sweep finds none.
         let mark = self.mnt.to_string_lossy().into_owned();
-        for _ in 0..100 {
-            if kill_all_naming(&mark) == 0 {
-                break;
+        let connection = fuse_connection(&self.mnt);
+        let sweep = || {
+            for _ in 0..100 {
+                if kill_all_naming(&mark) == 0 {
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(20));
             }
-            std::thread::sleep(Duration::from_millis(20));
+            false
+        };
+        // A process that outlives SIGKILL waits on the mount it was to serve: abort the
+        // connection, or it (and this test's readers) would wait forever.
+        if !sweep()
+            && let Some(c) = connection
+        {
+            eprintln!("a daemon process of {mark} cannot die: aborting FUSE connection {c}");
+            abort_fuse_connection(c);
+            sweep();
         }
         if is_mounted(&self.mnt) {
             let _ = nix::mount::umount2(&self.mnt, nix::mount::MntFlags::MNT_DETACH);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The FUSE connection (fusectl's number: the minor of the mount's device) mounted at `p`,
+/// read from mountinfo so that nothing waits on the mount.
+fn fuse_connection(p: &Path) -> Option<u32> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let want = p.to_string_lossy();
+    info.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        (f.get(4) == Some(&want.as_ref()) && l.contains(" - fuse."))
+            .then(|| f.get(2)?.split_once(':')?.1.parse().ok())
+            .flatten()
+    })
+}
+
+/// Abort FUSE connection `c` through a private mount of fusectl.
+fn abort_fuse_connection(c: u32) {
+    let dir = std::env::temp_dir().join(unique(&format!("fusectl-{c}")));
+    let _ = std::fs::create_dir_all(&dir);
+    let mounted = nix::mount::mount(
+        Some("fusectl"),
+        &dir,
+        Some("fusectl"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    );
+    if mounted.is_ok() {
+        let _ = std::fs::write(dir.join(c.to_string()).join("abort"), "1");
+        let _ = nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH);
+    }
+    let _ = std::fs::remove_dir(&dir);
 }
 
 /// SIGKILL every process but this one whose command line contains `mark`; how many.

@@ -1,0 +1,77 @@
+//! Supervision of the transport's workers. A worker serves one CPU's queue (io_uring) or
+//! one /dev/fuse file (classic): if it stopped while the process went on, what the kernel
+//! routes to it would wait forever, while the keeper, which watches only the pid, saw a
+//! healthy server. So a worker that stops for any reason but the end of the connection
+//! ends the process at once, and the keeper's successor takes the connection over with
+//! whatever the worker held (keeper.rs).
+
+use std::panic::AssertUnwindSafe;
+use std::sync::OnceLock;
+
+use crate::proto::{Op, Request};
+use crate::{debug, warn};
+
+/// The exit status of a process a failed worker ended (EX_SOFTWARE).
+pub const EXIT_WORKER_FAILED: i32 = 70;
+
+/// For the tests only: the worker that answers a LOOKUP of this name then stops as if its
+/// transport had failed (tests/upgrade.rs). Read once; unset in any real deployment.
+pub const FAULT_ENV: &str = "LXCFS_URING_TEST_WORKER_FAULT";
+
+/// Run the loop of the worker `name`. Ok means the connection ended (an unmount, an
+/// abort): the worker stops quietly. An error or a panic ends the process.
+pub fn run(name: &str, body: impl FnOnce() -> Result<(), String>) {
+    let why = match std::panic::catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => {
+            debug!("{name}: the connection ended");
+            return;
+        }
+        Ok(Err(why)) => why,
+        Err(panic) => format!("it panicked: {}", panic_text(panic.as_ref())),
+    };
+    warn!(
+        "{name} stopped outside shutdown ({why}): exiting so that the keeper's successor \
+         serves what it held"
+    );
+    std::process::exit(EXIT_WORKER_FAILED);
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("no message")
+}
+
+/// Whether `req` is the test fault's trigger (FAULT_ENV): its worker stops once it has
+/// written the reply, so the successor only has to deliver it.
+pub fn fault_due(req: &Request<'_>) -> bool {
+    static NAME: OnceLock<Option<Vec<u8>>> = OnceLock::new();
+    let Op::Lookup { name } = req.op else {
+        return false;
+    };
+    NAME.get_or_init(|| std::env::var_os(FAULT_ENV).map(|v| v.into_encoded_bytes()))
+        .as_deref()
+        == Some(name)
+}
+
+/// The error of a worker that stopped for the test fault.
+pub fn injected() -> String {
+    format!("a fault injected through {FAULT_ENV}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panic_payloads_become_text() {
+        let fixed: Box<dyn std::any::Any + Send> = Box::new("fixed");
+        let formatted: Box<dyn std::any::Any + Send> = Box::new(String::from("formatted 7"));
+        let other: Box<dyn std::any::Any + Send> = Box::new(7u8);
+        assert_eq!(panic_text(fixed.as_ref()), "fixed");
+        assert_eq!(panic_text(formatted.as_ref()), "formatted 7");
+        assert_eq!(panic_text(other.as_ref()), "no message");
+    }
+}
