@@ -28,6 +28,8 @@ command -v systemd-analyze >/dev/null || need_pkgs+=(systemd)
 command -v runc >/dev/null || need_pkgs+=(runc)
 command -v crun >/dev/null || need_pkgs+=(crun)
 command -v podman >/dev/null || need_pkgs+=(podman)
+# LXC itself: lxc-create -t busybox, lxc-start, lxc-attach (tests/lxc.rs).
+command -v lxc-start >/dev/null || need_pkgs+=(lxc)
 command -v xz >/dev/null || need_pkgs+=(xz-utils)
 # dpkg-shlibdeps computes the Debian package's Depends (scripts/deb.sh, tests/deb.rs).
 command -v dpkg-shlibdeps >/dev/null || need_pkgs+=(dpkg-dev)
