@@ -1,5 +1,6 @@
-//! What fits lxcfs-uring into hosts: the systemd unit, LXC's hooks, readiness, the stats
-//! view, signals, the lxcfs-compatible flags, the manual page and the install script.
+//! What fits lxcfs-uring into hosts: the systemd unit, readiness, the stats view, signals,
+//! the lxcfs-compatible flags, the manual page and the install script (LXC's hooks run in
+//! real containers in tests/lxc.rs).
 
 mod common;
 
@@ -72,25 +73,6 @@ fn readiness_is_notified_once_the_mount_serves() {
         "{msg}"
     );
     let _ = std::fs::remove_dir_all(&sock_dir);
-}
-
-#[test]
-fn lxc_reboot_hook_warns_only_when_views_are_gone() {
-    let hook = contrib("lxc/lxc.reboot.hook");
-    let run = |target: &str, dir: &str| {
-        Command::new(&hook)
-            .env("LXC_TARGET", target)
-            .env("LXCFS_DIR", dir)
-            .output()
-            .unwrap()
-    };
-    let gone = run("reboot", "/nonexistent-lxcfs");
-    assert!(gone.status.success());
-    assert!(String::from_utf8_lossy(&gone.stderr).contains("reboots without its /proc views"));
-    assert!(run("stop", "/nonexistent-lxcfs").stderr.is_empty());
-    let conf = std::fs::read_to_string(contrib("lxc/00-lxcfs.conf")).unwrap();
-    assert!(conf.contains("lxc.hook.mount = /usr/share/lxcfs-uring/lxc.mount.hook"));
-    assert!(conf.contains("lxc.hook.post-stop = /usr/share/lxcfs-uring/lxc.reboot.hook"));
 }
 
 #[test]

@@ -21,6 +21,8 @@ const MIB256: u64 = 256 << 20;
 struct Lxc {
     lxcpath: PathBuf,
     name: String,
+    /// lxc-start's log (its monitor's, hooks' output included), at DEBUG.
+    log: PathBuf,
     /// Held until the container and its cgroups are gone (fields drop after `drop`).
     _one_at_a_time: std::sync::MutexGuard<'static, ()>,
 }
@@ -35,6 +37,7 @@ impl Lxc {
         std::fs::create_dir_all(lxcpath).unwrap();
         let c = Lxc {
             lxcpath: lxcpath.to_path_buf(),
+            log: lxcpath.join(format!("{name}.log")),
             name: name.to_owned(),
             _one_at_a_time: ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner()),
         };
@@ -84,6 +87,34 @@ impl Lxc {
     }
 }
 
+impl Lxc {
+    /// The pid of the container's init, if it runs.
+    fn init_pid(&self) -> Option<i32> {
+        let out = self.lxc("lxc-info", &["--pid", "--no-humanize"]);
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    }
+
+    /// Reboot the container (`lxc-stop --reboot`) and wait until its new init runs.
+    fn reboot(&self) {
+        let before = self.init_pid();
+        let out = self.lxc("lxc-stop", &["--reboot"]);
+        assert!(out.status.success(), "lxc-stop --reboot: {}", text(&out));
+        wait_until(
+            "the container running again",
+            Duration::from_secs(20),
+            || self.init_pid().is_some_and(|p| Some(p) != before),
+        );
+    }
+
+    /// How often lxc-start's log holds `what`.
+    fn logged(&self, what: &str) -> usize {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .matches(what)
+            .count()
+    }
+}
+
 impl Drop for Lxc {
     fn drop(&mut self) {
         let _ = self.lxc("lxc-stop", &["--kill"]);
@@ -116,10 +147,7 @@ impl Drop for Lxc {
         ] {
             let dirs: Vec<PathBuf> = parents.iter().map(|p| p.join(&leaf)).collect();
             let deadline = Instant::now() + Duration::from_secs(5);
-            while !dirs
-                .iter()
-                .all(|d| !d.exists() || std::fs::remove_dir(d).is_ok())
-            {
+            while !dirs.iter().all(|d| !d.exists() || remove_cgroup_tree(d)) {
                 if Instant::now() > deadline {
                     eprintln!("warning: LXC's {leaf} cgroups are left");
                     break;
@@ -128,6 +156,17 @@ impl Drop for Lxc {
             }
         }
     }
+}
+
+/// Remove the cgroup `dir` and its descendants, deepest first (a monitor that rebooted its
+/// container pivots again from inside lxc.pivot); whether it is gone.
+fn remove_cgroup_tree(dir: &Path) -> bool {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_cgroup_tree(&entry.path());
+        }
+    }
+    std::fs::remove_dir(dir).is_ok()
 }
 
 fn text(out: &Output) -> String {
@@ -231,6 +270,38 @@ echo "fuse=$(grep -c ' - fuse' /proc/self/mountinfo)"
     assert_eq!(get("fuse"), "0", "{out}");
 }
 
+/// A reboot runs the hooks again: the rebooted container has its views while the daemon
+/// serves; once it has stopped, the next reboot starts with the container's own files and
+/// the post-stop hook says so in the container's log (once: a stop says nothing).
+#[test]
+fn lxc_container_reboots_with_its_views() {
+    let test = "lxc_container_reboots_with_its_views";
+    if !root_or_skip(test) || !lxc_or_skip(test) {
+        return;
+    }
+    let mut d = Daemon::start("lxc-reboot", &[]);
+    let c = started(&d.dir, "lxc-reboot", "0", &d.mnt);
+    let memtotal = || {
+        labelled(&c.attach(r#"echo "meminfo=$(awk '/^MemTotal:/{print $2}' /proc/meminfo)""#))(
+            "meminfo",
+        )
+    };
+    let warning = "reboots without its /proc views";
+    c.reboot();
+    assert_eq!(memtotal(), (MIB256 / 1024).to_string());
+    assert_eq!(c.logged(warning), 0);
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    d.wait_exit(Duration::from_secs(10))
+        .expect("the daemon exits on SIGTERM");
+    c.reboot();
+    let host = std::fs::read_to_string("/proc/meminfo").unwrap();
+    assert_eq!(memtotal(), meminfo_kb(&host, "MemTotal").to_string());
+    assert_eq!(c.logged(warning), 1, "{}", c.log.display());
+    let stop = c.lxc("lxc-stop", &["--kill"]);
+    assert!(stop.status.success(), "lxc-stop: {}", text(&stop));
+    assert_eq!(c.logged(warning), 1, "a stop says nothing");
+}
+
 /// A busybox container named after `name` (made unique) in an lxcpath in `dir`, limited to
 /// 256 MiB and the CPUs `cpus` by lxc.cgroup.* keys, with our configuration, started by
 /// lxc-start with the hooks looking for the views at `lxcfs_dir`.
@@ -249,7 +320,7 @@ fn started(dir: &Path, name: &str, cpus: &str, lxcfs_dir: &Path) -> Lxc {
     let name = unique(name);
     let c = Lxc::create(&dir.join("lxc"), &name, &extra);
     // The hooks find the mount through LXCFS_DIR, which lxc-start passes on to them.
-    let log = dir.join("lxc-start.log");
+    let log = c.log.clone();
     let start = Command::new("timeout")
         .args(["--kill-after=5", "30", "lxc-start", "-P"])
         .arg(&c.lxcpath)
