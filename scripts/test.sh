@@ -30,6 +30,12 @@ command -v numactl >/dev/null || need_pkgs+=(numactl)
 command -v runc >/dev/null || need_pkgs+=(runc)
 command -v crun >/dev/null || need_pkgs+=(crun)
 command -v podman >/dev/null || need_pkgs+=(podman)
+# LXC itself: lxc-create -t busybox, lxc-start, lxc-attach (tests/lxc.rs).
+command -v lxc-start >/dev/null || need_pkgs+=(lxc)
+# htop, drawn in a tmux pane under strace in a runc container (tests/oci.rs).
+command -v htop >/dev/null || need_pkgs+=(htop)
+command -v tmux >/dev/null || need_pkgs+=(tmux)
+command -v strace >/dev/null || need_pkgs+=(strace)
 command -v xz >/dev/null || need_pkgs+=(xz-utils)
 # dpkg-shlibdeps computes the Debian package's Depends (scripts/deb.sh, tests/deb.rs).
 command -v dpkg-shlibdeps >/dev/null || need_pkgs+=(dpkg-dev)

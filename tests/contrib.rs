@@ -1,5 +1,6 @@
-//! What fits lxcfs-uring into hosts: the systemd unit, LXC's hooks, readiness, the stats
-//! view, signals, the lxcfs-compatible flags, the manual page and the install script.
+//! What fits lxcfs-uring into hosts: the systemd unit, readiness, the stats view, signals,
+//! the lxcfs-compatible flags, the manual page and the install script (LXC's hooks run in
+//! real containers in tests/lxc.rs).
 
 mod common;
 
@@ -72,79 +73,6 @@ fn readiness_is_notified_once_the_mount_serves() {
         "{msg}"
     );
     let _ = std::fs::remove_dir_all(&sock_dir);
-}
-
-#[test]
-fn lxc_mount_hook_binds_the_views_into_a_rootfs() {
-    if !root_or_skip("lxc_mount_hook_binds_the_views_into_a_rootfs") {
-        return;
-    }
-    let d = Daemon::start("lxchook", &[]);
-    let rootfs = d.dir.join("rootfs");
-    for f in ["proc/meminfo", "proc/uptime", "proc/cpuinfo"] {
-        std::fs::create_dir_all(rootfs.join(f).parent().unwrap()).unwrap();
-        std::fs::write(rootfs.join(f), "container's own\n").unwrap();
-    }
-    std::fs::create_dir_all(rootfs.join("sys/devices/system/cpu")).unwrap();
-    // In a private mount namespace, as LXC runs its hooks; read the result from inside it.
-    let script = format!(
-        "{hook} && head -c 9 {r}/proc/meminfo && echo && cat {r}/sys/devices/system/cpu/online && ls {r}/proc",
-        hook = contrib("lxc/lxc.mount.hook").display(),
-        r = rootfs.display()
-    );
-    let out = Command::new("unshare")
-        .args(["-m", "--propagation", "private", "sh", "-c", &script])
-        .env("LXC_ROOTFS_MOUNT", &rootfs)
-        .env("LXCFS_DIR", &d.mnt)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines[0], "MemTotal:", "meminfo bound: {text}");
-    assert_eq!(
-        lines[1],
-        std::fs::read_to_string("/sys/devices/system/cpu/online")
-            .unwrap()
-            .trim()
-    );
-    // files the rootfs lacks are not created
-    assert_eq!(&lines[2..], ["cpuinfo", "meminfo", "uptime"], "{text}");
-    // outside that namespace nothing changed
-    assert_eq!(
-        std::fs::read_to_string(rootfs.join("proc/meminfo")).unwrap(),
-        "container's own\n"
-    );
-    // with no lxcfs-uring serving, the hook leaves the container alone
-    let out = Command::new(contrib("lxc/lxc.mount.hook"))
-        .env("LXC_ROOTFS_MOUNT", &rootfs)
-        .env("LXCFS_DIR", d.dir.join("nothing"))
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-}
-
-#[test]
-fn lxc_reboot_hook_warns_only_when_views_are_gone() {
-    let hook = contrib("lxc/lxc.reboot.hook");
-    let run = |target: &str, dir: &str| {
-        Command::new(&hook)
-            .env("LXC_TARGET", target)
-            .env("LXCFS_DIR", dir)
-            .output()
-            .unwrap()
-    };
-    let gone = run("reboot", "/nonexistent-lxcfs");
-    assert!(gone.status.success());
-    assert!(String::from_utf8_lossy(&gone.stderr).contains("reboots without its /proc views"));
-    assert!(run("stop", "/nonexistent-lxcfs").stderr.is_empty());
-    let conf = std::fs::read_to_string(contrib("lxc/00-lxcfs.conf")).unwrap();
-    assert!(conf.contains("lxc.hook.mount = /usr/share/lxcfs-uring/lxc.mount.hook"));
-    assert!(conf.contains("lxc.hook.post-stop = /usr/share/lxcfs-uring/lxc.reboot.hook"));
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! Real OCI runtimes: runc and crun run containers whose config.json bind-mounts the views
 //! over /proc and /sys/devices/system/cpu, as Docker and Kubernetes do, with the memory
 //! limit and cpuset set by the runtime. Inside, real programs (procps free, top and ps,
-//! nproc, getconf, Python, busybox) must see the container's limits and usage, on both
-//! transports.
+//! htop, nproc, getconf, Python, busybox) must see the container's limits and usage, on
+//! both transports.
 //!
 //! The container's root file system is the host's /usr and /etc, read-only, so the
 //! programs are the host's own, or an Alpine-like root of busybox and its applets (the
@@ -200,6 +200,145 @@ echo "uptime=$(cut -d. -f1 /proc/uptime)"
     assert!(up < 30, "the container's uptime:\n{text}");
 }
 
+/// htop (which has no batch mode) in a runc container limited to 256 MiB and one CPU, with
+/// the views and /proc/pressure bound by our OCI hook: drawn in a tmux pane, its screen shows one CPU meter
+/// and a 256M memory total and its pressure meters show values, and strace shows it opened
+/// /sys/devices/system/cpu, /proc/stat, /proc/meminfo and /proc/pressure/*, all ours.
+fn htop_in_a_container(transport: &str) {
+    let test = "htop_in_a_container";
+    if !runc_or_skip(test) {
+        return;
+    }
+    for tool in ["htop", "tmux", "strace"] {
+        let has = std::path::Path::new("/usr/bin").join(tool).exists();
+        if !host_has_or_skip(test, has, &format!("{tool} (scripts/test.sh installs it)")) {
+            return;
+        }
+    }
+    let d = Daemon::start(
+        &format!("oci-htop-{transport}"),
+        &["--transport", transport],
+    );
+    // The meters: every CPU, memory and swap on the left; tasks, load, uptime and two
+    // pressure meters on the right. htop redraws every 1.5 s: the screen is taken after
+    // its second draw.
+    let script = r#"
+export HOME=/tmp TERM=xterm
+mkdir -p /tmp/.config/htop
+printf '%s\n' htop_version=3.2.2 config_reader_min_version=3 \
+    'column_meters_0=AllCPUs Memory Swap' 'column_meter_modes_0=1 1 1' \
+    'column_meters_1=Tasks LoadAverage Uptime PressureStallCPUSome PressureStallMemorySome' \
+    'column_meter_modes_1=2 2 2 2 2' > /tmp/.config/htop/htoprc
+tmux -S /tmp/tmux new-session -d -x 100 -y 30 'strace -f -e trace=openat -o /tmp/trace htop'
+i=0
+until tmux -S /tmp/tmux capture-pane -p | grep -q 'PSI some memory'; do
+    i=$((i + 1)); [ $i -gt 100 ] && break; sleep 0.1
+done
+sleep 2
+tmux -S /tmp/tmux capture-pane -p | sed 's/^/screen:/'
+tmux -S /tmp/tmux send-keys q
+i=0
+while tmux -S /tmp/tmux has-session 2>/dev/null; do
+    i=$((i + 1)); [ $i -gt 100 ] && break; sleep 0.1
+done
+# what htop opened, with openat's result (an fd, or -1 and the error)
+sed -n 's/.*openat(AT_FDCWD, "\([^"]*\)".* = \(-*[0-9]*\).*/opened:\1 \2/p' /tmp/trace | sort -u
+awk '{for (i = 7; $i != "-"; i++); print "fstype:" $5 " " $(i+1)}' /proc/self/mountinfo
+"#;
+    let name = format!("htop-{transport}");
+    let cpu = if transport == "uring" { "0" } else { "1" };
+    let mut spec = Spec::new(&name, MIB256, cpu, script);
+    // runc mounts nothing but a few named files inside /proc: the views, /proc/pressure
+    // with them, come from our createContainer hook, as the annotation asks
+    let log = d.dir.join("hook.log");
+    spec.create_container_hooks
+        .push(oci_hook_entry(&d.mnt, &log));
+    spec.annotations = vec![("io.lxcfs-uring.pressure", "true")];
+    // tmux needs pseudo-terminals
+    spec.mounts.push(mount(
+        "/dev/pts",
+        "devpts",
+        "devpts",
+        &[
+            "nosuid",
+            "noexec",
+            "newinstance",
+            "ptmxmode=0666",
+            "mode=0620",
+        ],
+    ));
+    let out = Runc::with(&d.dir, &spec).run();
+    let tagged = |tag: &str| -> Vec<String> {
+        out.lines()
+            .filter_map(|l| l.strip_prefix(tag))
+            .map(str::to_owned)
+            .collect()
+    };
+    let screen = tagged("screen:");
+    let shown = screen.join("\n");
+    // CPU meters: "  CPU[||    1.3%]" for a lone CPU, "    0[||    3.9%]" for several,
+    // "[   offline]" for an id htop found no cpuN directory for. htop sizes its CPU list by
+    // the highest cpuN (the host's numbers, as in /proc/stat): a container on CPU 1 gets
+    // an offline meter for CPU 0 (README, "htop in a container").
+    let meters: Vec<&String> = screen
+        .iter()
+        .filter(|l| {
+            let l = l.trim_start();
+            let digits = l.chars().take_while(char::is_ascii_digit).count();
+            l.starts_with("CPU[") || (digits > 0 && l[digits..].starts_with('['))
+        })
+        .collect();
+    let offline = meters.iter().filter(|l| l.contains("offline]")).count();
+    assert_eq!(meters.len() - offline, 1, "htop's CPU meters:\n{shown}");
+    let lower: usize = cpu.parse().unwrap();
+    assert_eq!(offline, lower, "htop's offline CPU meters:\n{shown}");
+    // "  Mem[||||        1.23M/256M]" (the Tasks meter follows on the same line)
+    let mem = screen
+        .iter()
+        .find_map(|l| l.trim_start().strip_prefix("Mem["))
+        .unwrap_or_else(|| panic!("no Mem meter:\n{shown}"));
+    assert!(mem.contains("/256M]"), "htop's Mem meter:\n{shown}");
+    for psi in ["PSI some CPU:", "PSI some memory:"] {
+        let line = screen
+            .iter()
+            .find(|l| l.contains(psi))
+            .unwrap_or_else(|| panic!("no {psi} meter:\n{shown}"));
+        assert!(line.contains('%'), "{psi} shows values:\n{shown}");
+    }
+    // it opened (fd >= 0) the cpu directory and the files its meters need, all ours
+    let opened = tagged("opened:");
+    let fstypes = tagged("fstype:");
+    for path in [
+        "/sys/devices/system/cpu",
+        "/proc/stat",
+        "/proc/meminfo",
+        "/proc/pressure/cpu",
+        "/proc/pressure/memory",
+    ] {
+        assert!(
+            opened.iter().any(|o| o
+                .split_once(' ')
+                .is_some_and(|(p, fd)| p == path && !fd.starts_with('-'))),
+            "htop opened {path}:\n{}",
+            opened.join("\n")
+        );
+    }
+    for mountpoint in [
+        "/sys/devices/system/cpu",
+        "/proc/stat",
+        "/proc/meminfo",
+        "/proc/pressure/cpu",
+        "/proc/pressure/memory",
+    ] {
+        assert!(
+            fstypes.contains(&format!("{mountpoint} fuse.lxcfs")),
+            "{mountpoint} is our view:\n{}\nhook: {}",
+            fstypes.join("\n"),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+}
+
 /// The host's uptime in seconds, as this test process sees it.
 fn host_uptime() -> f64 {
     let text = std::fs::read_to_string("/proc/uptime").unwrap();
@@ -210,7 +349,8 @@ both_transports!(
     programs_in_a_runc_container,
     programs_in_a_crun_container,
     busybox_in_a_container,
-    programs_in_a_podman_container
+    programs_in_a_podman_container,
+    htop_in_a_container
 );
 
 /// What procps ps shows in a container for a busy process (docs: README, "ps in a

@@ -42,6 +42,9 @@ pub struct Spec<'a> {
     /// An Alpine-like root: /bin/busybox (static) and a link per applet, instead of the
     /// host's /usr and /etc.
     pub busybox_root: bool,
+    /// More entries of config.json's mounts (each a JSON object, see `mount`), after the
+    /// views.
+    pub mounts: Vec<String>,
 }
 
 impl<'a> Spec<'a> {
@@ -56,6 +59,7 @@ impl<'a> Spec<'a> {
             annotations: Vec::new(),
             runtime: "runc",
             busybox_root: false,
+            mounts: Vec::new(),
         }
     }
 }
@@ -132,6 +136,7 @@ impl Runc {
                 ));
             }
         }
+        mounts.extend(spec.mounts.iter().cloned());
         let id = unique(&format!("oci-{name}"));
         let args = json_string(spec.script);
         let annotations: Vec<String> = spec
@@ -276,6 +281,27 @@ pub fn busybox_root(rootfs: &Path) {
             let _ = std::os::unix::fs::symlink("busybox", bin.join(applet));
         }
     }
+}
+
+/// A hooks.createContainer entry running `lxcfs-uring oci-hook` with the daemon at `mnt`,
+/// logging to `log` (runc keeps a successful hook's stderr to itself).
+pub fn oci_hook_entry(mnt: &Path, log: &Path) -> String {
+    let args: Vec<String> = [
+        "lxcfs-uring",
+        "oci-hook",
+        "--mountpoint",
+        &mnt.to_string_lossy(),
+        "--log-file",
+        &log.to_string_lossy(),
+    ]
+    .iter()
+    .map(|a| json_string(a))
+    .collect();
+    format!(
+        r#"{{ "path": {}, "args": [{}], "timeout": 30 }}"#,
+        json_string(env!("CARGO_BIN_EXE_lxcfs-uring")),
+        args.join(", ")
+    )
 }
 
 /// One entry of config.json's mounts.
