@@ -27,27 +27,6 @@ echo "nodecpus=$(cat /sys/devices/system/node/node0/cpulist 2>/dev/null)"
 echo "views=$(awk '/ - fuse\.lxcfs / {print $5}' /proc/self/mountinfo | sort | tr '\n' ' ')"
 "#;
 
-/// A hooks.createContainer entry running our hook with the daemon at `mnt`, logging to
-/// `log` (runc keeps a successful hook's stderr to itself).
-fn hook_entry(mnt: &Path, log: &Path) -> String {
-    let args: Vec<String> = [
-        "lxcfs-uring",
-        "oci-hook",
-        "--mountpoint",
-        &mnt.to_string_lossy(),
-        "--log-file",
-        &log.to_string_lossy(),
-    ]
-    .iter()
-    .map(|a| json_string(a))
-    .collect();
-    format!(
-        r#"{{ "path": {}, "args": [{}], "timeout": 30 }}"#,
-        json_string(HOOK),
-        args.join(", ")
-    )
-}
-
 /// The views a container gets from the daemon at `mnt`: those the daemon offers whose
 /// file the kernel's procfs and sysfs have.
 fn offered(mnt: &Path, pressure: bool) -> BTreeSet<String> {
@@ -94,7 +73,7 @@ fn run_with_hook(
     mut spec: Spec<'_>,
 ) -> (std::collections::HashMap<String, String>, String, String) {
     let log = dir.join(format!("hook-{}.log", spec.name));
-    spec.create_container_hooks.push(hook_entry(mnt, &log));
+    spec.create_container_hooks.push(oci_hook_entry(mnt, &log));
     let c = Runc::with(dir, &spec);
     let out = c.run();
     let log = std::fs::read_to_string(&log).unwrap_or_default();
@@ -419,24 +398,12 @@ fn the_hook_from_hooks_d_gives_a_podman_container_its_views() {
     let hooks = d.dir.join("hooks.d");
     std::fs::create_dir_all(&hooks).unwrap();
     let log = d.dir.join("hook-podman.log");
-    let args: Vec<String> = [
-        "lxcfs-uring",
-        "oci-hook",
-        "--mountpoint",
-        &d.mnt.to_string_lossy(),
-        "--log-file",
-        &log.to_string_lossy(),
-    ]
-    .iter()
-    .map(|a| json_string(a))
-    .collect();
     std::fs::write(
         hooks.join("lxcfs-uring.json"),
         format!(
-            r#"{{ "version": "1.0.0", "hook": {{ "path": {}, "args": [{}] }},
+            r#"{{ "version": "1.0.0", "hook": {},
   "when": {{ "always": true }}, "stages": ["createContainer"] }}"#,
-            json_string(HOOK),
-            args.join(", ")
+            oci_hook_entry(&d.mnt, &log)
         ),
     )
     .unwrap();
