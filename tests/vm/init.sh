@@ -161,6 +161,11 @@ scenarios() {
     check possible_one "$(run_in one cat $L/sys/devices/system/cpu/possible)" 1
     check stat_cpus_one "$(run_in one cat $L/proc/stat | awk '/^cpu[0-9]/{printf "%s ", $1}')" "cpu1 "
     check sys_cpudirs_one "$(run_in one ls $L/sys/devices/system/cpu | grep -c '^cpu[0-9]')" 1
+    # /sys/devices/system/node from cpuset.mems.effective, the CPUs and memory.numa_stat
+    check node_online_one "$(run_in one cat $L/sys/devices/system/node/online)" 0
+    check node_dirs_one "$(run_in one ls $L/sys/devices/system/node | grep -c '^node[0-9]')" 1
+    check node_cpulist_one "$(run_in one cat $L/sys/devices/system/node/node0/cpulist)" 1
+    check node_meminfo_limit "$(run_in mem awk '/MemTotal:/{print $4}' $L/sys/devices/system/node/node0/meminfo)" 262144
 
     # cpu.max of 0.5 and 1.5 CPUs with --enable-cfs
     mkdir -p /sys/fs/cgroup/half /sys/fs/cgroup/oneandhalf
