@@ -43,7 +43,7 @@ root="$stage/context/rootfs"
 install -D -m 0755 "$bin" "$root/usr/bin/lxcfs-uring"
 install -D -m 0755 /bin/busybox "$root/bin/busybox"
 # What the pod's command and readiness probe run.
-for applet in sh cat grep mkdir sleep umount; do
+for applet in sh cat grep mkdir sleep timeout umount; do
     ln -s busybox "$root/bin/$applet"
 done
 install -D -m 0644 -t "$root/usr/share/doc/lxcfs-uring" LICENSE-APACHE LICENSE-MIT
