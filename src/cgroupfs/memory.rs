@@ -372,9 +372,8 @@ pub fn vmstat_counters<'a>(
     }
     let oom_kills =
         crate::kfile::lines(events).find_map(|l| parse_u64(l.strip_prefix(b"oom_kill ")?));
-    if let Some(n) = oom_kills {
-        out.push((b"oom_kill", n));
-    }
+    // None counted (no such line before 4.13): 0, never the host's count.
+    out.push((b"oom_kill", oom_kills.unwrap_or(0)));
     if let (Some(d), Some(w)) = (dirty, writeback) {
         out.push((b"nr_zone_write_pending", d.saturating_add(w)));
     }

@@ -298,7 +298,7 @@ fn vmstat_view(
         return host_file(c"/proc/vmstat", out);
     };
     dir.read(Knob::MemoryStat, &mut w.scratch)?;
-    // Without an oom_kill count there (kernels before 4.13), the host's line stays.
+    // Without an oom_kill count there (kernels before 4.13), oom_kill reads 0.
     let mut events = Vec::new();
     if dir.has(Knob::MemoryEvents) {
         dir.read(Knob::MemoryEvents, &mut events)?;

@@ -236,9 +236,17 @@ mod tests {
         }
         // a page count named in memory.stat is never taken as the vmstat line
         let c = vmstat_counters(b"nr_free_pages 1\n", b"", true, PAGE, THP);
-        assert!(c.is_empty());
+        assert_eq!(c, [(&b"oom_kill"[..], 0)]);
         let c = vmstat_counters(b"anon 18446744073709551615\n", b"oom_kill x\n", true, 0, 0);
-        assert_eq!(c, [(&b"nr_anon_pages"[..], u64::MAX)]);
+        assert_eq!(
+            c,
+            [(&b"nr_anon_pages"[..], u64::MAX), (&b"oom_kill"[..], 0)]
+        );
+        // no oom_kill count at all: 0, not the host's
+        let c = vmstat_counters(b"", b"", true, PAGE, THP);
+        let mut out = Vec::new();
+        render(HOST, &c, &mut VmstatHistory::default(), &mut out);
+        assert_eq!(value(&out, "oom_kill"), 0);
         // a host file that is not name-value lines passes through unchanged
         let host = b"weird\nname notanumber\nlast 5";
         let mut out = Vec::new();
