@@ -318,8 +318,9 @@ const VM_BYTES: [VmBytes; 20] = [
 /// from and written to block devices.
 const VM_NOT_THE_SAME: [&[u8]; 2] = [b"pgpgin", b"pgpgout"];
 
-/// The memory.stat values (and the OOM kills of `events`: v1 memory.oom_control, v2
-/// memory.events, both hierarchical) that a /proc/vmstat line can show, named and counted as
+/// The memory.stat values (and the OOM kills of `events`: v1 memory.oom_control counts the
+/// cgroup's own tasks only, as the kernel walks no parents on v1; v2 memory.events also its
+/// descendants', unless cgroup2 is mounted with memory_localevents) that a /proc/vmstat line can show, named and counted as
 /// /proc/vmstat names and counts them: byte counts converted to pages (kB, huge pages)
 /// by `VM_BYTES`; every other key (the event counters: pgfault, pgscan_kswapd,
 /// workingset_refault_file, thp_fault_alloc, ...) as it is, to be matched by name with a
