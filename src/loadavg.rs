@@ -68,7 +68,8 @@ impl LoadTracker {
     }
 
     /// The loads of every tracked cgroup, one `avg1 avg5 avg15 running total last_pid path`
-    /// line each, for a successor's `inherit`.
+    /// line each, then `blocked n path` where threads were in uninterruptible sleep at the
+    /// last sample, for a successor's `inherit`.
     pub fn export(&self) -> String {
         let map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = String::new();
@@ -79,6 +80,11 @@ impl LoadTracker {
                 "{a} {b} {c} {} {} {} {path}\n",
                 l.running, l.total, l.last_pid
             ));
+            // A line of its own, which a predecessor without it never sends and a
+            // successor without it skips as malformed.
+            if l.blocked > 0 {
+                out.push_str(&format!("blocked {} {path}\n", l.blocked));
+            }
         }
         out
     }
@@ -87,6 +93,15 @@ impl LoadTracker {
     pub fn inherit(&self, text: &str) -> usize {
         let mut inherited = self.inherited.lock().unwrap_or_else(|e| e.into_inner());
         for line in text.lines() {
+            if let Some((n, path)) = line
+                .strip_prefix("blocked ")
+                .and_then(|l| l.split_once(' '))
+            {
+                if let (Ok(n), Some(l)) = (n.parse(), inherited.get_mut(path)) {
+                    l.blocked = n;
+                }
+                continue;
+            }
             let mut f = line.splitn(7, ' ');
             let n: [Option<u64>; 6] = std::array::from_fn(|_| f.next()?.parse().ok());
             if let ([Some(a), Some(b), Some(c), Some(r), Some(t), Some(p)], Some(path)) =
@@ -190,8 +205,23 @@ mod tests {
         );
         let inherited = t.inherited.lock().unwrap();
         assert_eq!(inherited["/lxc/c 1"].averages(), [2048, 1024, 512]);
+        assert_eq!(
+            inherited["/lxc/c 1"].blocked, 0,
+            "from a predecessor without it"
+        );
         assert_eq!(inherited["/other"].averages(), [100, 200, 300]);
         assert_eq!(inherited.len(), 2, "malformed lines are skipped");
+    }
+
+    #[test]
+    fn blocked_threads_are_handed_over() {
+        let t = LoadTracker::default();
+        t.inherit(
+            "1 2 3 4 9 42 /lxc/c 1\nblocked 3 /lxc/c 1\nblocked x /lxc/c 1\nblocked 5 /gone\n",
+        );
+        let inherited = t.inherited.lock().unwrap();
+        assert_eq!(inherited["/lxc/c 1"].blocked, 3);
+        assert_eq!(inherited.len(), 1);
     }
 
     #[test]

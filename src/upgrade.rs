@@ -97,8 +97,8 @@ fn freeze(s: &Session) -> io::Result<(String, Vec<OwnedFd>)> {
 }
 
 /// State of this process a planned successor continues from, so an upgrade changes
-/// nothing a container sees: each container's /proc/stat history (counters never go
-/// backwards) and, with -l, its load averages. One line per item, `stat ...` or `load ...`,
+/// nothing a container sees: each container's /proc/stat and /proc/vmstat histories
+/// (counters never go backwards) and, with -l, its load averages and blocked threads. One line per item, `stat ...` or `load ...`,
 /// in a memfd (it grows with the containers); a crash's successor starts without it.
 fn carried(s: &Session) -> io::Result<Option<OwnedFd>> {
     let mut text = String::new();

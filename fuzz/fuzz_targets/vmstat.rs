@@ -1,5 +1,6 @@
 //! memory.stat (v1 and v2) as /proc/vmstat counts, and the vmstat renderer over them,
-//! with the input also taken as the host's file (split at the first NUL).
+//! with the input also taken as the host's file (split at the first NUL), and as a
+//! carried vmstat history word.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -22,5 +23,12 @@ fuzz_target!(|data: &[u8]| {
         vmstat::render(host, &counts, &mut h, &mut out);
         // one line out for each line of the host's
         assert_eq!(lines(&out).count(), lines(host).count());
+    }
+    // the history as a successor takes it back: a word it accepts survives a round trip
+    if let Some(h) = std::str::from_utf8(data)
+        .ok()
+        .and_then(VmstatHistory::from_word)
+    {
+        assert_eq!(VmstatHistory::from_word(&h.to_word()), Some(h));
     }
 });

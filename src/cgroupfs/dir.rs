@@ -58,7 +58,8 @@ pub enum Knob {
     IoStat,
     /// v1 memory.kmem.slabinfo
     KmemSlabinfo,
-    /// v1 memory.oom_control, v2 memory.events: both count OOM kills in `oom_kill`
+    /// v1 memory.oom_control, v2 memory.events: both count OOM kills in `oom_kill` (v1 the
+    /// cgroup's own only; v2 with its descendants', unless mounted memory_localevents)
     MemoryEvents,
     /// v1 tasks, v2 cgroup.threads: every thread in the cgroup
     Threads,

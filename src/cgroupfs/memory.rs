@@ -318,8 +318,9 @@ const VM_BYTES: [VmBytes; 20] = [
 /// from and written to block devices.
 const VM_NOT_THE_SAME: [&[u8]; 2] = [b"pgpgin", b"pgpgout"];
 
-/// The memory.stat values (and the OOM kills of `events`: v1 memory.oom_control, v2
-/// memory.events, both hierarchical) that a /proc/vmstat line can show, named and counted as
+/// The memory.stat values (and the OOM kills of `events`: v1 memory.oom_control counts the
+/// cgroup's own tasks only, as the kernel walks no parents on v1; v2 memory.events also its
+/// descendants', unless cgroup2 is mounted with memory_localevents) that a /proc/vmstat line can show, named and counted as
 /// /proc/vmstat names and counts them: byte counts converted to pages (kB, huge pages)
 /// by `VM_BYTES`; every other key (the event counters: pgfault, pgscan_kswapd,
 /// workingset_refault_file, thp_fault_alloc, ...) as it is, to be matched by name with a
@@ -372,9 +373,8 @@ pub fn vmstat_counters<'a>(
     }
     let oom_kills =
         crate::kfile::lines(events).find_map(|l| parse_u64(l.strip_prefix(b"oom_kill ")?));
-    if let Some(n) = oom_kills {
-        out.push((b"oom_kill", n));
-    }
+    // None counted (no such line before 4.13): 0, never the host's count.
+    out.push((b"oom_kill", oom_kills.unwrap_or(0)));
     if let (Some(d), Some(w)) = (dirty, writeback) {
         out.push((b"nr_zone_write_pending", d.saturating_add(w)));
     }

@@ -239,8 +239,12 @@ pub struct Containers {
     sweep_at: std::sync::atomic::AtomicUsize,
     /// /proc/stat histories handed over by a predecessor, by pid namespace, with the init
     /// they belonged to: a container built here for that namespace continues from them.
-    inherited: Mutex<HashMap<u64, (u32, StatHistory)>>,
+    inherited: Mutex<HashMap<u64, Inherited>>,
 }
+
+/// What a predecessor showed a container: its init, its /proc/stat and /proc/vmstat
+/// histories.
+type Inherited = (u32, StatHistory, VmstatHistory);
 
 impl Containers {
     pub fn new(hier: Hierarchies) -> io::Result<Containers> {
@@ -286,10 +290,11 @@ impl Containers {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&ns);
-        if let Some((was, history)) = handed
+        if let Some((was, stat, vmstat)) = handed
             && was == init
         {
-            *c.stat_history.lock().unwrap_or_else(|e| e.into_inner()) = history;
+            *c.stat_history.lock().unwrap_or_else(|e| e.into_inner()) = stat;
+            *c.vmstat_history.lock().unwrap_or_else(|e| e.into_inner()) = vmstat;
         }
         let mut map = self.cache.write().unwrap_or_else(|e| e.into_inner());
         if map.len() >= self.sweep_at.load(Ordering::Relaxed) {
@@ -402,14 +407,18 @@ impl Containers {
         }
     }
 
-    /// Every cached container's /proc/stat history, one `ns init history` line each, for a
-    /// successor's `inherit`.
+    /// Every cached container's /proc/stat and /proc/vmstat histories, one
+    /// `ns init stat vmstat` line each, for a successor's `inherit_histories`. The vmstat
+    /// word is last: a predecessor that has none leaves it out, and a successor that
+    /// knows none ignores it.
     pub fn export_histories(&self) -> String {
         let map = self.cache.read().unwrap_or_else(|e| e.into_inner());
         let mut out = String::new();
         for (ns, c) in map.iter() {
-            let h = c.stat_history.lock().unwrap_or_else(|e| e.into_inner());
-            out.push_str(&format!("{ns} {} {}\n", c.init, h.to_word()));
+            let stat = c.stat_history.lock().unwrap_or_else(|e| e.into_inner());
+            let vmstat = c.vmstat_history.lock().unwrap_or_else(|e| e.into_inner());
+            let (stat, vmstat) = (stat.to_word(), vmstat.to_word());
+            out.push_str(&format!("{ns} {} {stat} {vmstat}\n", c.init));
         }
         out
     }
@@ -419,13 +428,17 @@ impl Containers {
         let mut inherited = self.inherited.lock().unwrap_or_else(|e| e.into_inner());
         for line in text.lines() {
             let mut f = line.split(' ');
-            let (Some(ns), Some(init), Some(word)) = (f.next(), f.next(), f.next()) else {
+            let (Some(ns), Some(init), Some(stat)) = (f.next(), f.next(), f.next()) else {
                 continue;
             };
-            if let (Ok(ns), Ok(init), Some(h)) =
-                (ns.parse(), init.parse(), StatHistory::from_word(word))
-            {
-                inherited.insert(ns, (init, h));
+            let vmstat = VmstatHistory::from_word(f.next().unwrap_or(""));
+            if let (Ok(ns), Ok(init), Some(stat), Some(vmstat)) = (
+                ns.parse(),
+                init.parse(),
+                StatHistory::from_word(stat),
+                vmstat,
+            ) {
+                inherited.insert(ns, (init, stat, vmstat));
             }
         }
         inherited.len()
@@ -536,5 +549,25 @@ mod tests {
         let hier = parse_mountinfo(V2_MOUNTS);
         let long = format!("0::/{}\n", "x".repeat(70_000));
         assert!(CgroupPaths::parse(&hier, &long).is_err());
+    }
+
+    #[test]
+    fn histories_of_a_predecessor_with_or_without_vmstat() {
+        let c = Containers::new(parse_mountinfo(V2_MOUNTS)).unwrap();
+        // ns 7 from a predecessor that carries vmstat, ns 8 from one that does not; then
+        // a malformed vmstat word, a malformed stat word, a short line
+        let n = c.inherit_histories("7 100 5,6 1,2,3\n8 200 5,6\n9 1 5,6 x\n10 1 x 1\n11 1\n");
+        assert_eq!(n, 2);
+        let inherited = c.inherited.lock().unwrap();
+        let (init, stat, vmstat) = &inherited[&7];
+        assert_eq!(
+            (*init, stat.to_word(), vmstat.to_word()),
+            (100, "5,6".into(), "1,2,3".into())
+        );
+        let (init, stat, vmstat) = &inherited[&8];
+        assert_eq!(
+            (*init, stat.to_word(), vmstat),
+            (200, "5,6".into(), &VmstatHistory::default())
+        );
     }
 }

@@ -24,8 +24,15 @@ const NODE_FLAG: u64 = 1 << 61;
 const FIRST_SHIFT: u32 = 48;
 /// Linux has at most 8192 CPUs (NR_CPUS) and 1024 nodes.
 const FIRST_MASK: u64 = (1 << 13) - 1;
-/// Components after the first: six bytes, each a 1-based position (0 ends the path).
-const MAX_REST: usize = 6;
+/// Components after the first fill the low 48 bits, each a 1-based position (0 ends the
+/// path): six bytes, except below a nodeN directory (see `widths`).
+const REST_BITS: u32 = 48;
+/// A child of a nodeN directory that is a cpuN link, named by its CPU number: a node of a
+/// large host links thousands of CPUs, which would crowd its files out of a position.
+const CPU_LINK: u64 = 1 << 15;
+/// Positions of a nodeN directory's other entries (thousands of memoryN blocks on hosts
+/// with much memory).
+const NODE_POS_MAX: u64 = CPU_LINK - 1;
 
 /// Top-level files of the cpu directory shown from the container's CPU list instead of
 /// the host's.
@@ -201,21 +208,68 @@ fn enoent() -> io::Error {
     io::Error::from_raw_os_error(libc::ENOENT)
 }
 
-/// Whether the child `name` of the directory `parent` is shown to this caller.
-fn child_shown(parent: u64, name: &[u8], shown: &Shown<'_>) -> bool {
-    let in_node_dir =
-        parent & (NODE_FLAG | NUM_FLAG) == (NODE_FLAG | NUM_FLAG) && depth(parent) == 0;
-    !in_node_dir || shown.in_node_dir(name)
+/// Whether `id` is a nodeN directory itself.
+fn is_node_dir(id: u64) -> bool {
+    id & (NODE_FLAG | NUM_FLAG) == (NODE_FLAG | NUM_FLAG) && depth(id) == 0
 }
 
-/// The position byte of the `i`-th component after the first (0-based) of `id`.
-fn position(id: u64, i: usize) -> usize {
-    ((id >> (8 * (MAX_REST - 1 - i))) & 0xff) as usize
+/// Bit widths of the components after the first: below a nodeN directory the first is
+/// two bytes (`CPU_LINK` and the CPU number, or a position up to `NODE_POS_MAX`).
+fn widths(id: u64) -> &'static [u32] {
+    if id & (NODE_FLAG | NUM_FLAG) == (NODE_FLAG | NUM_FLAG) {
+        &[16, 8, 8, 8, 8]
+    } else {
+        &[8; 6]
+    }
 }
 
-/// `parent` with one more component, at 1-based position `pos` of its listing.
-fn child_id(parent: u64, pos: usize) -> u64 {
-    parent | ((pos as u64) << (8 * (MAX_REST - 1 - depth(parent))))
+/// Where the `i`-th component after the first (0-based) of `id` starts, and its mask.
+fn field(id: u64, i: usize) -> (u32, u64) {
+    let w = widths(id);
+    (REST_BITS - w[..=i].iter().sum::<u32>(), (1 << w[i]) - 1)
+}
+
+/// The `i`-th component after the first (0-based) of `id`; 0 past its last.
+fn position(id: u64, i: usize) -> u64 {
+    if i >= widths(id).len() {
+        return 0;
+    }
+    let (shift, mask) = field(id, i);
+    (id >> shift) & mask
+}
+
+/// `parent` with one more component, `value`.
+fn child_id(parent: u64, value: u64) -> u64 {
+    let (shift, mask) = field(parent, depth(parent));
+    parent | ((value & mask) << shift)
+}
+
+/// The children of the host directory `path` (the node `parent`) shown to this caller,
+/// each with its component in a child's id: its 1-based position in the sorted listing,
+/// but in a nodeN directory the container's cpuN links by number and the other entries
+/// by position among themselves. Deterministic from the host tree, so a successor
+/// process decodes the same ids.
+fn children(parent: u64, path: &Path, shown: &Shown<'_>) -> io::Result<Vec<(OsString, u64)>> {
+    let names = listing(path)?;
+    if !is_node_dir(parent) {
+        return Ok(names.into_iter().zip(1..=0xff).collect());
+    }
+    let mut out = Vec::new();
+    let mut pos = 0;
+    for name in names {
+        match numbered(b"cpu", name.as_bytes()) {
+            Some(cpu) if shown.in_node_dir(name.as_bytes()) => {
+                out.push((name, CPU_LINK | u64::from(cpu)))
+            }
+            Some(_) => {}
+            None if pos < NODE_POS_MAX => {
+                pos += 1;
+                out.push((name, pos));
+            }
+            None => {}
+        }
+    }
+    Ok(out)
 }
 
 /// Decode `id` to the host path it names for this caller.
@@ -236,17 +290,13 @@ fn host_path(id: u64, shown: &Shown<'_>) -> io::Result<PathBuf> {
             .ok_or_else(enoent)?;
         path.push(name);
     }
-    let mut parent = id & !((1 << (8 * MAX_REST)) - 1);
-    for i in 0..MAX_REST {
+    let mut parent = id & !((1 << REST_BITS) - 1);
+    for i in 0..depth(id) {
         let pos = position(id, i);
-        if pos == 0 {
-            break;
-        }
-        let names = listing(&path)?;
-        let name = names.get(pos - 1).ok_or_else(enoent)?;
-        if !child_shown(parent, name.as_bytes(), shown) {
-            return Err(enoent());
-        }
+        let (name, _) = children(parent, &path, shown)?
+            .into_iter()
+            .find(|&(_, v)| v == pos)
+            .ok_or_else(enoent)?;
         path.push(name);
         parent = child_id(parent, pos);
     }
@@ -255,7 +305,9 @@ fn host_path(id: u64, shown: &Shown<'_>) -> io::Result<PathBuf> {
 
 /// How many components after the first `id` has.
 fn depth(id: u64) -> usize {
-    (0..MAX_REST).take_while(|&i| position(id, i) != 0).count()
+    (0..widths(id).len())
+        .take_while(|&i| position(id, i) != 0)
+        .count()
 }
 
 fn entry_at(id: u64, host: PathBuf) -> io::Result<Entry> {
@@ -293,19 +345,15 @@ pub fn lookup_top(dir: SysDir, name: &[u8], shown: &Shown<'_>) -> io::Result<Ent
 
 /// Look `name` up in the directory `parent` (a dynamic node).
 pub fn lookup(parent: u64, name: &[u8], shown: &Shown<'_>) -> io::Result<Entry> {
-    if depth(parent) >= MAX_REST || !child_shown(parent, name, shown) {
+    if depth(parent) >= widths(parent).len() {
         return Err(enoent());
     }
     let dir = host_path(parent, shown)?;
-    let names = listing(&dir)?;
-    let pos = names
-        .iter()
-        .position(|n| n.as_bytes() == name)
+    let (name, pos) = children(parent, &dir, shown)?
+        .into_iter()
+        .find(|(n, _)| n.as_bytes() == name)
         .ok_or_else(enoent)?;
-    if pos + 1 > 0xff {
-        return Err(enoent());
-    }
-    entry_at(child_id(parent, pos + 1), dir.join(&names[pos]))
+    entry_at(child_id(parent, pos), dir.join(name))
 }
 
 /// A directory entry: name, node id, d_type.
@@ -351,17 +399,14 @@ pub fn readdir_top(dir: SysDir, shown: &Shown<'_>) -> io::Result<Vec<DirEntry>> 
 pub fn readdir(id: u64, shown: &Shown<'_>) -> io::Result<Vec<DirEntry>> {
     let dir = host_path(id, shown)?;
     let mut out = Vec::new();
-    if depth(id) >= MAX_REST {
+    if depth(id) >= widths(id).len() {
         return Ok(out);
     }
-    for (i, name) in listing(&dir)?.into_iter().enumerate().take(0xff) {
-        if !child_shown(id, name.as_bytes(), shown) {
-            continue;
-        }
+    for (name, pos) in children(id, &dir, shown)? {
         let Ok(meta) = std::fs::symlink_metadata(dir.join(&name)) else {
             continue;
         };
-        out.push((name.as_bytes().to_vec(), child_id(id, i + 1), dtype(&meta)));
+        out.push((name.as_bytes().to_vec(), child_id(id, pos), dtype(&meta)));
     }
     Ok(out)
 }
@@ -369,6 +414,7 @@ pub fn readdir(id: u64, shown: &Shown<'_>) -> io::Result<Vec<DirEntry>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::OsStr;
 
     fn host_cpus() -> Vec<u32> {
         crate::cpulist::read(c"/sys/devices/system/cpu/online").unwrap()
@@ -531,7 +577,7 @@ mod tests {
         let cpu = lookup(node2.id, b"cpu4", &shown).unwrap();
         assert!(cpu.meta.file_type().is_symlink());
         // The id of a hidden link decodes to nothing for this caller.
-        let five = inside.iter().find(|e| e.0 == b"cpu4").unwrap().1 + (1 << 40);
+        let five = child_id(node2.id, CPU_LINK | 5);
         assert!(entry(five, &shown).is_err());
         // Renumbered CPUs: the links would name host CPUs, so none is shown.
         let renum = Shown {
@@ -549,5 +595,76 @@ mod tests {
         assert!(entry(list.id, &other).is_err());
         // The cpu directory's entries are not the node directory's.
         assert!(lookup_top(SysDir::Cpu, b"node1", &shown).is_err());
+    }
+
+    /// A large host: node0 links 256 CPUs and holds 2000 memory blocks.
+    #[test]
+    fn a_node_with_many_cpus_and_memory_blocks() {
+        let t = FakeTree(std::env::temp_dir().join(format!("sysfs-big-{}", std::process::id())));
+        let d = t.0.join("node/node0");
+        std::fs::create_dir_all(&d).unwrap();
+        for f in ["cpulist", "cpumap", "distance", "meminfo"] {
+            std::fs::write(d.join(f), "0\n").unwrap();
+        }
+        for c in 0..256 {
+            std::os::unix::fs::symlink(format!("../../cpu/cpu{c}"), d.join(format!("cpu{c}")))
+                .unwrap();
+        }
+        for m in 0..2000 {
+            std::fs::create_dir_all(d.join(format!("memory{m}/power"))).unwrap();
+        }
+        let shown = Shown {
+            base: t.0.as_path(),
+            cpus: &[0, 1, 2, 3],
+            renumber: false,
+            nodes: &[0],
+        };
+        let node0 = lookup_top(SysDir::Node, b"node0", &shown).unwrap();
+        for f in ["cpulist", "cpumap", "distance", "meminfo", "memory1999"] {
+            let e = lookup(node0.id, f.as_bytes(), &shown).unwrap();
+            assert_eq!(e.host, d.join(f));
+            assert_eq!(entry(e.id, &shown).unwrap().host, e.host, "{f}");
+        }
+        let power = lookup(
+            lookup(node0.id, b"memory1999", &shown).unwrap().id,
+            b"power",
+            &shown,
+        );
+        assert_eq!(
+            entry(power.unwrap().id, &shown).unwrap().host,
+            d.join("memory1999/power")
+        );
+        let inside = readdir(node0.id, &shown).unwrap();
+        let listed = names(&inside);
+        assert_eq!(inside.len(), 4 + 4 + 2000, "{:?}", &listed[..10]);
+        for want in [
+            "cpu0", "cpu3", "cpulist", "cpumap", "distance", "meminfo", "memory0",
+        ] {
+            assert!(listed.iter().any(|n| n == want), "{want} missing");
+        }
+        assert!(!listed.iter().any(|n| n == "cpu4"));
+        assert!(lookup(node0.id, b"cpu200", &shown).is_err());
+        for (name, id, _) in &inside {
+            assert!(
+                entry(*id, &shown)
+                    .unwrap()
+                    .host
+                    .ends_with(OsStr::from_bytes(name))
+            );
+        }
+        let meminfo = lookup(node0.id, b"meminfo", &shown).unwrap();
+        assert_eq!(meminfo.node_file(), Some((0, NodeFile::Meminfo)));
+        // The ids of the files do not move when the container's CPUs change.
+        let other = Shown {
+            cpus: &[100, 255],
+            ..shown
+        };
+        assert_eq!(lookup(node0.id, b"meminfo", &other).unwrap().id, meminfo.id);
+        assert_eq!(
+            entry(lookup(node0.id, b"cpu255", &other).unwrap().id, &other)
+                .unwrap()
+                .host,
+            d.join("cpu255")
+        );
     }
 }

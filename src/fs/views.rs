@@ -250,6 +250,14 @@ impl HostFiles {
     }
 }
 
+/// The container's own memory cgroup, unless it is the root: the root cgroup holds the
+/// whole host, and on cgroup v2 it has neither usage nor limits (Linux 7.x has no
+/// memory.current there).
+fn own_memory_cgroup<'c>(containers: &Containers, c: &'c Container) -> Option<&'c CgroupDir> {
+    c.cgroup(&containers.hier, Controller::Memory)
+        .filter(|_| c.cgroup_path(Controller::Memory) != Some("/"))
+}
+
 fn memory_view(
     containers: &Containers,
     opts: &ViewOptions,
@@ -258,12 +266,7 @@ fn memory_view(
     file: FileId,
     out: &mut Vec<u8>,
 ) -> io::Result<()> {
-    let dir = c
-        .cgroup(&containers.hier, Controller::Memory)
-        // The root cgroup holds the whole host, and on cgroup v2 it has neither usage nor
-        // limits (Linux 7.x has no memory.current there).
-        .filter(|_| c.cgroup_path(Controller::Memory) != Some("/"));
-    let Some(dir) = dir else {
+    let Some(dir) = own_memory_cgroup(containers, c) else {
         // No memory controller, or the root: nothing limits the container, so the host's
         // values hold.
         return match file {
@@ -291,14 +294,11 @@ fn vmstat_view(
     c: &Container,
     out: &mut Vec<u8>,
 ) -> io::Result<()> {
-    let dir = c
-        .cgroup(&containers.hier, Controller::Memory)
-        .filter(|_| c.cgroup_path(Controller::Memory) != Some("/"));
-    let Some(dir) = dir else {
+    let Some(dir) = own_memory_cgroup(containers, c) else {
         return host_file(c"/proc/vmstat", out);
     };
     dir.read(Knob::MemoryStat, &mut w.scratch)?;
-    // Without an oom_kill count there (kernels before 4.13), the host's line stays.
+    // Without an oom_kill count there (kernels before 4.13), oom_kill reads 0.
     let mut events = Vec::new();
     if dir.has(Knob::MemoryEvents) {
         dir.read(Knob::MemoryEvents, &mut events)?;
@@ -546,10 +546,7 @@ pub fn node_meminfo(
 ) -> io::Result<()> {
     let containers = &fs.containers;
     in_container(containers, w, pid, out, |w, c, out| {
-        let dir = c
-            .cgroup(&containers.hier, Controller::Memory)
-            .filter(|_| c.cgroup_path(Controller::Memory) != Some("/"))
-            .filter(|d| d.has(Knob::NumaStat));
+        let dir = own_memory_cgroup(containers, c).filter(|d| d.has(Knob::NumaStat));
         let Some(dir) = dir else {
             return kfile::read_path_buf(host, out);
         };

@@ -75,13 +75,9 @@ pub fn meminfo(host: &[u8], stat: &NumaStat, total_kb: u64, out: &mut Vec<u8>) {
     let sum = |a: &str, b: &str| Some(kb(a)? + kb(b)?);
     let host_total = host_kb(host, b"MemTotal").unwrap_or(0);
     let total = host_total.min(total_kb);
-    // No line for the node at all (not a file the kernel writes): the host node's use.
-    let used = stat
-        .used()
-        .map(|b| b / 1024)
-        .or_else(|| host_kb(host, b"MemUsed"))
-        .unwrap_or(0)
-        .min(total);
+    // No line for the node at all (not a file the kernel writes): nothing of the
+    // container's is known there, and the host node's use is not the container's.
+    let used = stat.used().map_or(0, |b| b / 1024).min(total);
     for line in crate::kfile::lines(host) {
         let Some((prefix, key)) = split_line(line) else {
             out.extend_from_slice(line);
@@ -291,10 +287,10 @@ hierarchical_anon=256 N0=0 N1=256\nhierarchical_unevictable=0 N0=0 N1=0\n",
             out,
             b"Node 1 MemUsed:               0 kB\n\xff:\nno colon\nNode 1 Active:\n"
         );
-        // nothing for the node: the host node's use, within the capped MemTotal
+        // nothing for the node: none used, not the host node's use
         let out = s(|o| meminfo(HOST, &NumaStat::default(), 1024, o));
         assert_eq!(value(&out, "MemTotal"), 1024);
-        assert_eq!(value(&out, "MemUsed"), 1024);
-        assert_eq!(value(&out, "MemFree"), 0);
+        assert_eq!(value(&out, "MemUsed"), 0);
+        assert_eq!(value(&out, "MemFree"), 1024);
     }
 }

@@ -14,6 +14,27 @@ pub struct VmstatHistory {
     shown: Vec<u64>,
 }
 
+impl VmstatHistory {
+    /// One space-free word a successor process takes back with `from_word`: the values
+    /// shown, by line, comma-separated.
+    pub fn to_word(&self) -> String {
+        let words: Vec<String> = self.shown.iter().map(u64::to_string).collect();
+        words.join(",")
+    }
+
+    /// None for a malformed word.
+    pub fn from_word(w: &str) -> Option<VmstatHistory> {
+        let shown = match w {
+            "" => Vec::new(),
+            _ => w
+                .split(',')
+                .map(|v| v.parse().ok())
+                .collect::<Option<_>>()?,
+        };
+        Some(VmstatHistory { shown })
+    }
+}
+
 /// A line that is a level, not a count of events: it may go down. The kernel names its
 /// page counts `nr_*`; `workingset_nodes` is the one level named otherwise.
 fn is_level(name: &[u8]) -> bool {
@@ -236,9 +257,31 @@ mod tests {
         }
         // a page count named in memory.stat is never taken as the vmstat line
         let c = vmstat_counters(b"nr_free_pages 1\n", b"", true, PAGE, THP);
-        assert!(c.is_empty());
+        assert_eq!(c, [(&b"oom_kill"[..], 0)]);
         let c = vmstat_counters(b"anon 18446744073709551615\n", b"oom_kill x\n", true, 0, 0);
-        assert_eq!(c, [(&b"nr_anon_pages"[..], u64::MAX)]);
+        assert_eq!(
+            c,
+            [(&b"nr_anon_pages"[..], u64::MAX), (&b"oom_kill"[..], 0)]
+        );
+        // no oom_kill count at all: 0, not the host's
+        let c = vmstat_counters(b"", b"", true, PAGE, THP);
+        let mut out = Vec::new();
+        render(HOST, &c, &mut VmstatHistory::default(), &mut out);
+        assert_eq!(value(&out, "oom_kill"), 0);
+        // a history survives its word; a malformed word is none
+        let mut h = VmstatHistory::default();
+        render(
+            HOST,
+            &vmstat_counters(b"", b"oom_kill 2\n", true, PAGE, THP),
+            &mut h,
+            &mut Vec::new(),
+        );
+        assert!(!h.shown.is_empty());
+        assert_eq!(VmstatHistory::from_word(&h.to_word()), Some(h));
+        assert_eq!(VmstatHistory::from_word(""), Some(VmstatHistory::default()));
+        for bad in ["1,,2", "x", "1 2", "-1"] {
+            assert_eq!(VmstatHistory::from_word(bad), None, "{bad}");
+        }
         // a host file that is not name-value lines passes through unchanged
         let host = b"weird\nname notanumber\nlast 5";
         let mut out = Vec::new();
