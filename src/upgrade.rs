@@ -81,17 +81,22 @@ pub fn refusal(s: &Session) -> Option<&'static str> {
 
 /// Stop answering and describe the connection: the state line and the fds to hand over
 /// (`describe`), then the memfd of the carried state (see `carried`).
+/// Called off (a reply that does not end, a failed description) through `thaw`, so the
+/// requests classic workers held back meanwhile are resent and answered.
 fn freeze(s: &Session) -> io::Result<(String, Vec<OwnedFd>)> {
-    s.freeze.freeze()?;
-    let described = describe(s).and_then(|(mut state, mut fds)| {
-        if let Some(fd) = carried(s)? {
-            state.push_str(",carry=1");
-            fds.push(fd);
-        }
-        Ok((state, fds))
-    });
+    let described =
+        s.freeze
+            .freeze()
+            .and_then(|()| describe(s))
+            .and_then(|(mut state, mut fds)| {
+                if let Some(fd) = carried(s)? {
+                    state.push_str(",carry=1");
+                    fds.push(fd);
+                }
+                Ok((state, fds))
+            });
     if described.is_err() {
-        s.freeze.thaw();
+        thaw(s)?;
     }
     described
 }

@@ -59,8 +59,9 @@ impl Freeze {
         (!self.is_frozen()).then_some(guard)
     }
 
-    /// Stop answering: returns once no reply is under way. An error (and no freeze) when
-    /// one does not end within REPLY_TIMEOUT.
+    /// Stop answering: returns once no reply is under way. An error when one does not end
+    /// within REPLY_TIMEOUT; the freeze stays on then, for the caller to call off with the
+    /// thaw that also has the kernel resend the requests held meanwhile (upgrade.rs).
     pub fn freeze(&self) -> io::Result<()> {
         self.frozen.store(true, Ordering::SeqCst);
         let g = self.locked();
@@ -71,8 +72,6 @@ impl Freeze {
             })
             .unwrap_or_else(|e| e.into_inner());
         if waited.timed_out() {
-            drop(_g);
-            self.thaw();
             return Err(io::Error::other("a worker is still answering a request"));
         }
         Ok(())
@@ -148,10 +147,13 @@ mod tests {
     }
 
     #[test]
-    fn a_reply_that_does_not_end_calls_the_freeze_off() {
+    fn a_reply_that_does_not_end_fails_the_freeze_and_leaves_the_thaw_to_the_caller() {
         let f = Freeze::default();
         let _stuck = f.replying().unwrap();
         assert!(f.freeze().is_err());
+        // Thawing here would wake held workers with no resend: their requests would hang.
+        assert!(f.is_frozen(), "held until the caller's thaw");
+        f.thaw();
         assert!(!f.is_frozen(), "serving on");
     }
 }
