@@ -9,7 +9,8 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
@@ -25,19 +26,32 @@ pub const KEEP_FLAG: &str = "--keep";
 /// Start a keeper for this serving process. It is given duplicates of the connection's
 /// files and the arguments to start a successor with.
 pub fn spawn(s: &Session, exe: &Path, argv: &[OsString]) -> io::Result<u32> {
+    // Close-on-exec here, so a process another thread starts meanwhile gets none of them;
+    // only the keeper's child side clears the flag, between fork and exec.
     let (state, dups) = upgrade::describe(s)?;
-    // Without close-on-exec, so the keeper inherits them.
-    for fd in &dups {
-        upgrade::set_cloexec(fd.as_fd(), false)?;
-    }
-    let numbers: Vec<String> = dups.iter().map(|d| d.as_raw_fd().to_string()).collect();
+    let raw: Vec<RawFd> = dups.iter().map(AsRawFd::as_raw_fd).collect();
+    let numbers: Vec<String> = raw.iter().map(RawFd::to_string).collect();
     let state = format!("{state},fdnums={}", numbers.join(":"));
-    let child = Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .arg(KEEP_FLAG)
         .arg(state)
         .args(successor_args(argv))
-        .stdin(Stdio::null())
-        .spawn()?;
+        .stdin(Stdio::null());
+    // SAFETY: runs in the forked child before exec; it only calls fcntl(2), which is
+    // async-signal-safe, on fds open in the parent (`dups` lives until after spawn), and
+    // allocates nothing (`raw` was built before the fork).
+    unsafe {
+        command.pre_exec(move || {
+            for &fd in &raw {
+                if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let child = command.spawn()?;
     drop(dups); // the keeper has its own now
     let pid = child.id();
     s.keeper.store(pid, Ordering::Relaxed);
