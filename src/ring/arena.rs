@@ -119,7 +119,8 @@ impl Arena {
     /// The caller must be this process's only user of slot `i` while the `Shared`s live
     /// (each worker owns a disjoint set of slots); the kernel, which writes a request into
     /// an entry only while it is armed and reads a reply only at its commit, and `peek_u32`
-    /// aside.
+    /// aside. The `Shared`s carry no lifetime: the caller must also keep this Arena (whose
+    /// Drop unmaps the memory they point into) alive until every one of them is dropped.
     pub unsafe fn slot(&self, i: usize) -> Option<(Shared, Shared)> {
         if i >= self.slots() {
             return None;
@@ -160,8 +161,9 @@ pub struct Shared {
     len: usize,
 }
 
-// SAFETY: a pointer into the shared mapping, which outlives every Shared (see Arena's
-// Drop); one thread uses each (Arena::slot's contract).
+// SAFETY: a pointer into the shared mapping, which the Arena outlives every Shared of
+// (Arena::slot's contract: the caller keeps the Arena alive until its Shareds are gone);
+// one thread uses each (the same contract).
 unsafe impl Send for Shared {}
 
 impl Shared {

@@ -1,10 +1,11 @@
 //! Freezing the workers before a handover, by acknowledgement. A worker answers a request
 //! only inside `replying`, which it enters after checking that no freeze is under way;
 //! `freeze` returns once every worker that got past that check has finished its reply, so
-//! from then on no reply leaves this process. `thaw` wakes the workers holding requests:
-//! classic ones wait on a condition variable, io_uring ones in their ring, on an eventfd
-//! of their own (they must stay in the ring: the kernel copies a request into an entry
-//! only while its worker waits there).
+//! from then on no new reply is made. Replies made before may still leave: an io_uring
+//! worker's commits pushed under `replying` are submitted at its next wait. `thaw` wakes
+//! the workers holding requests: classic ones wait on a condition variable, io_uring ones
+//! in their ring, on an eventfd of their own (they must stay in the ring: the kernel
+//! copies a request into an entry only while its worker waits there).
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
