@@ -14,6 +14,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use crate::container::pidns;
 use crate::ring::Session;
@@ -95,6 +96,7 @@ pub fn run(state: &str, mountpoint: &Path, args: &[OsString]) -> Result<(), Stri
         .parse()
         .map_err(|_| "a bad pid".to_owned())?;
     let mut child: Option<Child> = None;
+    let mut backoff = Backoff::default();
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let me = std::process::id();
     info!("keeper {me}: holding the connection for pid {server}");
@@ -108,7 +110,9 @@ pub fn run(state: &str, mountpoint: &Path, args: &[OsString]) -> Result<(), Stri
             info!("keeper {me}: pid {server} stopped and unmounted; leaving");
             return Ok(());
         }
-        // The server died with the mount in place: a crash, or SIGKILL.
+        // The server died with the mount in place: a crash, or SIGKILL. One that dies at
+        // every start must not make us spin (nor fill the log).
+        std::thread::sleep(backoff.next(std::time::Instant::now()));
         let base: Vec<&str> = state
             .split(',')
             .filter(|kv| {
@@ -136,6 +140,35 @@ pub fn run(state: &str, mountpoint: &Path, args: &[OsString]) -> Result<(), Stri
     }
 }
 
+/// The wait before starting a successor: none after a server that lived a while, else
+/// doubling from FIRST_WAIT up to LAST_WAIT while successors keep dying young.
+#[derive(Default)]
+struct Backoff {
+    wait: Duration,
+    started: Option<Instant>,
+}
+
+/// A successor that dies sooner than this after its start died young.
+const YOUNG: Duration = Duration::from_secs(10);
+const FIRST_WAIT: Duration = Duration::from_millis(100);
+const LAST_WAIT: Duration = Duration::from_secs(5);
+
+impl Backoff {
+    /// How long to wait before the start due at `now`, the previous server having just died.
+    fn next(&mut self, now: Instant) -> Duration {
+        let young = self
+            .started
+            .is_some_and(|s| now.saturating_duration_since(s) < YOUNG);
+        self.wait = if young {
+            (self.wait * 2).clamp(FIRST_WAIT, LAST_WAIT)
+        } else {
+            Duration::ZERO
+        };
+        self.started = Some(now + self.wait);
+        self.wait
+    }
+}
+
 /// Whether lxcfs-uring's filesystem is still mounted at `mountpoint`. Without touching
 /// the mount itself, which a dead server cannot answer: only its parent is resolved.
 fn is_mounted(mountpoint: &Path) -> bool {
@@ -152,4 +185,25 @@ fn is_mounted(mountpoint: &Path) -> bool {
         let mut f = l.split(' ');
         f.nth(4) == Some(want.as_ref()) && l.contains(" - fuse.lxcfs ")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn successors_that_die_young_are_started_ever_later_up_to_the_last_wait() {
+        let mut b = Backoff::default();
+        let t0 = Instant::now();
+        assert_eq!(b.next(t0), Duration::ZERO, "the first crash: at once");
+        let mut now = t0;
+        let mut waits = Vec::new();
+        for _ in 0..8 {
+            now += Duration::from_millis(50) + b.wait;
+            waits.push(b.next(now).as_millis());
+        }
+        assert_eq!(waits, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+        // A successor that served a while: the next start is at once again.
+        assert_eq!(b.next(now + b.wait + YOUNG), Duration::ZERO);
+    }
 }
