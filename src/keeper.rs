@@ -10,7 +10,7 @@
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
@@ -103,16 +103,18 @@ pub fn run(state: &str, mountpoint: &Path, args: &[OsString]) -> Result<(), Stri
     loop {
         let pidfd = pidns::pidfd_open(server).map_err(|e| format!("watching pid {server}: {e}"))?;
         pidns::wait_exit(&pidfd);
-        if let Some(mut c) = child.take() {
-            let _ = c.wait(); // our own successor: reap it
-        }
+        // Our own successor: reap it. SIGKILL comes from outside (an operator, the OOM
+        // killer); anything else is its own doing, and may happen at every start.
+        let by_itself = child
+            .take()
+            .is_some_and(|mut c| c.wait().is_ok_and(|st| st.signal() != Some(libc::SIGKILL)));
         if !is_mounted(mountpoint) {
             info!("keeper {me}: pid {server} stopped and unmounted; leaving");
             return Ok(());
         }
         // The server died with the mount in place: a crash, or SIGKILL. One that dies at
         // every start must not make us spin (nor fill the log).
-        std::thread::sleep(backoff.next(std::time::Instant::now()));
+        std::thread::sleep(backoff.next(Instant::now(), by_itself));
         let base: Vec<&str> = state
             .split(',')
             .filter(|kv| {
@@ -140,8 +142,9 @@ pub fn run(state: &str, mountpoint: &Path, args: &[OsString]) -> Result<(), Stri
     }
 }
 
-/// The wait before starting a successor: none after a server that lived a while, else
-/// doubling from FIRST_WAIT up to LAST_WAIT while successors keep dying young.
+/// The wait before starting a successor: none after a server that lived a while or was
+/// killed, else doubling from FIRST_WAIT up to LAST_WAIT while successors keep dying young
+/// by themselves (failing at start, crashing).
 #[derive(Default)]
 struct Backoff {
     wait: Duration,
@@ -154,11 +157,13 @@ const FIRST_WAIT: Duration = Duration::from_millis(100);
 const LAST_WAIT: Duration = Duration::from_secs(5);
 
 impl Backoff {
-    /// How long to wait before the start due at `now`, the previous server having just died.
-    fn next(&mut self, now: Instant) -> Duration {
-        let young = self
-            .started
-            .is_some_and(|s| now.saturating_duration_since(s) < YOUNG);
+    /// How long to wait before the start due at `now`, the previous server having just
+    /// died, `by_itself` or not.
+    fn next(&mut self, now: Instant, by_itself: bool) -> Duration {
+        let young = by_itself
+            && self
+                .started
+                .is_some_and(|s| now.saturating_duration_since(s) < YOUNG);
         self.wait = if young {
             (self.wait * 2).clamp(FIRST_WAIT, LAST_WAIT)
         } else {
@@ -195,15 +200,25 @@ mod tests {
     fn successors_that_die_young_are_started_ever_later_up_to_the_last_wait() {
         let mut b = Backoff::default();
         let t0 = Instant::now();
-        assert_eq!(b.next(t0), Duration::ZERO, "the first crash: at once");
+        assert_eq!(b.next(t0, true), Duration::ZERO, "the first crash: at once");
         let mut now = t0;
         let mut waits = Vec::new();
         for _ in 0..8 {
             now += Duration::from_millis(50) + b.wait;
-            waits.push(b.next(now).as_millis());
+            waits.push(b.next(now, true).as_millis());
         }
         assert_eq!(waits, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
         // A successor that served a while: the next start is at once again.
-        assert_eq!(b.next(now + b.wait + YOUNG), Duration::ZERO);
+        now += b.wait + YOUNG;
+        assert_eq!(b.next(now, true), Duration::ZERO);
+        assert_eq!(
+            b.next(now + Duration::from_millis(50), true).as_millis(),
+            100
+        );
+        // One killed from outside (SIGKILL) right after its start: at once too.
+        assert_eq!(
+            b.next(now + Duration::from_millis(200), false),
+            Duration::ZERO
+        );
     }
 }
