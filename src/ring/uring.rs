@@ -141,18 +141,18 @@ pub fn check_rings() -> io::Result<()> {
 }
 
 /// One ring entry: its slot of the arena. The kernel keeps the addresses from REGISTER.
-struct Entry {
+struct Entry<'a> {
     qid: u16,
-    header: Shared,
-    payload: Shared,
+    header: Shared<'a>,
+    payload: Shared<'a>,
     iov: Box<[libc::iovec; 2]>,
     /// Committed on behalf of a predecessor: a failure means the kernel no longer knows
     /// this entry, which is then registered afresh.
     recovering: bool,
 }
 
-impl Entry {
-    fn new(qid: u16, header: Shared, payload: Shared) -> Entry {
+impl<'a> Entry<'a> {
+    fn new(qid: u16, header: Shared<'a>, payload: Shared<'a>) -> Entry<'a> {
         let iov = Box::new([
             libc::iovec {
                 iov_base: header.addr().cast(),
