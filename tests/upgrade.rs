@@ -474,15 +474,10 @@ fn a_failed_worker_ends_the_process_and_a_successor_serves_its_queue(transport: 
 /// The pid of a successor the keeper started for `d` (its command line names the mount and
 /// carries the handed-over state), other than those in `gone`.
 fn successor(d: &Daemon, gone: &[i32]) -> Option<i32> {
-    let mark = d.mnt.to_string_lossy().into_owned();
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-        let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
-        let cmdline = String::from_utf8_lossy(&cmdline);
-        (cmdline.contains(&mark) && cmdline.contains("--resume") && !gone.contains(&pid))
-            .then_some(pid)
-            .filter(|&p| alive(p))
-    })
+    processes_naming(&d.mnt.to_string_lossy())
+        .into_iter()
+        .find(|(pid, args)| args.iter().any(|a| a == "--resume") && !gone.contains(pid))
+        .map(|(pid, _)| pid)
 }
 
 /// Successors killed at staggered points of their own start, from the moment the keeper

@@ -325,7 +325,7 @@ fn kill_all_naming(mark: &str) -> usize {
 }
 
 /// The live processes but this one whose command line contains `mark`: pid and arguments.
-fn processes_naming(mark: &str) -> Vec<(i32, Vec<String>)> {
+pub fn processes_naming(mark: &str) -> Vec<(i32, Vec<String>)> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Some(pid) = entry
