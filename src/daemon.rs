@@ -125,8 +125,8 @@ fn serve_handed_over(
     if let Some(text) = &r.carried {
         continue_from(&session, text);
     }
-    if let Some(pid) = r.helper {
-        // The handover's helper exits once we answer its lookups: reap it.
+    for pid in r.helpers {
+        // The predecessor's helpers exit once we answer their lookups: reap them.
         std::thread::spawn(move || {
             nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid as i32), None)
         });

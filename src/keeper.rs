@@ -9,10 +9,12 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use crate::container::pidns;
 use crate::ring::Session;
@@ -25,19 +27,32 @@ pub const KEEP_FLAG: &str = "--keep";
 /// Start a keeper for this serving process. It is given duplicates of the connection's
 /// files and the arguments to start a successor with.
 pub fn spawn(s: &Session, exe: &Path, argv: &[OsString]) -> io::Result<u32> {
+    // Close-on-exec here, so a process another thread starts meanwhile gets none of them;
+    // only the keeper's child side clears the flag, between fork and exec.
     let (state, dups) = upgrade::describe(s)?;
-    // Without close-on-exec, so the keeper inherits them.
-    for fd in &dups {
-        upgrade::set_cloexec(fd.as_fd(), false)?;
-    }
-    let numbers: Vec<String> = dups.iter().map(|d| d.as_raw_fd().to_string()).collect();
+    let raw: Vec<RawFd> = dups.iter().map(AsRawFd::as_raw_fd).collect();
+    let numbers: Vec<String> = raw.iter().map(RawFd::to_string).collect();
     let state = format!("{state},fdnums={}", numbers.join(":"));
-    let child = Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .arg(KEEP_FLAG)
         .arg(state)
         .args(successor_args(argv))
-        .stdin(Stdio::null())
-        .spawn()?;
+        .stdin(Stdio::null());
+    // SAFETY: runs in the forked child before exec; it only calls fcntl(2), which is
+    // async-signal-safe, on fds open in the parent (`dups` lives until after spawn), and
+    // allocates nothing (`raw` was built before the fork).
+    unsafe {
+        command.pre_exec(move || {
+            for &fd in &raw {
+                if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let child = command.spawn()?;
     drop(dups); // the keeper has its own now
     let pid = child.id();
     s.keeper.store(pid, Ordering::Relaxed);
@@ -81,20 +96,25 @@ pub fn run(state: &str, mountpoint: &Path, args: &[OsString]) -> Result<(), Stri
         .parse()
         .map_err(|_| "a bad pid".to_owned())?;
     let mut child: Option<Child> = None;
+    let mut backoff = Backoff::default();
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let me = std::process::id();
     info!("keeper {me}: holding the connection for pid {server}");
     loop {
         let pidfd = pidns::pidfd_open(server).map_err(|e| format!("watching pid {server}: {e}"))?;
         pidns::wait_exit(&pidfd);
-        if let Some(mut c) = child.take() {
-            let _ = c.wait(); // our own successor: reap it
-        }
+        // Our own successor: reap it. SIGKILL comes from outside (an operator, the OOM
+        // killer); anything else is its own doing, and may happen at every start.
+        let by_itself = child
+            .take()
+            .is_some_and(|mut c| c.wait().is_ok_and(|st| st.signal() != Some(libc::SIGKILL)));
         if !is_mounted(mountpoint) {
             info!("keeper {me}: pid {server} stopped and unmounted; leaving");
             return Ok(());
         }
-        // The server died with the mount in place: a crash, or SIGKILL.
+        // The server died with the mount in place: a crash, or SIGKILL. One that dies at
+        // every start must not make us spin (nor fill the log).
+        std::thread::sleep(backoff.next(Instant::now(), by_itself));
         let base: Vec<&str> = state
             .split(',')
             .filter(|kv| {
@@ -122,6 +142,38 @@ pub fn run(state: &str, mountpoint: &Path, args: &[OsString]) -> Result<(), Stri
     }
 }
 
+/// The wait before starting a successor: none after a server that lived a while or was
+/// killed, else doubling from FIRST_WAIT up to LAST_WAIT while successors keep dying young
+/// by themselves (failing at start, crashing).
+#[derive(Default)]
+struct Backoff {
+    wait: Duration,
+    started: Option<Instant>,
+}
+
+/// A successor that dies sooner than this after its start died young.
+const YOUNG: Duration = Duration::from_secs(10);
+const FIRST_WAIT: Duration = Duration::from_millis(100);
+const LAST_WAIT: Duration = Duration::from_secs(5);
+
+impl Backoff {
+    /// How long to wait before the start due at `now`, the previous server having just
+    /// died, `by_itself` or not.
+    fn next(&mut self, now: Instant, by_itself: bool) -> Duration {
+        let young = by_itself
+            && self
+                .started
+                .is_some_and(|s| now.saturating_duration_since(s) < YOUNG);
+        self.wait = if young {
+            (self.wait * 2).clamp(FIRST_WAIT, LAST_WAIT)
+        } else {
+            Duration::ZERO
+        };
+        self.started = Some(now + self.wait);
+        self.wait
+    }
+}
+
 /// Whether lxcfs-uring's filesystem is still mounted at `mountpoint`. Without touching
 /// the mount itself, which a dead server cannot answer: only its parent is resolved.
 fn is_mounted(mountpoint: &Path) -> bool {
@@ -138,4 +190,35 @@ fn is_mounted(mountpoint: &Path) -> bool {
         let mut f = l.split(' ');
         f.nth(4) == Some(want.as_ref()) && l.contains(" - fuse.lxcfs ")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn successors_that_die_young_are_started_ever_later_up_to_the_last_wait() {
+        let mut b = Backoff::default();
+        let t0 = Instant::now();
+        assert_eq!(b.next(t0, true), Duration::ZERO, "the first crash: at once");
+        let mut now = t0;
+        let mut waits = Vec::new();
+        for _ in 0..8 {
+            now += Duration::from_millis(50) + b.wait;
+            waits.push(b.next(now, true).as_millis());
+        }
+        assert_eq!(waits, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+        // A successor that served a while: the next start is at once again.
+        now += b.wait + YOUNG;
+        assert_eq!(b.next(now, true), Duration::ZERO);
+        assert_eq!(
+            b.next(now + Duration::from_millis(50), true).as_millis(),
+            100
+        );
+        // One killed from outside (SIGKILL) right after its start: at once too.
+        assert_eq!(
+            b.next(now + Duration::from_millis(200), false),
+            Duration::ZERO
+        );
+    }
 }

@@ -51,8 +51,9 @@ pub struct Resume {
     pub predecessor: u32,
     /// On the io_uring transport: the ring arena, mapped where the predecessor had it.
     pub arena: Option<Arena>,
-    /// The helper process that filled the ring entries for the handover, to be reaped.
-    pub helper: Option<u32>,
+    /// Helper processes of the predecessor image still running, to be reaped: the one that
+    /// filled the ring entries for the handover, the one nudging the queues after a recovery.
+    pub helpers: Vec<u32>,
     /// Whether the host's files were being shown unchanged (SIGUSR2).
     pub passthrough: bool,
     /// What the predecessor carried over (see `carried`).
@@ -81,17 +82,22 @@ pub fn refusal(s: &Session) -> Option<&'static str> {
 
 /// Stop answering and describe the connection: the state line and the fds to hand over
 /// (`describe`), then the memfd of the carried state (see `carried`).
+/// Called off (a reply that does not end, a failed description) through `thaw`, so the
+/// requests classic workers held back meanwhile are resent and answered.
 fn freeze(s: &Session) -> io::Result<(String, Vec<OwnedFd>)> {
-    s.freeze.freeze()?;
-    let described = describe(s).and_then(|(mut state, mut fds)| {
-        if let Some(fd) = carried(s)? {
-            state.push_str(",carry=1");
-            fds.push(fd);
-        }
-        Ok((state, fds))
-    });
+    let described =
+        s.freeze
+            .freeze()
+            .and_then(|()| describe(s))
+            .and_then(|(mut state, mut fds)| {
+                if let Some(fd) = carried(s)? {
+                    state.push_str(",carry=1");
+                    fds.push(fd);
+                }
+                Ok((state, fds))
+            });
     if described.is_err() {
-        s.freeze.thaw();
+        thaw(s)?;
     }
     described
 }
@@ -197,6 +203,10 @@ pub fn exec(
         },
         None => None,
     };
+    let nudger = s.nudger.load(Ordering::SeqCst);
+    if nudger != 0 {
+        state.push_str(&format!(",nudger={nudger}"));
+    }
     let result = (|| {
         // The pidfile itself, not a duplicate: closing any fd of it would drop its lock.
         for fd in fds.iter().map(AsFd::as_fd).chain([pidfile]) {
@@ -326,7 +336,7 @@ pub fn take(runtime_dir: &Path, mountpoint: &Path) -> Result<Resume, String> {
     if let Some(arena) = &resume.arena {
         let exe = std::env::current_exe().map_err(&talk)?;
         let helper = fill::fill(arena, &exe, mountpoint).map_err(talk)?;
-        resume.helper = Some(helper.id());
+        resume.helpers.push(helper.id());
     }
     (&conn).write_all(b"ok\n").map_err(talk)?;
     Ok(resume)
@@ -348,7 +358,10 @@ pub fn adopt_exec(state: &str) -> Result<(Resume, Option<OwnedFd>), String> {
         Err(_) => None,
     };
     let mut resume = resume_from(state, fds)?;
-    resume.helper = field(state, "helper").ok().and_then(|p| p.parse().ok());
+    resume.helpers = ["helper", "nudger"]
+        .into_iter()
+        .filter_map(|key| field(state, key).ok()?.parse().ok())
+        .collect();
     Ok((resume, pidfile))
 }
 
@@ -429,7 +442,7 @@ fn resume_from(state: &str, mut fds: Vec<OwnedFd>) -> Result<Resume, String> {
         dev,
         clones: fds,
         arena,
-        helper: None,
+        helpers: Vec::new(),
         passthrough: field(state, "passthrough") == Ok("1"),
         carried,
     })

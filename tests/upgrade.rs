@@ -98,17 +98,46 @@ fn sigusr1_upgrades_in_place_without_a_failed_read_uring() {
     }
 }
 
-fn sigusr1_upgrades(transport: &str) {
-    // The daemon runs from a copy that the test replaces, as an operator's upgrade does.
-    let bin_dir = std::env::temp_dir().join(unique(&format!("upgrade-bin-{transport}")));
-    std::fs::create_dir_all(&bin_dir).unwrap();
-    let bin = bin_dir.join("lxcfs-uring");
-    std::fs::copy(env!("CARGO_BIN_EXE_lxcfs-uring"), &bin).unwrap();
-    let mut d = Daemon::start_binary(
-        &format!("upgrade-{transport}"),
-        bin.to_str().unwrap(),
+/// A copy of the binary in a directory of its own, removed when dropped (whatever the test
+/// did): what a daemon runs from when the test replaces its binary, as an operator's
+/// upgrade does.
+struct BinaryCopy {
+    dir: std::path::PathBuf,
+    bin: std::path::PathBuf,
+}
+
+impl BinaryCopy {
+    /// Put the freshly built binary in place (again).
+    fn install(&self) {
+        std::fs::copy(env!("CARGO_BIN_EXE_lxcfs-uring"), &self.bin).unwrap();
+    }
+}
+
+impl Drop for BinaryCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A daemon on `transport` (with --enable-cgroup) running from a copy of the binary.
+fn daemon_from_a_copy(name: &str, transport: &str) -> (Daemon, BinaryCopy) {
+    let dir = std::env::temp_dir().join(unique(&format!("{name}-bin-{transport}")));
+    std::fs::create_dir_all(&dir).unwrap();
+    let copy = BinaryCopy {
+        bin: dir.join("lxcfs-uring"),
+        dir,
+    };
+    copy.install();
+    let d = Daemon::start_binary(
+        &format!("{name}-{transport}"),
+        copy.bin.to_str().unwrap(),
         &["--transport", transport, "--enable-cgroup"],
     );
+    (d, copy)
+}
+
+fn sigusr1_upgrades(transport: &str) {
+    let (mut d, copy) = daemon_from_a_copy("upgrade", transport);
     let pid = d.pid();
     let stop = Arc::new(AtomicBool::new(false));
     let readers = hammer(&d, stop.clone());
@@ -116,8 +145,8 @@ fn sigusr1_upgrades(transport: &str) {
     for _ in 0..upgrades {
         std::thread::sleep(Duration::from_millis(400));
         // rm the old file, copy the new one, signal: the seed's recipe.
-        std::fs::remove_file(&bin).unwrap();
-        std::fs::copy(env!("CARGO_BIN_EXE_lxcfs-uring"), &bin).unwrap();
+        std::fs::remove_file(&copy.bin).unwrap();
+        copy.install();
         d.signal(nix::sys::signal::Signal::SIGUSR1);
     }
     std::thread::sleep(Duration::from_millis(400));
@@ -133,7 +162,6 @@ fn sigusr1_upgrades(transport: &str) {
     );
     d.signal(nix::sys::signal::Signal::SIGTERM);
     let (_, log) = d.wait_exit(Duration::from_secs(10)).expect("exits");
-    let _ = std::fs::remove_dir_all(&bin_dir);
     assert_no_read_failed(reads, &failures, slowest, &log);
     assert_eq!(
         log.matches("resumed on").count(),
@@ -147,19 +175,11 @@ fn sigusr1_upgrades(transport: &str) {
 /// is called off, the workers holding requests back are woken and answer them, and a later
 /// upgrade still works.
 fn handovers_that_fail_thaw_and_serve_on_without_a_failed_read(transport: &str) {
-    let bin_dir = std::env::temp_dir().join(unique(&format!("failed-upgrade-bin-{transport}")));
-    std::fs::create_dir_all(&bin_dir).unwrap();
-    let bin = bin_dir.join("lxcfs-uring");
-    std::fs::copy(env!("CARGO_BIN_EXE_lxcfs-uring"), &bin).unwrap();
-    let mut d = Daemon::start_binary(
-        &format!("failed-upgrade-{transport}"),
-        bin.to_str().unwrap(),
-        &["--transport", transport, "--enable-cgroup"],
-    );
+    let (mut d, copy) = daemon_from_a_copy("failed-upgrade", transport);
     let pid = d.pid();
     let stop = Arc::new(AtomicBool::new(false));
     let readers = hammer(&d, stop.clone());
-    std::fs::remove_file(&bin).unwrap();
+    std::fs::remove_file(&copy.bin).unwrap();
     for _ in 0..3 {
         std::thread::sleep(Duration::from_millis(200));
         d.signal(nix::sys::signal::Signal::SIGUSR1);
@@ -175,7 +195,7 @@ fn handovers_that_fail_thaw_and_serve_on_without_a_failed_read(transport: &str) 
         drop(conn);
     }
     std::thread::sleep(Duration::from_millis(300));
-    std::fs::copy(env!("CARGO_BIN_EXE_lxcfs-uring"), &bin).unwrap();
+    copy.install();
     d.signal(nix::sys::signal::Signal::SIGUSR1);
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::Relaxed);
@@ -183,7 +203,6 @@ fn handovers_that_fail_thaw_and_serve_on_without_a_failed_read(transport: &str) 
     assert!(alive(pid) && d.serves(), "serving on");
     d.signal(nix::sys::signal::Signal::SIGTERM);
     let (_, log) = d.wait_exit(Duration::from_secs(10)).expect("exits");
-    let _ = std::fs::remove_dir_all(&bin_dir);
     assert_no_read_failed(reads, &failures, slowest, &log);
     assert!(
         log.contains("SIGUSR1: the upgrade failed")
@@ -317,7 +336,7 @@ fn sigkills(transport: &str) {
         &format!("crash-{transport}"),
         &["--transport", transport, "--enable-cgroup"],
     );
-    std::thread::sleep(Duration::from_millis(300)); // the keeper starts once the mount serves
+    d.wait_for_keeper();
     let stop = Arc::new(AtomicBool::new(false));
     let readers = hammer(&d, stop.clone());
     let kills = 5;
@@ -401,7 +420,7 @@ fn a_failed_worker_ends_the_process_and_a_successor_serves_its_queue(transport: 
             std::path::Path::new(trigger),
         )],
     );
-    std::thread::sleep(Duration::from_millis(300)); // the keeper starts once the mount serves
+    d.wait_for_keeper();
     let stop = Arc::new(AtomicBool::new(false));
     let readers = hammer(&d, stop.clone());
     std::thread::sleep(Duration::from_millis(300));
@@ -455,15 +474,10 @@ fn a_failed_worker_ends_the_process_and_a_successor_serves_its_queue(transport: 
 /// The pid of a successor the keeper started for `d` (its command line names the mount and
 /// carries the handed-over state), other than those in `gone`.
 fn successor(d: &Daemon, gone: &[i32]) -> Option<i32> {
-    let mark = d.mnt.to_string_lossy().into_owned();
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-        let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
-        let cmdline = String::from_utf8_lossy(&cmdline);
-        (cmdline.contains(&mark) && cmdline.contains("--resume") && !gone.contains(&pid))
-            .then_some(pid)
-            .filter(|&p| alive(p))
-    })
+    processes_naming(&d.mnt.to_string_lossy())
+        .into_iter()
+        .find(|(pid, args)| args.iter().any(|a| a == "--resume") && !gone.contains(pid))
+        .map(|(pid, _)| pid)
 }
 
 /// Successors killed at staggered points of their own start, from the moment the keeper
@@ -488,7 +502,7 @@ fn successors_killed_while_they_start_leave_no_hung_mount(transport: &str) {
             let _ = lines.send(line);
         }
     });
-    std::thread::sleep(Duration::from_millis(300)); // the keeper starts once the mount serves
+    d.wait_for_keeper();
     let stop = Arc::new(AtomicBool::new(false));
     let readers = hammer(&d, stop.clone());
     std::thread::sleep(Duration::from_millis(200));

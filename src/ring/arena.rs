@@ -8,6 +8,7 @@
 //! lost (see uring::recover).
 
 use std::io;
+use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
 
@@ -120,7 +121,7 @@ impl Arena {
     /// (each worker owns a disjoint set of slots); the kernel, which writes a request into
     /// an entry only while it is armed and reads a reply only at its commit, and `peek_u32`
     /// aside.
-    pub unsafe fn slot(&self, i: usize) -> Option<(Shared, Shared)> {
+    pub unsafe fn slot(&self, i: usize) -> Option<(Shared<'_>, Shared<'_>)> {
         if i >= self.slots() {
             return None;
         }
@@ -155,20 +156,23 @@ impl Arena {
 /// connection, read and write too. It is never lent as `&` or `&mut` (which would promise
 /// the compiler that nobody else writes it): bytes are copied in and out through its raw
 /// pointer, and reads are volatile, since another writer may be at work.
-pub struct Shared {
+/// It borrows its Arena, whose Drop unmaps the memory.
+pub struct Shared<'a> {
     ptr: NonNull<u8>,
     len: usize,
+    arena: PhantomData<&'a Arena>,
 }
 
-// SAFETY: a pointer into the shared mapping, which outlives every Shared (see Arena's
-// Drop); one thread uses each (Arena::slot's contract).
-unsafe impl Send for Shared {}
+// SAFETY: a pointer into the shared mapping, which outlives every Shared (each borrows its
+// Arena); one thread uses each (Arena::slot's contract).
+unsafe impl Send for Shared<'_> {}
 
-impl Shared {
-    fn new(ptr: *mut u8, len: usize) -> Shared {
+impl Shared<'_> {
+    fn new(ptr: *mut u8, len: usize) -> Self {
         Shared {
             ptr: NonNull::new(ptr).unwrap_or(NonNull::dangling()),
             len,
+            arena: PhantomData,
         }
     }
 

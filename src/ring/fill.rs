@@ -77,9 +77,7 @@ fn online_slots(depth: usize) -> io::Result<Vec<usize>> {
 pub fn run_helper(mountpoint: &Path, depth: usize) -> Result<(), String> {
     // Whatever the server let us inherit (a keeper's fds are inheritable while it starts
     // one) is not ours to hold: a helper waiting on the mount must not keep the connection.
-    // SAFETY: close_range takes three integers; it closes our fds from 3 up, none of which
-    // this process uses.
-    unsafe { libc::syscall(libc::SYS_close_range, 3, libc::c_uint::MAX, 0) };
+    close_inherited();
     let online = cpulist::read(c"/sys/devices/system/cpu/online").map_err(|e| e.to_string())?;
     let threads: Vec<_> = online
         .iter()
@@ -93,4 +91,26 @@ pub fn run_helper(mountpoint: &Path, depth: usize) -> Result<(), String> {
         let _ = t.join();
     }
     Ok(())
+}
+
+/// Close every fd from 3 up: close_range(2), or one by one from /proc/self/fd on kernels
+/// without it (before 5.9).
+fn close_inherited() {
+    // SAFETY: close_range takes three integers; it closes our fds from 3 up, none of which
+    // this process uses.
+    if unsafe { libc::syscall(libc::SYS_close_range, 3, libc::c_uint::MAX, 0) } == 0 {
+        return;
+    }
+    let fds: Vec<libc::c_int> = std::fs::read_dir("/proc/self/fd")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .filter(|&fd| fd >= 3)
+                .collect()
+        })
+        .unwrap_or_default();
+    for fd in fds {
+        // SAFETY: as above: nothing in this process uses an fd from 3 up (the directory's
+        // own is closed already, and closing it again fails harmlessly).
+        unsafe { libc::close(fd) };
+    }
 }

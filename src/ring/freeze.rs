@@ -1,10 +1,11 @@
 //! Freezing the workers before a handover, by acknowledgement. A worker answers a request
 //! only inside `replying`, which it enters after checking that no freeze is under way;
 //! `freeze` returns once every worker that got past that check has finished its reply, so
-//! from then on no reply leaves this process. `thaw` wakes the workers holding requests:
-//! classic ones wait on a condition variable, io_uring ones in their ring, on an eventfd
-//! of their own (they must stay in the ring: the kernel copies a request into an entry
-//! only while its worker waits there).
+//! from then on no new reply is made. Replies made before may still leave: an io_uring
+//! worker's commits pushed under `replying` are submitted at its next wait. `thaw` wakes
+//! the workers holding requests: classic ones wait on a condition variable, io_uring ones
+//! in their ring, on an eventfd of their own (they must stay in the ring: the kernel
+//! copies a request into an entry only while its worker waits there).
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -59,8 +60,9 @@ impl Freeze {
         (!self.is_frozen()).then_some(guard)
     }
 
-    /// Stop answering: returns once no reply is under way. An error (and no freeze) when
-    /// one does not end within REPLY_TIMEOUT.
+    /// Stop answering: returns once no reply is under way. An error when one does not end
+    /// within REPLY_TIMEOUT; the freeze stays on then, for the caller to call off with the
+    /// thaw that also has the kernel resend the requests held meanwhile (upgrade.rs).
     pub fn freeze(&self) -> io::Result<()> {
         self.frozen.store(true, Ordering::SeqCst);
         let g = self.locked();
@@ -71,8 +73,6 @@ impl Freeze {
             })
             .unwrap_or_else(|e| e.into_inner());
         if waited.timed_out() {
-            drop(_g);
-            self.thaw();
             return Err(io::Error::other("a worker is still answering a request"));
         }
         Ok(())
@@ -148,10 +148,13 @@ mod tests {
     }
 
     #[test]
-    fn a_reply_that_does_not_end_calls_the_freeze_off() {
+    fn a_reply_that_does_not_end_fails_the_freeze_and_leaves_the_thaw_to_the_caller() {
         let f = Freeze::default();
         let _stuck = f.replying().unwrap();
         assert!(f.freeze().is_err());
+        // Thawing here would wake held workers with no resend: their requests would hang.
+        assert!(f.is_frozen(), "held until the caller's thaw");
+        f.thaw();
         assert!(!f.is_frozen(), "serving on");
     }
 }

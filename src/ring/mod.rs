@@ -66,6 +66,9 @@ pub struct Session {
     pub clones: std::sync::Mutex<Vec<Arc<OwnedFd>>>,
     /// The keeper process holding the connection for a successor should we crash (0: none).
     pub keeper: std::sync::atomic::AtomicU32,
+    /// The helper sending a request through each CPU's queue after a recovery, while it
+    /// runs (0: none): an upgrade in the meantime hands it to the new image to reap.
+    pub nudger: std::sync::atomic::AtomicU32,
     /// The io_uring entries' memory, on that transport.
     pub arena: OnceLock<arena::Arena>,
 }
@@ -82,6 +85,7 @@ impl Session {
             freeze: Default::default(),
             clones: Default::default(),
             keeper: Default::default(),
+            nudger: Default::default(),
             arena: OnceLock::new(),
         }
     }

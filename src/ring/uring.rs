@@ -141,18 +141,18 @@ pub fn check_rings() -> io::Result<()> {
 }
 
 /// One ring entry: its slot of the arena. The kernel keeps the addresses from REGISTER.
-struct Entry {
+struct Entry<'a> {
     qid: u16,
-    header: Shared,
-    payload: Shared,
+    header: Shared<'a>,
+    payload: Shared<'a>,
     iov: Box<[libc::iovec; 2]>,
     /// Committed on behalf of a predecessor: a failure means the kernel no longer knows
     /// this entry, which is then registered afresh.
     recovering: bool,
 }
 
-impl Entry {
-    fn new(qid: u16, header: Shared, payload: Shared) -> Entry {
+impl<'a> Entry<'a> {
+    fn new(qid: u16, header: Shared<'a>, payload: Shared<'a>) -> Entry<'a> {
         let iov = Box::new([
             libc::iovec {
                 iov_base: header.addr().cast(),
@@ -389,7 +389,7 @@ fn run_worker(
             ring.submit()?;
             info!("CPU {cpu}: answered {answered} requests the predecessor held");
             if recovery.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
-                nudge_queues(&recovery.mountpoint);
+                nudge_queues(s, &recovery.mountpoint);
             }
         }
     }
@@ -407,13 +407,22 @@ struct Recovery {
 /// thread of ours: a thread waiting on our own mount when this process is killed could only
 /// be answered by this process, which then never finishes dying, so its pidfd never fires
 /// and the keeper never starts a successor.
-fn nudge_queues(mountpoint: &Path) {
+fn nudge_queues(s: &Arc<Session>, mountpoint: &Path) {
     let helper =
         std::env::current_exe().and_then(|exe| super::fill::spawn_helper(&exe, mountpoint, 1));
     match helper {
         Ok(mut child) => {
-            // Reaped when its lookups are answered.
-            std::thread::spawn(move || child.wait());
+            // Reaped when its lookups are answered, here or, after an upgrade (which ends
+            // this thread), by the new image.
+            let pid = child.id();
+            s.nudger.store(pid, Ordering::SeqCst);
+            let s = s.clone();
+            std::thread::spawn(move || {
+                let _ = child.wait();
+                let _ = s
+                    .nudger
+                    .compare_exchange(pid, 0, Ordering::SeqCst, Ordering::SeqCst);
+            });
         }
         Err(e) => warn!(
             "cannot send a request through every CPU's queue ({e}): requests queued before \

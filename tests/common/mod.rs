@@ -195,6 +195,21 @@ impl Daemon {
         self.child.as_ref().map_or(0, |c| c.id() as i32)
     }
 
+    /// Wait until the daemon has started its keeper (a child of its, run with --keep), which
+    /// it does once the mount serves.
+    pub fn wait_for_keeper(&self) {
+        let mark = self.mnt.to_string_lossy().into_owned();
+        wait_until(
+            "the daemon starts its keeper",
+            Duration::from_secs(5),
+            || {
+                processes_naming(&mark).iter().any(|(pid, args)| {
+                    args.get(1).is_some_and(|a| a == "--keep") && parent_of(*pid) == self.pid()
+                })
+            },
+        );
+    }
+
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig);
     }
@@ -299,7 +314,19 @@ fn abort_fuse_connection(c: u32) {
 
 /// SIGKILL every process but this one whose command line contains `mark`; how many.
 fn kill_all_naming(mark: &str) -> usize {
-    let mut killed = 0;
+    let pids = processes_naming(mark);
+    for &(pid, _) in &pids {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    pids.len()
+}
+
+/// The live processes but this one whose command line contains `mark`: pid and arguments.
+pub fn processes_naming(mark: &str) -> Vec<(i32, Vec<String>)> {
+    let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Some(pid) = entry
             .file_name()
@@ -309,18 +336,21 @@ fn kill_all_naming(mark: &str) -> usize {
             continue;
         };
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        if pid != std::process::id() as i32
-            && alive(pid)
-            && String::from_utf8_lossy(&cmdline).contains(mark)
-        {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            killed += 1;
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        if pid != std::process::id() as i32 && alive(pid) && cmdline.contains(mark) {
+            found.push((pid, cmdline.split('\0').map(str::to_owned).collect()));
         }
     }
-    killed
+    found
+}
+
+/// The parent of `pid` (0 when it cannot be read).
+fn parent_of(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the command in parentheses (which may hold anything): state, then ppid.
+    stat.rsplit_once(") ")
+        .and_then(|(_, rest)| rest.split(' ').nth(1)?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Whether `pid` runs (not gone, not a zombie).
