@@ -224,14 +224,20 @@ awk '{for (i = 7; $i != "-"; i++); if ($(i+1) ~ /^fuse/) print "mount=" $5 " " $
     let up: u64 = get("uptime").parse().unwrap();
     assert!(up < 30, "the container's uptime, not the host's:\n{out}");
     // Every view the hook binds (each proc file the container's procfs has, but
-    // pressure/, and the cpu directory) is our file system in the container.
+    // pressure/, and the cpu and node directories where sysfs has them) is our file
+    // system in the container.
     let mut want: Vec<String> = std::fs::read_dir(d.path("proc"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|f| f != "pressure" && Path::new("/proc").join(f).exists())
         .map(|f| format!("/proc/{f} fuse.lxcfs"))
         .collect();
-    want.push("/sys/devices/system/cpu fuse.lxcfs".into());
+    for dir in ["cpu", "node"] {
+        let view = format!("sys/devices/system/{dir}");
+        if d.path(&view).exists() && Path::new("/").join(&view).exists() {
+            want.push(format!("/{view} fuse.lxcfs"));
+        }
+    }
     want.sort();
     let mut mounts: Vec<String> = out
         .lines()
