@@ -79,57 +79,8 @@ fn renders(c: &mut Criterion) {
             cpuinfo::render(black_box(HOST_CPUINFO), &[1, 3], &mut out);
         })
     });
-    let host = host_stat(2);
-    let per = vec![
-        CpuTime {
-            user: 1 << 33,
-            system: 1 << 32
-        };
-        2
-    ];
-    let mut history = StatHistory::default();
-    let mut scratch = StatScratch::default();
-    c.bench_function("render/stat (2 CPUs)", |b| {
-        b.iter(|| {
-            out.clear();
-            let i = StatInputs {
-                host: &host,
-                cpuset: &[0, 1],
-                shown: 2,
-                renumber: false,
-                usage: Usage::PerCpu(&per),
-                quota_cpus: None,
-                ticks_per_sec: 100,
-                procs: None,
-            };
-            stat::render(black_box(&i), &mut history, &mut scratch, &mut out);
-        })
-    });
-    let host = host_stat(1024);
-    let cpuset: Vec<u32> = (0..1024).collect();
-    let per = vec![
-        CpuTime {
-            user: 1 << 33,
-            system: 1 << 32
-        };
-        1024
-    ];
-    c.bench_function("render/stat (1024 CPUs)", |b| {
-        b.iter(|| {
-            out.clear();
-            let i = StatInputs {
-                host: &host,
-                cpuset: &cpuset,
-                shown: 1024,
-                renumber: false,
-                usage: Usage::PerCpu(&per),
-                quota_cpus: None,
-                ticks_per_sec: 100,
-                procs: None,
-            };
-            stat::render(black_box(&i), &mut history, &mut scratch, &mut out);
-        })
-    });
+    bench_stat(c, "render/stat (2 CPUs)", 2, None);
+    bench_stat(c, "render/stat (1024 CPUs)", 1024, None);
     let host_vmstat = include_bytes!("../tests/fixtures/vmstat-host");
     let stat_v2 = include_bytes!("../tests/fixtures/memory.stat-v2");
     let mut vm_history = vmstat::VmstatHistory::default();
@@ -146,6 +97,38 @@ fn renders(c: &mut Criterion) {
         b.iter(|| {
             out.clear();
             loadavg::render(black_box(&load), &mut out);
+        })
+    });
+}
+
+/// /proc/stat for a container on `cpus` CPUs (every one shown, each with its own usage),
+/// with the host's procs lines or `procs`.
+fn bench_stat(c: &mut Criterion, name: &str, cpus: u32, procs: Option<Procs>) {
+    let host = host_stat(cpus);
+    let cpuset: Vec<u32> = (0..cpus).collect();
+    let per = vec![
+        CpuTime {
+            user: 1 << 33,
+            system: 1 << 32
+        };
+        cpus as usize
+    ];
+    let (mut history, mut scratch) = (StatHistory::default(), StatScratch::default());
+    let mut out = Vec::with_capacity(64 << 10);
+    c.bench_function(name, |b| {
+        b.iter(|| {
+            out.clear();
+            let i = StatInputs {
+                host: &host,
+                cpuset: &cpuset,
+                shown: cpuset.len(),
+                renumber: false,
+                usage: Usage::PerCpu(&per),
+                quota_cpus: None,
+                ticks_per_sec: 100,
+                procs,
+            };
+            stat::render(black_box(&i), &mut history, &mut scratch, &mut out);
         })
     });
 }
@@ -255,37 +238,16 @@ fn procs(c: &mut Criterion) {
     use lxcfs_uring::kfile::{self, ProcPath};
     use lxcfs_uring::loadavg::LoadTracker;
 
-    let mut out = Vec::with_capacity(64 << 10);
-    let host = host_stat(2);
-    let per = vec![CpuTime::default(); 2];
-    let (mut history, mut scratch) = (StatHistory::default(), StatScratch::default());
-    for (name, procs) in [
-        ("procs/stat render, the host's lines", None),
-        (
-            "procs/stat render, the container's",
-            Some(Procs {
-                running: 3,
-                blocked: 1,
-            }),
-        ),
-    ] {
-        c.bench_function(name, |b| {
-            b.iter(|| {
-                out.clear();
-                let i = StatInputs {
-                    host: &host,
-                    cpuset: &[0, 1],
-                    shown: 2,
-                    renumber: false,
-                    usage: Usage::PerCpu(&per),
-                    quota_cpus: None,
-                    ticks_per_sec: 100,
-                    procs,
-                };
-                stat::render(black_box(&i), &mut history, &mut scratch, &mut out);
-            })
-        });
-    }
+    bench_stat(c, "procs/stat render, the host's lines", 2, None);
+    bench_stat(
+        c,
+        "procs/stat render, the container's",
+        2,
+        Some(Procs {
+            running: 3,
+            blocked: 1,
+        }),
+    );
 
     let containers = Containers::new(Hierarchies::discover().unwrap()).unwrap();
     let mut buf = Vec::new();
