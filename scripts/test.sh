@@ -40,10 +40,10 @@ command -v xz >/dev/null || need_pkgs+=(xz-utils)
 # dpkg-shlibdeps computes the Debian package's Depends (scripts/deb.sh, tests/deb.rs).
 command -v dpkg-shlibdeps >/dev/null || need_pkgs+=(dpkg-dev)
 # The DaemonSet's image (scripts/image.sh) and its rollout under runc (tests/daemonset.rs):
-# buildah builds it, umoci unpacks it, python3-yaml reads the manifest.
+# buildah builds it, umoci unpacks it, Debian's python3 with python3-yaml reads the manifest.
 command -v buildah >/dev/null || need_pkgs+=(buildah)
 command -v umoci >/dev/null || need_pkgs+=(umoci)
-python3 -c 'import yaml' 2>/dev/null || need_pkgs+=(python3-yaml)
+/usr/bin/python3 -c 'import yaml' 2>/dev/null || need_pkgs+=(python3-yaml)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}"

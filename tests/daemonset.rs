@@ -107,7 +107,7 @@ print(f"memtotal={'|'.join(sorted(memtotal))}")
 
 /// The manifest's documents, as JSON: python3-yaml reads the very file operators apply.
 fn manifest() -> Vec<Value> {
-    let out = Command::new("python3")
+    let out = Command::new("/usr/bin/python3")
         .args([
             "-c",
             "import json, sys, yaml; print(json.dumps(list(yaml.safe_load_all(open(sys.argv[1])))))",
