@@ -216,11 +216,9 @@ impl Fs {
         let overflow = |_: Overflow| libc::EIO;
         let dynamic = sysfs::is_dynamic(h.nodeid);
         // The cpu or node directory (or an entry below one) the request is about.
-        let sys_dir = match h.nodeid {
-            tree::CPU_DIR => Some(SysDir::Cpu),
-            tree::NODE_DIR => Some(SysDir::Node),
-            id if dynamic => Some(SysDir::of(id)),
-            _ => None,
+        let sys_dir = match SysDir::top(h.nodeid) {
+            None if dynamic => Some(SysDir::of(h.nodeid)),
+            top => top,
         };
         if self.in_cgroup_tree(h.nodeid)
             && let Some(r) = self.cgroup_request(w, req, o)
@@ -383,12 +381,7 @@ impl Fs {
             let dtype = if n.kind == Kind::Dir { DT_DIR } else { DT_REG };
             (n.name.to_vec(), n.id, dtype)
         }));
-        let top = match id {
-            tree::CPU_DIR => Some(SysDir::Cpu),
-            tree::NODE_DIR => Some(SysDir::Node),
-            _ => None,
-        };
-        if let Some(dir) = top {
+        if let Some(dir) = SysDir::top(id) {
             v.extend(self.sys(w, pid, dir, |shown| sysfs::readdir_top(dir, shown))?);
         }
         Ok(v)

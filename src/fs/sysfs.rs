@@ -58,6 +58,15 @@ pub enum SysDir {
 }
 
 impl SysDir {
+    /// The directory whose static node id (fs::tree) is `id`, if it is one of them.
+    pub fn top(id: u64) -> Option<SysDir> {
+        match id {
+            super::tree::CPU_DIR => Some(SysDir::Cpu),
+            super::tree::NODE_DIR => Some(SysDir::Node),
+            _ => None,
+        }
+    }
+
     /// The directory a dynamic node id lies in.
     pub fn of(id: u64) -> SysDir {
         if id & NODE_FLAG != 0 {
