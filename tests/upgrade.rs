@@ -360,15 +360,7 @@ fn sigkills(transport: &str) {
     stop.store(true, Ordering::Relaxed);
     let (reads, failures, slowest) = gather(readers);
     // Stop the last successor cleanly: it unmounts, and the keeper leaves with it.
-    let last = d.pidfile_pid().unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(last),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    wait_until("the last server stops", Duration::from_secs(10), || {
-        !alive(last)
-    });
+    stop_server(&d);
     assert_no_read_failed_but_cancelled(transport, kills, reads, &failures, slowest);
 }
 
@@ -451,15 +443,7 @@ fn a_failed_worker_ends_the_process_and_a_successor_serves_its_queue(transport: 
     stop.store(true, Ordering::Relaxed);
     let (reads, failures, slowest) = gather(readers);
     assert!(d.serves(), "the successor serves");
-    let last = d.pidfile_pid().unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(last),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    wait_until("the successor stops", Duration::from_secs(10), || {
-        !alive(last)
-    });
+    stop_server(&d);
     // Its keeper and successor gone, the failed process's log is complete.
     let (status, log) = d.wait_exit(Duration::from_secs(10)).expect("exited");
     assert_eq!(status.code(), Some(70), "{log}");
@@ -569,15 +553,7 @@ fn successors_killed_while_they_start_leave_no_hung_mount(transport: &str) {
         cancelled.len()
     );
     assert!(other.is_empty() && reads > 100, "{reads} reads: {other:?}");
-    let last = d.pidfile_pid().unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(last),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    wait_until("the last server stops", Duration::from_secs(10), || {
-        !alive(last)
-    });
+    stop_server(&d);
 }
 
 /// An upgrade changes nothing a container sees: its load averages (-l) continue instead of
@@ -645,4 +621,18 @@ fn sigusr1_keeps_every_containers_load_and_counters() {
         ),
         "{log}"
     );
+}
+
+/// SIGTERM the process serving `d`'s mount (the pidfile's): it unmounts, its keeper leaves
+/// with it, and it is gone within 10 s.
+fn stop_server(d: &Daemon) {
+    let last = d.pidfile_pid().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(last),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    wait_until("the serving process stops", Duration::from_secs(10), || {
+        !alive(last)
+    });
 }
