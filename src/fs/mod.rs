@@ -11,7 +11,7 @@ use std::io;
 use crate::container::Containers;
 use crate::kfile;
 use crate::proto::abi::{self, FOPEN_DIRECT_IO};
-use crate::proto::{Attr, InHeader, Op, OutBuf, Overflow, Request, Validity, encode};
+use crate::proto::{Attr, InHeader, Op, OutBuf, Overflow, Request, SetattrIn, Validity, encode};
 use crate::stats::{self, Counter};
 use handles::Handles;
 use sysfs::{NodeFile, SysDir};
@@ -312,6 +312,16 @@ impl Fs {
             Op::Statfs => encode::statfs(o, 255).map_err(overflow)?,
             // procfs: a write to these files fails with EIO.
             Op::Write { .. } => return Err(libc::EIO),
+            // procfs: truncating is a no-op, so a shell's `>` fails at the write, with EIO;
+            // mode and owner stay the host's.
+            Op::Setattr(s)
+                if !dynamic
+                    && s.valid & (SetattrIn::MODE | SetattrIn::UID | SetattrIn::GID) == 0
+                    && !tree::in_sys(self.static_node(h.nodeid)?) =>
+            {
+                let (attr, ttl) = self.attr(w, self.static_node(h.nodeid)?, h.pid);
+                encode::attr_out(o, &attr, ttl).map_err(overflow)?;
+            }
             Op::Setattr(_) | Op::Remove | Op::Rmdir { .. } => return Err(libc::EPERM),
             Op::Mkdir { .. } => return Err(libc::EACCES),
             Op::Create { .. } => return Err(libc::EACCES),
