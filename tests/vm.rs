@@ -735,8 +735,8 @@ fn compare_with_lxcfs7(console: &str) {
     // real file gives: under proc/ the write fails (EIO; truncating is a no-op), under sys/
     // the open (EACCES).
     for (file, ours) in [
-        ("proc/meminfo", "I/O error"),
-        ("proc/uptime", "I/O error"),
+        ("proc/meminfo", "Input/output error"),
+        ("proc/uptime", "Input/output error"),
         ("sys/devices/system/cpu/online", "Permission denied"),
     ] {
         let msg = |source: &str| r("write", file, source).trim_end().to_owned();
