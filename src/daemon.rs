@@ -219,6 +219,13 @@ fn build_fs(cli: &Cli) -> Result<Fs, String> {
     };
     let mut fs = Fs::new(opts, containers);
     fs.cgroups = cgroups;
+    if cli.enable_psi_poll {
+        let registry = cli.runtime_dir.join("psi-triggers");
+        fs.psi = Some(
+            crate::fs::psi::Triggers::new(registry)
+                .map_err(|e| format!("cannot create an epoll instance for PSI triggers ({e})."))?,
+        );
+    }
     Ok(fs)
 }
 
@@ -280,6 +287,7 @@ fn serve(
             .spawn(move || crate::loadavg::run(tracker, &s.fs.containers))
             .map_err(|e| format!("cannot start the loadavg thread: {e}"))?;
     }
+    start_psi(session, fresh)?;
     let server = {
         let s = session.clone();
         std::thread::Builder::new()
@@ -339,6 +347,31 @@ fn serve(
     }
     // Workers end when the kernel drops the connection; the process exits regardless.
     drop(server);
+    Ok(())
+}
+
+/// With --enable-psi-poll: re-create a predecessor's triggers (forget those of an earlier
+/// mount on a fresh one), then wait for them all on one thread.
+fn start_psi(session: &Arc<Session>, fresh: bool) -> Result<(), String> {
+    let Some(psi) = &session.fs.psi else {
+        return Ok(());
+    };
+    if fresh {
+        psi.clear();
+    } else {
+        psi.restore(session.dev.as_fd(), |fh, node| {
+            session.fs.handles.adopt(fh, node);
+        });
+    }
+    let s = session.clone();
+    std::thread::Builder::new()
+        .name("psi-triggers".into())
+        .spawn(move || {
+            if let Some(psi) = &s.fs.psi {
+                psi.run(s.dev.as_fd());
+            }
+        })
+        .map_err(|e| format!("cannot start the PSI trigger thread: {e}"))?;
     Ok(())
 }
 
