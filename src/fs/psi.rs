@@ -13,13 +13,15 @@
 //! waiters. A frozen or suspending host therefore never waits on the daemon: its pollers
 //! sleep in poll(2) (interruptible, freezable) and no request is ever held.
 //!
-//! Successors (SIGUSR1, --takeover, a restart after a crash) re-create the triggers from
-//! the registry file written here at each change, and wake every waiting poller: see
-//! `Triggers::restore`.
+//! Successors continue the triggers from the registry file written here at each change
+//! (see `Triggers::restore`): the trigger fds themselves where they can be had (kept across
+//! execve on SIGUSR1, taken from the frozen predecessor with pidfd_getfd on --takeover),
+//! so the kernel's windows run on and no event is lost; after a crash, triggers written
+//! anew. Every waiting poller is then woken to ask the successor.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -331,21 +333,23 @@ impl Triggers {
     }
 
     /// Write the triggers down for a successor: one line each, `fh kh node full threshold
-    /// window path` (kh 0: none yet), replaced in one rename so a crash leaves the old
-    /// list or the new one.
+    /// window pid fd path` (kh 0: none yet; fd -1: none), replaced in one rename so a crash
+    /// leaves the old list or the new one.
     fn record(&self, s: &State) {
         let mut text = String::new();
+        let pid = std::process::id();
         for (fh, t) in &s.by_fh {
             let Some(path) = t.path.to_str().filter(|p| !p.contains('\n')) else {
                 continue;
             };
             text.push_str(&format!(
-                "{fh} {} {} {} {} {} {path}\n",
+                "{fh} {} {} {} {} {} {pid} {} {path}\n",
                 t.kh.unwrap_or(0),
                 t.node,
                 u8::from(t.spec.full),
                 t.spec.threshold_us,
-                t.spec.window_us
+                t.spec.window_us,
+                t.fd.as_ref().map_or(-1, |f| f.as_raw_fd()),
             ));
         }
         let tmp = self.registry.with_extension("new");
@@ -365,81 +369,197 @@ impl Triggers {
         let _ = std::fs::remove_file(&self.registry);
     }
 
-    /// Re-create the triggers of a predecessor (an upgrade, a takeover, a restart after a
+    /// SIGUSR1: keep every trigger fd open across execve, for the new image (`restore`).
+    /// Undone by `after_failed_exec`.
+    pub fn before_exec(&self) {
+        self.set_cloexec(false);
+    }
+
+    /// The execve failed: the trigger fds are ours alone again.
+    pub fn after_failed_exec(&self) {
+        self.set_cloexec(true);
+    }
+
+    fn set_cloexec(&self, on: bool) {
+        let s = self.lock();
+        for fd in s.by_fh.values().filter_map(|t| t.fd.as_ref()) {
+            if let Err(e) = crate::upgrade::set_cloexec(fd.as_fd(), on) {
+                warn_each!("PSI triggers: cannot set close-on-exec to {on} ({e})");
+            }
+        }
+    }
+
+    /// Continue the triggers of a predecessor (an upgrade, a takeover, a restart after a
     /// crash) from its registry, and wake every poller it was to notify: each asks again
-    /// and gets this process's answer. The kernel's window restarts with the new trigger;
-    /// an event the predecessor saw but did not report is lost. A trigger whose kernel file
-    /// is gone answers POLLERR|POLLPRI, as the kernel's would. `adopt` makes `fh` an open
-    /// file of node `node` here too.
-    pub fn restore(&self, dev: BorrowedFd<'_>, adopt: impl Fn(u64, u64)) {
+    /// and gets this process's answer. `taken` holds the trigger fds taken from a
+    /// predecessor process (`take_fds`). A trigger whose fd cannot be had is written
+    /// anew: its window starts again (and on Linux 6.18 a new trigger on a cgroup that
+    /// stalled before may report once at its first update, idle or not). One whose kernel
+    /// file is gone answers POLLERR|POLLPRI, as the kernel's would. `adopt` makes `fh` an
+    /// open file of node `node` here too.
+    pub fn restore(&self, dev: BorrowedFd<'_>, mut taken: Taken, adopt: impl Fn(u64, u64)) {
         let Ok(text) = std::fs::read_to_string(&self.registry) else {
             return;
         };
-        let (mut armed, mut lost) = (0, 0);
+        let (mut kept, mut anew, mut lost) = (0, 0, 0);
         let mut wake = Vec::new();
         for line in text.lines() {
-            let Some((fh, kh, node, spec, path)) = parse_record(line) else {
+            let Some(r) = Record::parse(line) else {
                 warn!("PSI triggers: skipping a malformed registry line: {line:?}");
                 continue;
             };
-            let fd = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
-                .map_err(io::Error::other)
-                .and_then(|p| crate::kfile::open_rw(None, &p))
-                .and_then(|fd| {
-                    nix::unistd::write(&fd, spec.text().as_bytes())?;
+            let inherited = match taken.remove(&(r.pid, r.fd)) {
+                Some(fd) => Some(fd),
+                None if r.pid == std::process::id() => inherit(r.fd),
+                None => None,
+            }
+            .filter(|fd| fd_path(fd).is_ok_and(|p| p == r.path));
+            let fd = match inherited {
+                Some(fd) => {
+                    kept += 1;
                     Ok(fd)
-                });
-            let fd = match fd {
-                Ok(fd) => {
-                    armed += 1;
-                    Some(fd)
                 }
-                Err(e) => {
+                None => rewrite(&r.path, &r.spec).inspect(|_| anew += 1),
+            };
+            let fd = fd
+                .inspect_err(|e| {
                     lost += 1;
                     info!(
                         "PSI triggers: cannot re-create the trigger on {} ({e}): its pollers get POLLERR",
-                        path.display()
+                        r.path.display()
                     );
-                    None
-                }
-            };
-            let pending = if fd.is_some() { 0 } else { POLLERR | POLLPRI };
+                })
+                .ok();
             let t = Trigger {
-                spec,
-                node,
-                path,
+                spec: r.spec,
+                node: r.node,
+                path: r.path,
+                pending: if fd.is_some() { 0 } else { POLLERR | POLLPRI },
                 fd,
-                kh: (kh != 0).then_some(kh),
-                pending,
+                kh: (r.kh != 0).then_some(r.kh),
                 adopted: true,
             };
-            if self.insert(fh, t).is_ok() {
-                adopt(fh, node);
-                wake.extend((kh != 0).then_some(kh));
+            if self.insert(r.fh, t).is_ok() {
+                adopt(r.fh, r.node);
+                wake.extend((r.kh != 0).then_some(r.kh));
             }
         }
         self.record(&self.lock());
-        info!("PSI triggers: re-created {armed} of the predecessor's, {lost} gone");
+        info!(
+            "PSI triggers: continued {kept} of the predecessor's, re-created {anew}, {lost} gone"
+        );
         for kh in wake {
             notify(dev, kh);
         }
     }
 }
 
-/// One line of the registry.
-fn parse_record(line: &str) -> Option<(u64, u64, u64, Spec, PathBuf)> {
-    let mut f = line.splitn(7, ' ');
-    let mut num = || f.next()?.parse::<u64>().ok();
-    let (fh, kh, node, full) = (num()?, num()?, num()?, num()?);
-    let threshold_us = u32::try_from(num()?).ok()?;
-    let window_us = u32::try_from(num()?).ok()?;
-    let path = PathBuf::from(f.next()?);
-    let spec = Spec {
-        full: full == 1,
-        threshold_us,
-        window_us,
+/// Trigger fds taken from a predecessor process, by its (pid, fd number).
+pub type Taken = HashMap<(u32, i32), OwnedFd>;
+
+/// --takeover: take the trigger fds of the predecessor `pid` that its registry in
+/// `runtime_dir` names, while it is frozen and has not yet exited (pidfd_getfd, Linux
+/// 5.6+; ours as root). Those it cannot take are written anew by `restore`.
+pub fn take_fds(runtime_dir: &Path, pid: u32) -> Taken {
+    let mut taken = Taken::new();
+    let Ok(text) = std::fs::read_to_string(runtime_dir.join(REGISTRY)) else {
+        return taken;
     };
-    Some((fh, kh, node, spec, path))
+    let Ok(pidfd) = crate::container::pidns::pidfd_open(pid) else {
+        return taken;
+    };
+    for r in text.lines().filter_map(Record::parse) {
+        if r.pid != pid || r.fd < 0 {
+            continue;
+        }
+        // SAFETY: pidfd_getfd takes a pidfd, an fd number and flags, and returns a new
+        // fd (close-on-exec) or -1.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_getfd,
+                pidfd.as_raw_fd() as libc::c_long,
+                r.fd as libc::c_long,
+                0 as libc::c_long,
+            )
+        };
+        if fd >= 0 {
+            // SAFETY: the kernel just installed this fd for us and nothing else owns it.
+            taken.insert((pid, r.fd), unsafe { OwnedFd::from_raw_fd(fd as i32) });
+        }
+    }
+    taken
+}
+
+/// The registry's name in the runtime directory.
+pub const REGISTRY: &str = "psi-triggers";
+
+/// An fd a predecessor image left open across execve, if it is still open.
+fn inherit(fd: i32) -> Option<OwnedFd> {
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: F_GETFD on a number only asks whether it is open.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return None;
+    }
+    // SAFETY: the registry of this process's previous image names this fd as a trigger
+    // fd it kept open across execve for us; nothing else in this image owns it (the path
+    // is checked by the caller before use, and a mismatch closes it).
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    crate::upgrade::set_cloexec(fd.as_fd(), true).ok()?;
+    Some(fd)
+}
+
+/// The path /proc/self/fd gives for `fd`.
+fn fd_path(fd: &OwnedFd) -> io::Result<PathBuf> {
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// A new trigger `spec` on the kernel file `path`.
+fn rewrite(path: &Path, spec: &Spec) -> io::Result<OwnedFd> {
+    let p =
+        std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(io::Error::other)?;
+    let fd = crate::kfile::open_rw(None, &p)?;
+    nix::unistd::write(&fd, spec.text().as_bytes())?;
+    Ok(fd)
+}
+
+/// One line of the registry.
+#[derive(Debug, PartialEq, Eq)]
+struct Record {
+    fh: u64,
+    kh: u64,
+    node: u64,
+    spec: Spec,
+    /// The process that held the trigger fd, and its number there (-1: none).
+    pid: u32,
+    fd: i32,
+    path: PathBuf,
+}
+
+impl Record {
+    fn parse(line: &str) -> Option<Record> {
+        let mut f = line.splitn(9, ' ');
+        let mut num = || f.next()?.parse::<i64>().ok();
+        let (fh, kh, node, full) = (num()?, num()?, num()?, num()?);
+        let threshold_us = u32::try_from(num()?).ok()?;
+        let window_us = u32::try_from(num()?).ok()?;
+        let pid = u32::try_from(num()?).ok()?;
+        let fd = i32::try_from(num()?).ok()?;
+        Some(Record {
+            fh: fh as u64,
+            kh: kh as u64,
+            node: node as u64,
+            spec: Spec {
+                full: full == 1,
+                threshold_us,
+                window_us,
+            },
+            pid,
+            fd,
+            path: PathBuf::from(f.next()?),
+        })
+    }
 }
 
 /// FUSE_NOTIFY_POLL: the kernel wakes whoever polls the open file `kh` (nothing when no
@@ -509,19 +629,22 @@ mod tests {
 
     #[test]
     fn registry_lines() {
-        let s = spec(true, 7, 2000000).unwrap();
+        let r = Record::parse("12 3 22 1 7 2000000 99 5 /sys/fs/cgroup/a b/cpu.pressure").unwrap();
+        assert_eq!((r.fh, r.kh, r.node, r.pid, r.fd), (12, 3, 22, 99, 5));
+        assert_eq!(r.spec, spec(true, 7, 2000000).unwrap());
+        assert_eq!(r.path, PathBuf::from("/sys/fs/cgroup/a b/cpu.pressure"));
         assert_eq!(
-            parse_record("12 3 22 1 7 2000000 /sys/fs/cgroup/a b/cpu.pressure"),
-            Some((
-                12,
-                3,
-                22,
-                s,
-                PathBuf::from("/sys/fs/cgroup/a b/cpu.pressure")
-            ))
+            Record::parse("12 3 22 1 7 2000000 99 -1 /p").unwrap().fd,
+            -1
         );
-        assert_eq!(parse_record("12 3 22 1 7"), None);
-        assert_eq!(parse_record("12 x 22 1 7 2 /p"), None);
-        assert_eq!(parse_record("12 3 22 1 7 99999999999 /p"), None);
+        for bad in [
+            "12 3 22 1 7",
+            "12 x 22 1 7 2 1 1 /p",
+            "12 3 22 1 7 99999999999 1 1 /p",
+            "12 3 22 1 7 2 -1 1 /p",
+            "12 3 22 1 7 2 1 1",
+        ] {
+            assert_eq!(Record::parse(bad), None, "{bad}");
+        }
     }
 }
