@@ -15,7 +15,8 @@ both_transports!(
     errors_limits_and_close_are_the_kernels,
     a_removed_cgroup_wakes_its_poller_with_an_error,
     without_the_flag_poll_is_answered_once_and_writes_fail,
-    sigusr1_and_takeover_keep_a_trigger_firing
+    sigusr1_and_takeover_keep_a_trigger_firing,
+    after_a_crash_the_successor_rearms_and_wakes_the_poller
 );
 
 /// Arms the trigger argv[2] on argv[1], signals argv[4] (a file) once armed and quiet,
@@ -358,23 +359,20 @@ fn sigusr1_and_takeover_keep_a_trigger_firing(transport: &str) {
         log.contains("PSI triggers: continued 1 of the predecessor's, re-created 0, 0 gone"),
         "{log}"
     );
+    // The successor is the daemon now: stopped and waited for on drop.
+    let pid = next.id() as i32;
+    d.child = Some(next);
     wait_until("the successor serves", Duration::from_secs(10), || {
-        d.pidfile_pid() == Some(next.id() as i32)
+        d.pidfile_pid() == Some(pid)
     });
     // The successor owns the trigger now (its own fd), and the poller still waits.
     wait_until(
         "the successor holds the trigger",
         Duration::from_secs(5),
-        || trigger_fds(next.id() as i32) == 1,
+        || trigger_fds(pid) == 1,
     );
     std::fs::write(&go, "").unwrap();
     let (ev, secs) = woke(&container.join().unwrap());
-    let pid = next.id() as i32;
-    // Daemon's drop stops the successor: it names the mount on its command line.
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGTERM,
-    );
     let successor_log = std::fs::read_to_string(d.dir.join("successor.log")).unwrap_or_default();
     assert!(
         successor_log.contains("PSI triggers: continued 1 of the predecessor's, re-created 0"),
@@ -385,4 +383,59 @@ fn sigusr1_and_takeover_keep_a_trigger_firing(transport: &str) {
         libc::POLLPRI as u32,
         "woken after the handovers ({secs} s); before the takeover: {log}\nthe successor: {successor_log}"
     );
+}
+
+/// The server killed while a poller waits: the successor the keeper starts writes the
+/// trigger anew from the registry and wakes the poller, which asks it, sleeps on, and is
+/// woken when the container stalls: never left hanging on a dead process.
+fn after_a_crash_the_successor_rearms_and_wakes_the_poller(transport: &str) {
+    let test = "after_a_crash_the_successor_rearms_and_wakes_the_poller";
+    if !psi_or_skip(test) {
+        return;
+    }
+    let d = Daemon::start(
+        &format!("psi-crash-{transport}"),
+        &["--transport", transport, "--enable-psi-poll"],
+    );
+    d.wait_for_keeper();
+    let py = poller(&d);
+    let (marker, go) = (d.dir.join("armed"), d.dir.join("go"));
+    let cg = Cgroup::unified(&format!("psi-crash-{transport}"));
+    let script = format!(
+        "python3 {} {} 'some 100000 2000000' 30 {} & while [ ! -e {g} ]; do sleep 0.05; done; {}; wait",
+        py.display(),
+        d.path("proc/pressure/cpu").display(),
+        marker.display(),
+        busy(8),
+        g = go.display()
+    );
+    let container = std::thread::spawn(move || in_container(&[&cg], &script));
+    wait_until("the poller is armed", Duration::from_secs(20), || {
+        marker.exists()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let victim = d.pidfile_pid().expect("a pidfile");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(victim),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let successor = || d.pidfile_pid().filter(|&p| p != victim && alive(p));
+    wait_until("a successor", Duration::from_secs(5), || {
+        successor().is_some()
+    });
+    let pid = successor().unwrap();
+    wait_until(
+        "the successor re-arms the trigger",
+        Duration::from_secs(5),
+        || trigger_fds(pid) == 1,
+    );
+    let registry = std::fs::read_to_string(d.runtime.join("psi-triggers")).unwrap();
+    assert!(
+        registry.split(' ').nth(6) == Some(&pid.to_string()),
+        "the registry names the successor: {registry}"
+    );
+    std::fs::write(&go, "").unwrap();
+    let (ev, secs) = woke(&container.join().unwrap());
+    assert_eq!(ev, libc::POLLPRI as u32, "woken ({secs} s)");
 }

@@ -78,7 +78,7 @@ impl Spec {
 
     /// The trigger as the kernel file takes it: NUL-terminated, as /proc's psi_write drops
     /// the last byte and the cgroup file's stops at the NUL.
-    fn text(&self) -> String {
+    pub fn text(&self) -> String {
         let kind = if self.full { "full" } else { "some" };
         format!("{kind} {} {}\0", self.threshold_us, self.window_us)
     }
@@ -526,7 +526,7 @@ fn rewrite(path: &Path, spec: &Spec) -> io::Result<OwnedFd> {
 
 /// One line of the registry.
 #[derive(Debug, PartialEq, Eq)]
-struct Record {
+pub struct Record {
     fh: u64,
     kh: u64,
     node: u64,
@@ -538,7 +538,9 @@ struct Record {
 }
 
 impl Record {
-    fn parse(line: &str) -> Option<Record> {
+    /// A registry line; None when malformed (the file is the daemon's, but read back by
+    /// another process, perhaps another version).
+    pub fn parse(line: &str) -> Option<Record> {
         let mut f = line.splitn(9, ' ');
         let mut num = || f.next()?.parse::<i64>().ok();
         let (fh, kh, node, full) = (num()?, num()?, num()?, num()?);
