@@ -432,7 +432,7 @@ fn after_a_crash_the_successor_rearms_and_wakes_the_poller(transport: &str) {
     );
     let registry = std::fs::read_to_string(d.runtime.join("psi-triggers")).unwrap();
     assert!(
-        registry.split(' ').nth(6) == Some(&pid.to_string()),
+        registry.split(' ').nth(7) == Some(&pid.to_string()),
         "the registry names the successor: {registry}"
     );
     std::fs::write(&go, "").unwrap();

@@ -562,7 +562,9 @@ impl Fs {
         else {
             return Err(libc::EIO);
         };
-        psi.write(fh, h.nodeid, data, || {
+        let privileged =
+            crate::caps::process_has(h.pid, crate::caps::CAP_SYS_RESOURCE, &mut w.scratch);
+        psi.write(fh, h.nodeid, privileged, data, || {
             views::pressure_file_rw(self, w, h.pid, *p)
         })
     }

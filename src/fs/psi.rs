@@ -106,6 +106,8 @@ struct Trigger {
     spec: Spec,
     /// The node of the open file (a /proc/pressure file).
     node: u64,
+    /// Whether the writer had CAP_SYS_RESOURCE (and so the fd was opened with it).
+    privileged: bool,
     /// The kernel file the trigger is on, as /proc/self/fd names it.
     path: PathBuf,
     /// The trigger: closing it removes it. None once the kernel file is gone.
@@ -171,8 +173,10 @@ impl Triggers {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A write of `data` to open file `fh` of pressure node `node`; `open` gives a new
-    /// read-write fd on the kernel file the caller's container reads there. The count of
+    /// A write of `data` to open file `fh` of pressure node `node` by a caller with
+    /// CAP_SYS_RESOURCE (`privileged`) or without; `open` gives a new read-write fd on the
+    /// kernel file the caller's container reads there, opened with the caller's
+    /// CAP_SYS_RESOURCE, which decides what the kernel allows. The count of
     /// bytes taken, or the errno the kernel's file would answer (EBUSY: this open file has
     /// a trigger; EINVAL: not a trigger, or one the kernel refuses), or ENOSPC past the
     /// limits.
@@ -180,6 +184,7 @@ impl Triggers {
         &self,
         fh: u64,
         node: u64,
+        privileged: bool,
         data: &[u8],
         open: impl FnOnce() -> io::Result<OwnedFd>,
     ) -> Result<u32, i32> {
@@ -196,15 +201,15 @@ impl Triggers {
             Some(_) => return Err(libc::EBUSY),
             None => Spec::parse(data).ok_or(libc::EINVAL)?,
         };
-        let fd = open().map_err(|e| super::errno(&e))?;
-        let path = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-            .map_err(|e| super::errno(&e))?;
+        let fd = as_caller(privileged, open).map_err(|e| super::errno(&e))?;
+        let path = fd_path(&fd).map_err(|e| super::errno(&e))?;
         nix::unistd::write(&fd, spec.text().as_bytes()).map_err(|e| e as i32)?;
         self.insert(
             fh,
             Trigger {
                 spec,
                 node,
+                privileged,
                 path,
                 fd: Some(fd),
                 kh: None,
@@ -333,7 +338,7 @@ impl Triggers {
     }
 
     /// Write the triggers down for a successor: one line each, `fh kh node full threshold
-    /// window pid fd path` (kh 0: none yet; fd -1: none), replaced in one rename so a crash
+    /// window privileged pid fd path` (kh 0: none yet; fd -1: none), replaced in one rename so a crash
     /// leaves the old list or the new one.
     fn record(&self, s: &State) {
         let mut text = String::new();
@@ -343,12 +348,13 @@ impl Triggers {
                 continue;
             };
             text.push_str(&format!(
-                "{fh} {} {} {} {} {} {pid} {} {path}\n",
+                "{fh} {} {} {} {} {} {} {pid} {} {path}\n",
                 t.kh.unwrap_or(0),
                 t.node,
                 u8::from(t.spec.full),
                 t.spec.threshold_us,
                 t.spec.window_us,
+                u8::from(t.privileged),
                 t.fd.as_ref().map_or(-1, |f| f.as_raw_fd()),
             ));
         }
@@ -419,7 +425,7 @@ impl Triggers {
                     kept += 1;
                     Ok(fd)
                 }
-                None => rewrite(&r.path, &r.spec).inspect(|_| anew += 1),
+                None => rewrite(&r.path, &r.spec, r.privileged).inspect(|_| anew += 1),
             };
             let fd = fd
                 .inspect_err(|e| {
@@ -433,6 +439,7 @@ impl Triggers {
             let t = Trigger {
                 spec: r.spec,
                 node: r.node,
+                privileged: r.privileged,
                 path: r.path,
                 pending: if fd.is_some() { 0 } else { POLLERR | POLLPRI },
                 fd,
@@ -515,11 +522,20 @@ fn fd_path(fd: &OwnedFd) -> io::Result<PathBuf> {
     std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
 
-/// A new trigger `spec` on the kernel file `path`.
-fn rewrite(path: &Path, spec: &Spec) -> io::Result<OwnedFd> {
+/// `open`, with CAP_SYS_RESOURCE only when the caller has it.
+fn as_caller(privileged: bool, open: impl FnOnce() -> io::Result<OwnedFd>) -> io::Result<OwnedFd> {
+    match privileged {
+        true => open(),
+        false => crate::caps::without(crate::caps::CAP_SYS_RESOURCE, open),
+    }
+}
+
+/// A new trigger `spec` on the kernel file `path`, for a caller with CAP_SYS_RESOURCE or
+/// not (`privileged`).
+fn rewrite(path: &Path, spec: &Spec, privileged: bool) -> io::Result<OwnedFd> {
     let p =
         std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(io::Error::other)?;
-    let fd = crate::kfile::open_rw(None, &p)?;
+    let fd = as_caller(privileged, || crate::kfile::open_rw(None, &p))?;
     nix::unistd::write(&fd, spec.text().as_bytes())?;
     Ok(fd)
 }
@@ -531,6 +547,7 @@ pub struct Record {
     kh: u64,
     node: u64,
     spec: Spec,
+    privileged: bool,
     /// The process that held the trigger fd, and its number there (-1: none).
     pid: u32,
     fd: i32,
@@ -541,11 +558,12 @@ impl Record {
     /// A registry line; None when malformed (the file is the daemon's, but read back by
     /// another process, perhaps another version).
     pub fn parse(line: &str) -> Option<Record> {
-        let mut f = line.splitn(9, ' ');
+        let mut f = line.splitn(10, ' ');
         let mut num = || f.next()?.parse::<i64>().ok();
         let (fh, kh, node, full) = (num()?, num()?, num()?, num()?);
         let threshold_us = u32::try_from(num()?).ok()?;
         let window_us = u32::try_from(num()?).ok()?;
+        let privileged = num()? == 1;
         let pid = u32::try_from(num()?).ok()?;
         let fd = i32::try_from(num()?).ok()?;
         Some(Record {
@@ -557,6 +575,7 @@ impl Record {
                 threshold_us,
                 window_us,
             },
+            privileged,
             pid,
             fd,
             path: PathBuf::from(f.next()?),
@@ -631,20 +650,20 @@ mod tests {
 
     #[test]
     fn registry_lines() {
-        let r = Record::parse("12 3 22 1 7 2000000 99 5 /sys/fs/cgroup/a b/cpu.pressure").unwrap();
+        let r =
+            Record::parse("12 3 22 1 7 2000000 0 99 5 /sys/fs/cgroup/a b/cpu.pressure").unwrap();
         assert_eq!((r.fh, r.kh, r.node, r.pid, r.fd), (12, 3, 22, 99, 5));
+        assert!(!r.privileged);
         assert_eq!(r.spec, spec(true, 7, 2000000).unwrap());
         assert_eq!(r.path, PathBuf::from("/sys/fs/cgroup/a b/cpu.pressure"));
-        assert_eq!(
-            Record::parse("12 3 22 1 7 2000000 99 -1 /p").unwrap().fd,
-            -1
-        );
+        let r = Record::parse("12 3 22 1 7 2000000 1 99 -1 /p").unwrap();
+        assert!(r.privileged && r.fd == -1);
         for bad in [
             "12 3 22 1 7",
-            "12 x 22 1 7 2 1 1 /p",
-            "12 3 22 1 7 99999999999 1 1 /p",
-            "12 3 22 1 7 2 -1 1 /p",
-            "12 3 22 1 7 2 1 1",
+            "12 x 22 1 7 2 0 1 1 /p",
+            "12 3 22 1 7 99999999999 0 1 1 /p",
+            "12 3 22 1 7 2 0 -1 1 /p",
+            "12 3 22 1 7 2 0 1 1",
         ] {
             assert_eq!(Record::parse(bad), None, "{bad}");
         }
