@@ -579,7 +579,7 @@ impl Fs {
             Some(Kind::File(tree::FileId::Pressure(_))) => {
                 Ok(psi.poll(fh, kh, flags & abi::POLL_SCHEDULE_NOTIFY != 0))
             }
-            _ => Ok((libc::POLLIN | libc::POLLOUT | libc::POLLRDNORM | libc::POLLWRNORM) as u32),
+            _ => Ok(psi::DEFAULT_POLLMASK),
         }
     }
 

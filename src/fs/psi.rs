@@ -39,7 +39,7 @@ pub const MAX_PER_CGROUP: usize = 32;
 pub const MAX_TOTAL: usize = 4096;
 
 /// What poll(2) reports for any file that is there to read and write.
-const DEFAULT_POLLMASK: u32 =
+pub const DEFAULT_POLLMASK: u32 =
     (libc::POLLIN | libc::POLLOUT | libc::POLLRDNORM | libc::POLLWRNORM) as u32;
 const POLLPRI: u32 = libc::POLLPRI as u32;
 const POLLERR: u32 = libc::POLLERR as u32;
@@ -410,7 +410,7 @@ impl Triggers {
         let (mut kept, mut anew, mut lost) = (0, 0, 0);
         let mut wake = Vec::new();
         for line in text.lines() {
-            let Some(r) = Record::parse(line) else {
+            let Some(r) = Record::parse(line).filter(|r| is_pressure_file(&r.path)) else {
                 warn!("PSI triggers: skipping a malformed registry line: {line:?}");
                 continue;
             };
@@ -517,6 +517,28 @@ fn inherit(fd: i32) -> Option<OwnedFd> {
     Some(fd)
 }
 
+/// Whether `path` names a pressure file (`rewrite` checks that it is the kernel's), the
+/// only files a registry may name.
+fn is_pressure_file(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let kind = |n: &str| matches!(n, "cpu" | "io" | "memory" | "irq");
+    let plain = path.components().all(|c| {
+        matches!(
+            c,
+            std::path::Component::RootDir | std::path::Component::Normal(_)
+        )
+    });
+    path.is_absolute()
+        && plain
+        && match name.strip_suffix(".pressure") {
+            Some(k) => kind(k),
+            None => kind(name) && path.parent() == Some(Path::new("/proc/pressure")),
+        }
+}
+
 /// The path /proc/self/fd gives for `fd`.
 fn fd_path(fd: &OwnedFd) -> io::Result<PathBuf> {
     std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
@@ -536,6 +558,10 @@ fn rewrite(path: &Path, spec: &Spec, privileged: bool) -> io::Result<OwnedFd> {
     let p =
         std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(io::Error::other)?;
     let fd = as_caller(privileged, || crate::kfile::open_rw(None, &p))?;
+    let fs = nix::sys::statfs::fstatfs(&fd)?.filesystem_type();
+    if fs != nix::sys::statfs::CGROUP2_SUPER_MAGIC && fs != nix::sys::statfs::PROC_SUPER_MAGIC {
+        return Err(io::Error::other("not a cgroup2 or proc file"));
+    }
     nix::unistd::write(&fd, spec.text().as_bytes())?;
     Ok(fd)
 }
@@ -646,6 +672,28 @@ mod tests {
         let s = Spec::parse(b"full 500000 4000000\n").unwrap();
         assert_eq!(s.text(), "full 500000 4000000\0");
         assert_eq!(Spec::parse(s.text().as_bytes()), Some(s));
+    }
+
+    #[test]
+    fn a_registry_names_pressure_files_only() {
+        for ok in [
+            "/proc/pressure/cpu",
+            "/proc/pressure/irq",
+            "/sys/fs/cgroup/unified/lxc/c1/memory.pressure",
+            "/sys/fs/cgroup/a b/io.pressure",
+        ] {
+            assert!(is_pressure_file(Path::new(ok)), "{ok}");
+        }
+        for bad in [
+            "/etc/shadow",
+            "/proc/pressure/../sys/kernel/x",
+            "/proc/self/pressure/cpu",
+            "/sys/fs/cgroup/x/cgroup.procs",
+            "/sys/fs/cgroup/../../etc/cpu.pressure",
+            "cpu.pressure",
+        ] {
+            assert!(!is_pressure_file(Path::new(bad)), "{bad}");
+        }
     }
 
     #[test]
