@@ -62,6 +62,11 @@ pub struct Cli {
     #[arg(short = 'l', long)]
     pub enable_loadavg: bool,
 
+    /// PSI triggers through proc/pressure/*: a program opens the file read-write, writes
+    /// `some|full <threshold us> <window us>` and polls for POLLPRI, as with the host's.
+    #[arg(long)]
+    pub enable_psi_poll: bool,
+
     /// Show the cgroup hierarchies under cgroup/ (for runtimes without cgroup namespaces):
     /// each caller sees only its own cgroup and below, with pids in its own numbering, and
     /// may create, remove and configure cgroups there as the kernel would let it.

@@ -125,6 +125,8 @@ fn serve_handed_over(
     if let Some(text) = &r.carried {
         continue_from(&session, text);
     }
+    // Before any worker serves: a poll of a trigger's file must find it.
+    start_psi(&session, false, r.psi_fds)?;
     for pid in r.helpers {
         // The predecessor's helpers exit once we answer their lookups: reap them.
         std::thread::spawn(move || {
@@ -219,6 +221,13 @@ fn build_fs(cli: &Cli) -> Result<Fs, String> {
     };
     let mut fs = Fs::new(opts, containers);
     fs.cgroups = cgroups;
+    if cli.enable_psi_poll {
+        let registry = cli.runtime_dir.join(crate::fs::psi::REGISTRY);
+        fs.psi = Some(
+            crate::fs::psi::Triggers::new(registry)
+                .map_err(|e| format!("cannot create an epoll instance for PSI triggers ({e})."))?,
+        );
+    }
     Ok(fs)
 }
 
@@ -257,6 +266,7 @@ fn run_locked(cli: &Cli, mountpoint: &Path, pidfile: &Pidfile) -> Result<(), Str
         transport,
         std::process::id()
     );
+    start_psi(&session, true, Default::default())?;
     serve(cli, mountpoint, &session, &signals, pidfile, true)
 }
 
@@ -339,6 +349,36 @@ fn serve(
     }
     // Workers end when the kernel drops the connection; the process exits regardless.
     drop(server);
+    Ok(())
+}
+
+/// With --enable-psi-poll: continue a predecessor's triggers (`taken`: their fds taken
+/// from it; forget those of an earlier mount on a fresh one), then wait for them all on
+/// one thread.
+fn start_psi(
+    session: &Arc<Session>,
+    fresh: bool,
+    taken: crate::fs::psi::Taken,
+) -> Result<(), String> {
+    let Some(psi) = &session.fs.psi else {
+        return Ok(());
+    };
+    if fresh {
+        psi.clear();
+    } else {
+        psi.restore(session.dev.as_fd(), taken, |fh, node| {
+            session.fs.handles.adopt(fh, node);
+        });
+    }
+    let s = session.clone();
+    std::thread::Builder::new()
+        .name("psi-triggers".into())
+        .spawn(move || {
+            if let Some(psi) = &s.fs.psi {
+                psi.run(s.dev.as_fd());
+            }
+        })
+        .map_err(|e| format!("cannot start the PSI trigger thread: {e}"))?;
     Ok(())
 }
 

@@ -171,6 +171,15 @@ pub fn open_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
     )?)
 }
 
+/// Open `name` (below `dir`, or an absolute path) read-write and non-blocking.
+pub fn open_rw(dir: Option<BorrowedFd<'_>>, name: &CStr) -> io::Result<OwnedFd> {
+    let flags = OFlag::O_RDWR | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    Ok(match dir {
+        Some(dir) => openat(dir, name, flags, Mode::empty())?,
+        None => nix::fcntl::open(name, flags, Mode::empty())?,
+    })
+}
+
 /// Open an absolute path for repeated `reread`s.
 pub fn open_path(path: &CStr) -> io::Result<OwnedFd> {
     Ok(nix::fcntl::open(

@@ -6,6 +6,7 @@
 //! finds who is asking, `cgroupfs` and `kfile` read the kernel's files, `render` turns
 //! inputs into file contents.
 
+pub mod caps;
 pub mod cgroupfs;
 pub mod cli;
 pub mod container;

@@ -42,9 +42,10 @@ use nix::sys::statfs::{FUSE_SUPER_MAGIC, FsType, PROC_SUPER_MAGIC, SYSFS_MAGIC};
 /// Annotation that turns the views off for one container: `false`, `disabled`, `off`,
 /// `no` or `0` (on: `true`, `enabled`, `on`, `yes`, `1`, or no annotation).
 pub const VIEWS_ANNOTATION: &str = "io.lxcfs-uring.views";
-/// Annotation that also binds `/proc/pressure/*` (on values as above). Off by default, as
-/// in the LXC hook: the views are read-only, and binding them would take PSI triggers
-/// away from the container's programs (systemd-oomd, low-memory-monitor).
+/// Annotation that binds `/proc/pressure/*` (on values as above) or not (off values). By
+/// default, as in the LXC hook, they are bound only when the daemon takes PSI triggers
+/// (`--enable-psi-poll`, which shows them writable, 0666): otherwise binding them would
+/// take triggers away from the container's programs (systemd-oomd, low-memory-monitor).
 pub const PRESSURE_ANNOTATION: &str = "io.lxcfs-uring.pressure";
 
 /// The filesystem type our daemon (and lxcfs) mounts with, as mountinfo shows it.
@@ -206,8 +207,9 @@ pub fn rootfs_path(bundle: &Path, root: &Path) -> PathBuf {
 pub enum Choice {
     /// Leave the container alone; why.
     Skip(String),
-    /// Bind the views (with `/proc/pressure/*` when `pressure`).
-    Bind { pressure: bool },
+    /// Bind the views, with `/proc/pressure/*` when `pressure` says so (None: when the
+    /// daemon takes PSI triggers).
+    Bind { pressure: Option<bool> },
 }
 
 fn switch(value: &str) -> Option<bool> {
@@ -238,10 +240,10 @@ pub fn choose(annotations: &BTreeMap<String, String>) -> Choice {
             }
         }
     }
+    // A value we do not understand binds nothing more: the host's files are the safe side.
     let pressure = annotations
         .get(PRESSURE_ANNOTATION)
-        .and_then(|v| switch(v))
-        .unwrap_or(false);
+        .map(|v| switch(v).unwrap_or(false));
     Choice::Bind { pressure }
 }
 
@@ -363,6 +365,7 @@ fn bind_views(state: &State, mountpoint: &Path, log: &mut Log) -> String {
             );
         }
     };
+    let pressure = pressure.unwrap_or_else(|| takes_psi_triggers(mnt.as_fd()));
     let rootfs = rootfs_path(&state.bundle, &config.root);
     let root = match nix::fcntl::open(
         &rootfs,
@@ -441,6 +444,17 @@ fn probe_daemon(mountpoint: &Path) -> Result<OwnedFd, String> {
         Ok(Err(e)) => Err(format!("statfs failed: {e}")),
         Err(_) => Err(format!("it did not answer statfs within {PROBE_TIMEOUT:?}")),
     }
+}
+
+/// Whether the daemon mounted at `mnt` takes PSI triggers (`--enable-psi-poll`): its
+/// pressure files are writable then (0666), read-only (0444) otherwise.
+fn takes_psi_triggers(mnt: BorrowedFd<'_>) -> bool {
+    nix::sys::stat::fstatat(
+        mnt,
+        "proc/pressure/cpu",
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .is_ok_and(|st| st.st_mode & 0o222 != 0)
 }
 
 fn fs_magic(t: FsType) -> i64 {
@@ -648,7 +662,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.root, Path::new("rootfs"));
-        assert_eq!(choose(&c.annotations), Choice::Bind { pressure: true });
+        assert_eq!(
+            choose(&c.annotations),
+            Choice::Bind {
+                pressure: Some(true)
+            }
+        );
         assert!(parse_config(br#"{"root":{}}"#).is_err());
         assert!(parse_config(br#"{"root":{"path":""}}"#).is_err());
         assert!(parse_config(br#"{"root":{"path":"r"},"annotations":5}"#).is_err());
@@ -679,7 +698,7 @@ mod tests {
 
     #[test]
     fn annotations_opt_out_and_opt_in() {
-        assert_eq!(choose(&ann(&[])), Choice::Bind { pressure: false });
+        assert_eq!(choose(&ann(&[])), Choice::Bind { pressure: None });
         for off in ["false", "disabled", "OFF", " no ", "0"] {
             assert!(
                 matches!(choose(&ann(&[(VIEWS_ANNOTATION, off)])), Choice::Skip(w) if w.contains("turned off")),
@@ -689,7 +708,7 @@ mod tests {
         for on in ["true", "enabled", "Yes", "1"] {
             assert_eq!(
                 choose(&ann(&[(VIEWS_ANNOTATION, on)])),
-                Choice::Bind { pressure: false }
+                Choice::Bind { pressure: None }
             );
         }
         assert!(
@@ -697,12 +716,18 @@ mod tests {
         );
         assert_eq!(
             choose(&ann(&[(PRESSURE_ANNOTATION, "enabled")])),
-            Choice::Bind { pressure: true }
+            Choice::Bind {
+                pressure: Some(true)
+            }
         );
-        assert_eq!(
-            choose(&ann(&[(PRESSURE_ANNOTATION, "maybe")])),
-            Choice::Bind { pressure: false }
-        );
+        for no in ["off", "maybe"] {
+            assert_eq!(
+                choose(&ann(&[(PRESSURE_ANNOTATION, no)])),
+                Choice::Bind {
+                    pressure: Some(false)
+                }
+            );
+        }
     }
 
     #[test]

@@ -58,6 +58,8 @@ pub struct Resume {
     pub passthrough: bool,
     /// What the predecessor carried over (see `carried`).
     pub carried: Option<String>,
+    /// The PSI trigger fds taken from a predecessor process (fs::psi::take_fds).
+    pub psi_fds: crate::fs::psi::Taken,
 }
 
 /// Why an upgrade cannot happen now; None when it can.
@@ -234,11 +236,17 @@ pub fn exec(
         args.push(CString::new(RESUME_FLAG)?);
         args.push(CString::new(state)?);
         let path = CString::new(exe.as_os_str().as_encoded_bytes())?;
+        if let Some(psi) = &s.fs.psi {
+            psi.before_exec();
+        }
         nix::unistd::execv(&path, &args)?;
         Ok(())
     })();
     // Still here: the exec failed. Serve on, and have the held requests resent to us.
     let _ = set_cloexec(pidfile, true);
+    if let Some(psi) = &s.fs.psi {
+        psi.after_failed_exec();
+    }
     drop(fds);
     thaw(s)?;
     if let Some(mut h) = helper {
@@ -332,6 +340,7 @@ pub fn take(runtime_dir: &Path, mountpoint: &Path) -> Result<Resume, String> {
         return Err(format!("the running instance refused to hand over: {why}."));
     }
     let mut resume = resume_from(&line, fds)?;
+    resume.psi_fds = crate::fs::psi::take_fds(runtime_dir, resume.predecessor);
     // On io_uring: fill the entries while the predecessor, frozen, still owns them.
     if let Some(arena) = &resume.arena {
         let exe = std::env::current_exe().map_err(&talk)?;
@@ -445,6 +454,7 @@ fn resume_from(state: &str, mut fds: Vec<OwnedFd>) -> Result<Resume, String> {
         helpers: Vec::new(),
         passthrough: field(state, "passthrough") == Ok("1"),
         carried,
+        psi_fds: Default::default(),
     })
 }
 

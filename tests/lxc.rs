@@ -346,3 +346,32 @@ fn started(dir: &Path, name: &str, cpus: &str, lxcfs_dir: &Path) -> Lxc {
 }
 
 both_transports!(lxc_container_sees_its_limits);
+
+/// With --enable-psi-poll the mount hook binds /proc/pressure too, and busybox in the
+/// container arms a trigger through it as on the kernel's file.
+#[test]
+fn lxc_container_gets_pressure_when_the_daemon_takes_triggers() {
+    let test = "lxc_container_gets_pressure_when_the_daemon_takes_triggers";
+    if !root_or_skip(test) || !lxc_or_skip(test) {
+        return;
+    }
+    if !host_has_or_skip(test, Path::new("/proc/pressure/cpu").exists(), "PSI") {
+        return;
+    }
+    let d = Daemon::start("lxc-psi", &["--enable-psi-poll"]);
+    let c = started(&d.dir, "lxc-psi", "0", &d.mnt);
+    let out = c.attach(
+        r#"
+echo "pressure=$(awk '$5 == "/proc/pressure" {print $9}' /proc/self/mountinfo)"
+exec 3<>/proc/pressure/memory
+printf 'some 100000 2000000\000' >&3 && echo armed=yes
+printf 'some 100000 2000000\000' >&3 2>/dev/null || echo again=refused
+"#,
+    );
+    let get = labelled(&out);
+    assert_eq!(get("pressure"), "fuse.lxcfs", "{out}");
+    assert_eq!(get("armed"), "yes", "{out}");
+    assert_eq!(get("again"), "refused", "EBUSY: {out}");
+    let stop = c.lxc("lxc-stop", &["--kill"]);
+    assert!(stop.status.success(), "lxc-stop: {}", text(&stop));
+}

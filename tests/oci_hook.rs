@@ -443,3 +443,21 @@ echo "views=$(awk '/ - fuse\.lxcfs / {print $5}' /proc/self/mountinfo | sort | t
         "mounted views:\n{out}\nhook: {log}"
     );
 }
+
+#[test]
+fn pressure_views_when_the_daemon_takes_psi_triggers() {
+    let test = "pressure_views_when_the_daemon_takes_psi_triggers";
+    if !root_or_skip(test) || !runc_or_skip(test) {
+        return;
+    }
+    let d = Daemon::start("ocihook-psi-poll", &["--enable-psi-poll"]);
+    // No annotation: the daemon shows its pressure files writable, so the hook binds them.
+    let spec = Spec::new("psi-poll", MIB256, "0", SCRIPT);
+    let (v, out, log) = run_with_hook(&d.dir, &d.mnt, spec);
+    assert_eq!(views_of(&v), offered(&d.mnt, true), "{out}\nhook: {log}");
+    // The annotation still says no.
+    let mut spec = Spec::new("psi-poll-off", MIB256, "0", SCRIPT);
+    spec.annotations = vec![("io.lxcfs-uring.pressure", "false")];
+    let (v, out, log) = run_with_hook(&d.dir, &d.mnt, spec);
+    assert_eq!(views_of(&v), offered(&d.mnt, false), "{out}\nhook: {log}");
+}

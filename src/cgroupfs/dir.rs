@@ -211,6 +211,12 @@ impl CgroupDir {
         }
     }
 
+    /// The cgroup's own `k` opened anew for reading and writing, non-blocking: an fd of
+    /// its own, as a PSI trigger needs (the kernel keeps one trigger per open file).
+    pub fn open_rw(&self, k: Knob) -> io::Result<OwnedFd> {
+        kfile::open_rw(Some(self.own.dir.as_fd()), k.name(self.unified))
+    }
+
     /// Whether the cgroup has the file `k`.
     pub fn has(&self, k: Knob) -> bool {
         matches!(self.own.file(k, self.unified), Ok(Some(_)))

@@ -105,6 +105,36 @@ impl Handles {
         Some(u64::from(entry.generation) << 32 | u64::from(low))
     }
 
+    /// Make `fh`, which a predecessor process handed out for `node`, an open file here too
+    /// (its slot taken, its generation kept), so no new open is given the same handle.
+    /// False when the handle cannot be placed (its slot is in use here).
+    pub fn adopt(&self, fh: u64, node: u64) -> bool {
+        let (si, slot, generation) = split(fh);
+        if slot >= MAX_OPEN / SHARDS {
+            return false;
+        }
+        let mut s = self.shard(si);
+        while s.slots.len() <= slot {
+            let i = s.slots.len() as u32;
+            s.slots.push(Slot::default());
+            s.free.push(i);
+        }
+        let Some(at) = s.free.iter().position(|&i| i as usize == slot) else {
+            return false;
+        };
+        s.free.swap_remove(at);
+        s.slots[slot] = Slot {
+            generation,
+            file: Some(OpenFile {
+                node,
+                snapshot: None,
+                rendered_at: Instant::now(),
+                mid_read_at: None,
+            }),
+        };
+        true
+    }
+
     /// Run `f` on the open file `fh` under its shard's lock.
     pub fn with<R>(&self, fh: u64, f: impl FnOnce(&mut OpenFile) -> R) -> Option<R> {
         let (si, slot, generation) = split(fh);
@@ -215,6 +245,27 @@ mod tests {
         assert_eq!(h.open_count(), 2);
         assert!(h.with(u64::MAX, |_| ()).is_none());
         assert!(!h.release(12345678));
+    }
+
+    #[test]
+    fn adopted_handles_are_served_and_never_handed_out_again() {
+        let h = Handles::default();
+        let old = (7u64 << 32) | (3 << SHARD_BITS) | 1;
+        assert!(h.adopt(old, 22));
+        assert!(!h.adopt(old, 22), "slot in use");
+        assert_eq!(h.with(old, |f| f.node), Some(22));
+        let fresh: Vec<u64> = (0..8).map(|_| h.open(6, 1).unwrap()).collect();
+        assert!(!fresh.contains(&old));
+        assert!(h.release(old));
+        assert_ne!(
+            h.open(6, 1),
+            Some(old),
+            "a reused slot gets a new generation"
+        );
+        assert!(
+            !h.adopt(u64::from(u32::MAX) << SHARD_BITS, 1),
+            "past the table"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod cgroup;
 pub mod handles;
+pub mod psi;
 pub mod sysfs;
 pub mod tree;
 pub mod views;
@@ -106,6 +107,8 @@ pub struct Fs {
     pub passthrough: std::sync::atomic::AtomicBool,
     /// The /cgroup tree, with --enable-cgroup.
     pub cgroups: Option<crate::cgroupfs::tree::CgroupTree>,
+    /// PSI triggers through /proc/pressure, with --enable-psi-poll.
+    pub psi: Option<psi::Triggers>,
     /// Seconds since the epoch at mount: the tree's timestamps.
     mount_time: u64,
     /// The longest render of each static file so far, by node id - 1 (`reported_size`).
@@ -128,6 +131,7 @@ impl Fs {
             loadavg,
             passthrough: Default::default(),
             cgroups: None,
+            psi: None,
             mount_time,
             longest: std::array::from_fn(|i| {
                 // The host's file: an upper bound of most containers' renders from the start.
@@ -154,7 +158,7 @@ impl Fs {
             // procfs reports 0, but the kernel stops splice, io_uring and AIO reads at
             // the size: report one that covers every container's file.
             Kind::File(_) => (
-                libc::S_IFREG | n.perm,
+                libc::S_IFREG | self.perm(n),
                 self.reported_size(w, n.id, pid),
                 VIEW_ATTR_TTL,
             ),
@@ -311,11 +315,20 @@ impl Fs {
             Op::Readlink => return Err(libc::EINVAL),
             Op::Release { fh } => {
                 self.handles.release(fh);
+                if let Some(psi) = &self.psi {
+                    psi.release(fh);
+                }
             }
             Op::Releasedir { .. } => {}
             Op::Statfs => encode::statfs(o, 255).map_err(overflow)?,
-            // procfs: a write to these files fails with EIO.
-            Op::Write { .. } => return Err(libc::EIO),
+            Op::Write { fh, data, .. } => {
+                let written = self.write(w, h, fh, data)?;
+                encode::write_out(o, written).map_err(overflow)?;
+            }
+            Op::Poll { fh, kh, flags, .. } => {
+                let revents = self.poll(h.nodeid, fh, kh, flags)?;
+                encode::poll_out(o, revents).map_err(overflow)?;
+            }
             // procfs: truncating is a no-op, so a shell's `>` fails at the write, with EIO;
             // mode and owner stay the host's.
             Op::Setattr(s)
@@ -541,6 +554,49 @@ fn copy_range(data: &[u8], offset: u64, size: u32, o: &mut OutBuf<'_>) -> Result
 }
 
 impl Fs {
+    /// The permissions of static node `n`: /proc/pressure's files are writable (0666,
+    /// as the kernel's) where triggers can be written.
+    fn perm(&self, n: &Node) -> u32 {
+        match n.kind {
+            Kind::File(tree::FileId::Pressure(_)) if self.psi.is_some() => 0o666,
+            _ => n.perm,
+        }
+    }
+
+    /// WRITE: a PSI trigger to a /proc/pressure file with --enable-psi-poll; any other
+    /// write fails with EIO, as procfs's do.
+    fn write(&self, w: &mut Worker, h: &InHeader, fh: u64, data: &[u8]) -> Result<u32, i32> {
+        let (
+            Some(psi),
+            Some(Node {
+                kind: Kind::File(tree::FileId::Pressure(p)),
+                ..
+            }),
+        ) = (&self.psi, tree::node(h.nodeid))
+        else {
+            return Err(libc::EIO);
+        };
+        let privileged =
+            crate::caps::process_has(h.pid, crate::caps::CAP_SYS_RESOURCE, &mut w.scratch);
+        psi.write(fh, h.nodeid, privileged, data, || {
+            views::pressure_file_rw(self, w, h.pid, *p)
+        })
+    }
+
+    /// POLL: ENOSYS without --enable-psi-poll, which the kernel remembers: it never asks
+    /// again, on any file, and poll(2) reports them ready (a poller of POLLPRI on a
+    /// pressure file then sleeps until its timeout). With it, a pressure file answers what
+    /// its trigger says, any other file that it is ready.
+    fn poll(&self, node: u64, fh: u64, kh: u64, flags: u32) -> Result<u32, i32> {
+        let psi = self.psi.as_ref().ok_or(libc::ENOSYS)?;
+        match tree::node(node).map(|n| n.kind) {
+            Some(Kind::File(tree::FileId::Pressure(_))) => {
+                Ok(psi.poll(fh, kh, flags & abi::POLL_SCHEDULE_NOTIFY != 0))
+            }
+            _ => Ok(psi::DEFAULT_POLLMASK),
+        }
+    }
+
     /// A static node, by id.
     fn static_node(&self, id: u64) -> Result<&'static Node, i32> {
         tree::node(id).filter(|n| self.shown(n)).ok_or(libc::ENOENT)

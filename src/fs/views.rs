@@ -350,6 +350,19 @@ fn pressure_view(
     host_path: &std::ffi::CStr,
     out: &mut Vec<u8>,
 ) -> io::Result<()> {
+    match own_pressure(containers, c, p) {
+        Some((dir, knob)) => dir.read(knob, out),
+        None => host_file(host_path, out),
+    }
+}
+
+/// The cgroup whose `*.pressure` file is the container's own (see `pressure_view`), and
+/// that file; None where the host's is shown.
+fn own_pressure<'c>(
+    containers: &Containers,
+    c: &'c Container,
+    p: Pressure,
+) -> Option<(&'c CgroupDir, Knob)> {
     let knob = match p {
         Pressure::Cpu => Knob::CpuPressure,
         Pressure::Io => Knob::IoPressure,
@@ -364,9 +377,19 @@ fn pressure_view(
             .filter_map(|&k| c.cgroup_path(k))
             .any(|base| at_or_below(u, base)),
     };
-    match c.cgroup(&containers.hier, Controller::Pressure) {
-        Some(dir) if own && dir.has(knob) => dir.read(knob, out),
-        _ => host_file(host_path, out),
+    let dir = c.cgroup(&containers.hier, Controller::Pressure)?;
+    (own && dir.has(knob)).then_some((dir, knob))
+}
+
+/// A new read-write fd on the kernel file that /proc/pressure/`p` shows the caller `pid`
+/// (its cgroup's `*.pressure`, or the host's file), for a PSI trigger.
+pub fn pressure_file_rw(fs: &Fs, w: &mut Worker, pid: u32, p: Pressure) -> io::Result<OwnedFd> {
+    let c = fs
+        .containers
+        .resolve_for(&mut w.callers, pid, &mut w.scratch)?;
+    match own_pressure(&fs.containers, &c, p) {
+        Some((dir, knob)) => dir.open_rw(knob),
+        None => kfile::open_rw(None, FileId::Pressure(p).host_path()),
     }
 }
 

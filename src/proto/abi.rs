@@ -47,6 +47,7 @@ pub mod opcode {
     pub const CREATE: u32 = 35;
     pub const INTERRUPT: u32 = 36;
     pub const DESTROY: u32 = 38;
+    pub const POLL: u32 = 40;
     pub const BATCH_FORGET: u32 = 42;
     pub const READDIRPLUS: u32 = 44;
     pub const RENAME2: u32 = 45;
@@ -77,7 +78,11 @@ pub const FOPEN_KEEP_CACHE: u32 = 1 << 1;
 /// (splice, sendfile, private mmap) do not.
 pub const READ_LOCKOWNER: u32 = 1 << 1;
 
+/// fuse_poll_in.flags: the kernel has a poller waiting and wants FUSE_NOTIFY_POLL for `kh`.
+pub const POLL_SCHEDULE_NOTIFY: u32 = 1 << 0;
+
 /// fuse_notify_code
+pub const NOTIFY_POLL: i32 = 1;
 pub const NOTIFY_INVAL_INODE: i32 = 2;
 pub const NOTIFY_RESEND: i32 = 7;
 
@@ -107,6 +112,7 @@ pub mod in_size {
     pub const SETXATTR: usize = 16;
     pub const GETXATTR: usize = 8;
     pub const FSYNC: usize = 16;
+    pub const POLL: usize = 24;
 }
 
 /// Sizes of the fixed reply structs; the kernel insists on these exactly.
@@ -118,4 +124,7 @@ pub mod out_size {
     pub const STATFS: usize = 80;
     pub const INIT: usize = 64;
     pub const DIRENT_HEADER: usize = 24;
+    pub const POLL: usize = 8;
+    /// fuse_notify_poll_wakeup_out
+    pub const NOTIFY_POLL: usize = 8;
 }

@@ -99,6 +99,14 @@ pub enum Op<'a> {
         unique: u64,
     },
     Readlink,
+    Poll {
+        fh: u64,
+        /// The kernel's handle of the open file, to name in FUSE_NOTIFY_POLL.
+        kh: u64,
+        flags: u32,
+        /// The poll(2) events asked for.
+        events: u32,
+    },
     Mkdir {
         name: &'a [u8],
         /// The mode asked for, the caller's umask already applied by the kernel.
@@ -339,6 +347,15 @@ fn decode_op<'a>(h: &InHeader, body: Body<'a>) -> Result<Op<'a>, DecodeError> {
             unique: u64_at(body.fixed(in_size::INTERRUPT)?.0, 0),
         },
         opcode::READLINK => Op::Readlink,
+        opcode::POLL => {
+            let f = body.fixed(in_size::POLL)?.0;
+            Op::Poll {
+                fh: u64_at(f, 0),
+                kh: u64_at(f, 8),
+                flags: u32_at(f, 16),
+                events: u32_at(f, 20),
+            }
+        }
         opcode::MKNOD => Op::Create {
             name: name(body.fixed(in_size::MKNOD)?.1)?,
         },

@@ -145,6 +145,22 @@ pub fn write_out(o: &mut OutBuf<'_>, written: u32) -> Result<(), Overflow> {
     o.u32(0)
 }
 
+/// fuse_poll_out: the events ready now.
+pub fn poll_out(o: &mut OutBuf<'_>, revents: u32) -> Result<(), Overflow> {
+    o.u32(revents)?;
+    o.u32(0)
+}
+
+/// FUSE_NOTIFY_POLL for the kernel's file handle `kh`: its pollers poll again.
+pub fn notify_poll(kh: u64) -> [u8; abi::OUT_HEADER_LEN + out_size::NOTIFY_POLL] {
+    let mut msg = [0u8; abi::OUT_HEADER_LEN + out_size::NOTIFY_POLL];
+    let len = msg.len() as u32;
+    // The buffer is exactly a header and the handle.
+    let _ = out_header(&mut msg, len, abi::NOTIFY_POLL, 0);
+    msg[abi::OUT_HEADER_LEN..].copy_from_slice(&kh.to_ne_bytes());
+    msg
+}
+
 /// `fuse_kstatfs` (STATFS): an empty, read-only filesystem.
 pub fn statfs(o: &mut OutBuf<'_>, namelen: u32) -> Result<(), Overflow> {
     o.zeros(40)?; // blocks, bfree, bavail, files, ffree

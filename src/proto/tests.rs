@@ -1,4 +1,4 @@
-use super::abi::{init_flags, opcode};
+use super::abi::{self, init_flags, opcode};
 use super::*;
 
 /// A /dev/fuse message: header with the given opcode, then `args`.
@@ -348,4 +348,31 @@ fn out_header_layout() {
     assert_eq!(&b[4..8], &(-2i32).to_ne_bytes());
     assert_eq!(&b[8..16], &77u64.to_ne_bytes());
     assert_eq!(encode::out_header(&mut b[..8], 16, 0, 1), Err(Overflow));
+}
+
+#[test]
+fn poll_in_and_poll_replies() {
+    let mut a = words(&[11, 42]);
+    a.extend_from_slice(&1u32.to_ne_bytes()); // FUSE_POLL_SCHEDULE_NOTIFY
+    a.extend_from_slice(&(libc::POLLPRI as u32).to_ne_bytes());
+    assert_eq!(
+        ok(&msg(opcode::POLL, &a)).op,
+        Op::Poll {
+            fh: 11,
+            kh: 42,
+            flags: 1,
+            events: libc::POLLPRI as u32,
+        }
+    );
+    assert!(decode(&msg(opcode::POLL, &a[..20])).is_err(), "cut short");
+    let mut b = [0u8; 8];
+    let mut o = OutBuf::new(&mut b);
+    encode::poll_out(&mut o, 0xa).unwrap();
+    assert_eq!(o.len(), abi::out_size::POLL);
+    assert_eq!(&b[0..4], &10u32.to_ne_bytes());
+    let n = encode::notify_poll(77);
+    assert_eq!(&n[0..4], &24u32.to_ne_bytes());
+    assert_eq!(&n[4..8], &1i32.to_ne_bytes(), "FUSE_NOTIFY_POLL");
+    assert_eq!(&n[8..16], &0u64.to_ne_bytes(), "unique 0: a notification");
+    assert_eq!(&n[16..24], &77u64.to_ne_bytes());
 }
