@@ -290,6 +290,13 @@ fn serve(
             .spawn(move || crate::loadavg::run(tracker, &s.fs.containers))
             .map_err(|e| format!("cannot start the loadavg thread: {e}"))?;
     }
+    std::thread::Builder::new()
+        .name("trim".into())
+        .spawn({
+            let s = session.clone();
+            move || crate::memory::run_trimmer(|| s.fs.handles.drain_pools())
+        })
+        .map_err(|e| format!("cannot start the memory trimmer: {e}"))?;
     let server = {
         let s = session.clone();
         std::thread::Builder::new()

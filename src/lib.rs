@@ -18,6 +18,7 @@ pub mod keeper;
 pub mod kfile;
 pub mod loadavg;
 pub mod log;
+pub mod memory;
 pub mod mount;
 pub mod oci_hook;
 pub mod pidfile;

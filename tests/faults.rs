@@ -2,6 +2,7 @@
 //! callers dying mid-request, signals, thousands of open files, concurrent containers,
 //! and memory over a soak. After each, the daemon still serves correct values.
 
+#[macro_use]
 mod common;
 
 use std::fs::File;
@@ -98,16 +99,35 @@ fn callers_killed_mid_request_and_interrupted_by_signals() {
     assert_serves(&d);
 }
 
-#[test]
-fn ten_thousand_open_files() {
-    if !root_or_skip("ten_thousand_open_files") {
-        return;
-    }
+both_transports!(ten_thousand_open_files_and_their_memory_comes_back);
+
+fn ten_thousand_open_files_and_their_memory_comes_back(transport: &str) {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    // One transport at a time: both at once could exceed the hard limit on open files.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
     setrlimit(Resource::RLIMIT_NOFILE, hard.max(11_000), hard.max(11_000)).unwrap();
-    let d = Daemon::start("manyfiles", &[]);
-    let before = rss_kb(d.pid());
+    let d = Daemon::start(
+        &format!("manyfiles-{transport}"),
+        &["--transport", transport],
+    );
+    // Resting: after ordinary use of every worker, caches and pools warm.
+    let mut buf = Vec::new();
+    for i in 0..2_000 {
+        buf.clear();
+        let f = if i % 2 == 0 {
+            "proc/meminfo"
+        } else {
+            "proc/uptime"
+        };
+        File::open(d.path(f))
+            .unwrap()
+            .read_to_end(&mut buf)
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(500)); // RELEASE is asynchronous
+    let resting = rss_kb(d.pid());
     let files: Vec<File> = (0..10_000)
         .map(|i| {
             File::open(d.path(if i % 2 == 0 {
@@ -125,12 +145,29 @@ fn ten_thousand_open_files() {
     // every open file keeps its own snapshot: a later offset reads the same bytes again
     let mut again = vec![0u8; 64];
     assert_eq!(files[0].read_at(&mut again, 0).unwrap(), 64);
+    let peak = rss_kb(d.pid());
+    let closed = Instant::now();
     drop(files);
-    std::thread::sleep(Duration::from_millis(300)); // RELEASE is asynchronous
-    let after = rss_kb(d.pid());
+    // The memory comes back once the burst is over: within 1 MB of resting, in about a
+    // quarter of a second here (printed; now and then the allocator keeps up to 1.6 MB on
+    // classic). Asserted with margins a busy machine cannot break: 2 MB, and up to 5 s.
+    let margin = 2048;
     assert!(
-        after < before + 64 * 1024,
-        "RSS {before} kB -> {after} kB with 10,000 files closed"
+        peak > resting + 8 * 1024,
+        "the burst took memory: {resting} -> {peak} kB"
+    );
+    let mut after = rss_kb(d.pid());
+    while after > resting + margin && closed.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+        after = rss_kb(d.pid());
+    }
+    eprintln!(
+        "RSS {resting} kB resting, {peak} kB with 10,000 files open, {after} kB {:?} after they closed",
+        closed.elapsed()
+    );
+    assert!(
+        after <= resting + margin,
+        "RSS {resting} kB resting -> {peak} kB -> {after} kB with 10,000 files closed"
     );
     assert_serves(&d);
 }

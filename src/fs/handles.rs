@@ -12,9 +12,10 @@ const SHARD_BITS: u32 = 4;
 const SHARDS: usize = 1 << SHARD_BITS;
 /// Open files at most, over all shards: past this OPEN fails with ENFILE.
 const MAX_OPEN: usize = 1 << 20;
-/// Snapshot buffers kept for reuse per shard, and the largest one worth keeping.
-const POOL_LEN: usize = 64;
-const POOL_MAX_BYTES: usize = 1 << 20;
+/// Snapshot buffers kept for reuse per shard: at most this many bytes in all, none larger
+/// than `POOL_MAX_BUFFER` (a burst of open files must not leave its buffers behind).
+const POOL_BYTES: usize = 16 << 10;
+const POOL_MAX_BUFFER: usize = 16 << 10;
 
 #[derive(Debug)]
 pub struct OpenFile {
@@ -38,7 +39,12 @@ struct Slot {
 struct Shard {
     slots: Vec<Slot>,
     free: Vec<u32>,
+    /// The generation of the last open: one counter for the shard, not one per slot, so
+    /// the slot table can be dropped when the shard empties without a new file taking a
+    /// generation a stale fh still carries.
+    generation: u32,
     pool: Vec<Vec<u8>>,
+    pooled: usize,
 }
 
 pub struct Handles {
@@ -66,8 +72,30 @@ fn split(fh: u64) -> (usize, usize, u32) {
 
 impl Shard {
     fn recycle(&mut self, b: Vec<u8>) {
-        if self.pool.len() < POOL_LEN && b.capacity() <= POOL_MAX_BYTES {
+        let size = b.capacity();
+        if size <= POOL_MAX_BUFFER && self.pooled + size <= POOL_BYTES {
+            self.pooled += size;
             self.pool.push(b);
+        } else {
+            crate::memory::freed(size);
+        }
+    }
+
+    fn take(&mut self) -> Vec<u8> {
+        let b = self.pool.pop().unwrap_or_default();
+        self.pooled -= b.capacity();
+        b
+    }
+
+    /// Once no file of the shard is open, its slot table (as large as the most files it
+    /// ever held at once) goes back to the allocator.
+    fn shrink_if_empty(&mut self) {
+        if self.free.len() == self.slots.len() && self.slots.capacity() > 0 {
+            crate::memory::freed(
+                self.slots.capacity() * std::mem::size_of::<Slot>() + self.free.capacity() * 4,
+            );
+            self.slots = Vec::new();
+            self.free = Vec::new();
         }
     }
 }
@@ -93,8 +121,10 @@ impl Handles {
                 s.slots.len() - 1
             }
         };
+        s.generation = s.generation.wrapping_add(1);
+        let generation = s.generation;
         let entry = &mut s.slots[slot];
-        entry.generation = entry.generation.wrapping_add(1);
+        entry.generation = generation;
         entry.file = Some(OpenFile {
             node,
             snapshot: None,
@@ -149,7 +179,7 @@ impl Handles {
     /// An empty buffer to render a snapshot of `fh` into, from its shard's pool.
     pub fn buffer(&self, fh: u64) -> Vec<u8> {
         let (si, _, _) = split(fh);
-        let mut b = self.shard(si).pool.pop().unwrap_or_default();
+        let mut b = self.shard(si).take();
         b.clear();
         b
     }
@@ -199,7 +229,21 @@ impl Handles {
         if let Some(b) = file.snapshot {
             s.recycle(b);
         }
+        s.shrink_if_empty();
         true
+    }
+
+    /// Empty every shard's pool, after a burst: its buffers are scattered over the pages
+    /// the burst used, and each would keep its page from going back to the system.
+    pub fn drain_pools(&self) {
+        for i in 0..SHARDS {
+            let pool = {
+                let mut s = self.shard(i);
+                s.pooled = 0;
+                std::mem::take(&mut s.pool)
+            };
+            drop(pool);
+        }
     }
 
     /// How many files are open now.
@@ -277,5 +321,34 @@ mod tests {
             assert!(h.release(fh));
         }
         assert_eq!(h.open_count(), 0);
+    }
+
+    #[test]
+    fn an_emptied_shard_gives_its_table_back_and_stale_handles_still_miss() {
+        let h = Handles::default();
+        let fhs: Vec<u64> = (0..1000).map(|_| h.open(6, 0).unwrap()).collect();
+        for &fh in &fhs {
+            let mut b = h.buffer(fh);
+            b.resize(4000, b'x');
+            h.store(fh, b);
+        }
+        for &fh in &fhs {
+            assert!(h.release(fh));
+        }
+        {
+            let s = h.shard(0);
+            assert_eq!(s.slots.capacity(), 0, "the slot table is dropped");
+            assert!(
+                s.pooled <= POOL_BYTES,
+                "the pool stays bounded: {}",
+                s.pooled
+            );
+        }
+        // The same slots again, with generations no stale handle carries.
+        let again: Vec<u64> = (0..1000).map(|_| h.open(8, 0).unwrap()).collect();
+        for fh in &fhs {
+            assert_eq!(h.with(*fh, |f| f.node), None, "stale fh {fh:#x} missed");
+            assert!(!again.contains(fh));
+        }
     }
 }
