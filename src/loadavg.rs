@@ -38,7 +38,7 @@ pub struct LoadTracker {
 
 impl LoadTracker {
     /// The load of the cpu cgroup `path` (of container `c`) now; the first read starts
-    /// tracking it (and shows zeros, as lxcfs does, until the first sample).
+    /// tracking it (and shows `Load::FIRST` until the first sample).
     pub fn read(&self, path: &str, c: &Arc<Container>) -> Load {
         let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if !map.contains_key(path) {
@@ -47,7 +47,7 @@ impl LoadTracker {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(path)
-                .unwrap_or_default();
+                .unwrap_or(Load::FIRST);
             map.insert(
                 path.to_owned(),
                 Tracked {

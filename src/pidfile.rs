@@ -2,9 +2,10 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+
+use nix::fcntl::{FcntlArg, fcntl};
 
 pub struct Pidfile {
     path: PathBuf,
@@ -30,10 +31,7 @@ impl Pidfile {
             l_len: 0,
             l_pid: 0,
         };
-        // SAFETY: F_SETLK reads one struct flock from a pointer to a live local.
-        if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &lock) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        fcntl(&file, FcntlArg::F_SETLK(&lock))?;
         let mut p = Pidfile {
             path: path.to_owned(),
             file,

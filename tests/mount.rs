@@ -155,16 +155,28 @@ fn nothing_is_writable(transport: &str) {
     assert!(File::create(d.path("proc/new")).is_err());
     assert!(std::fs::remove_file(d.path("proc/meminfo")).is_err());
     assert!(std::fs::rename(d.path("proc/meminfo"), d.path("proc/m2")).is_err());
+    // As procfs: truncating is a no-op and the write fails (a shell's `echo 1 >`); mode
+    // and owner cannot change.
+    let mut f = OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(d.path("proc/uptime"))
+        .unwrap();
+    assert_eq!(f.write(b"1").unwrap_err().raw_os_error(), Some(libc::EIO));
     assert!(
-        OpenOptions::new()
-            .write(true)
-            .truncate(true)
-            .open(d.path("proc/uptime"))
-            .is_err()
+        std::fs::read_to_string(d.path("proc/uptime"))
+            .unwrap()
+            .ends_with('\n')
     );
+    use std::os::unix::fs::PermissionsExt;
+    let e = std::fs::set_permissions(
+        d.path("proc/uptime"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EPERM));
     let e = std::fs::metadata(d.path("proc/nope")).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound);
-    use std::os::unix::fs::PermissionsExt;
     let mode = |rel: &str| std::fs::metadata(d.path(rel)).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode("proc/slabinfo"), 0o400);
     assert_eq!(mode("proc/meminfo"), 0o444);

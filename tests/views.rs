@@ -313,9 +313,9 @@ fn loadavg_per_container() {
     );
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert!(
-        lines[0].starts_with("0.00 0.00 0.00 "),
-        "first read starts at zero: {text}"
+    assert_eq!(
+        lines[0], "0.00 0.00 0.00 1/1 1",
+        "the first read: no load yet, the reader running: {text}"
     );
     let f: Vec<&str> = lines[1].split_whitespace().collect();
     let one: f64 = f[0].parse().unwrap();

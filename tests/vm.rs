@@ -731,6 +731,75 @@ fn compare_with_lxcfs7(console: &str) {
             "{ctx}"
         );
     }
+    // 19: a shell's `echo 1 >` into the files. 7.0 answers EINVAL everywhere; ours what the
+    // real file gives: under proc/ the write fails (EIO; truncating is a no-op), under sys/
+    // the open (EACCES).
+    for (file, ours) in [
+        ("proc/meminfo", "Input/output error"),
+        ("proc/uptime", "Input/output error"),
+        ("sys/devices/system/cpu/online", "Permission denied"),
+    ] {
+        let msg = |source: &str| r("write", file, source).trim_end().to_owned();
+        assert_eq!(
+            (msg("lxcfs"), msg("ours")),
+            ("Invalid argument".to_owned(), ours.to_owned()),
+            "writing {file}: lxcfs 7.0's error, ours"
+        );
+    }
+    // 13, with -l: a busy container's 1-min load rises in both; 7.0's last pid is a host
+    // thread id (its first read: the container's init's), ours the newest thread as the
+    // container numbers it (its first read: 1, with the reader running).
+    let ctx = "lxcfs 7.0 -l, a busy container";
+    let fields = |source: &str| -> Vec<String> {
+        r("load", "proc/loadavg", source)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    };
+    let number = |v: &str| -> u64 { v.parse().unwrap_or_else(|_| panic!("{ctx}: {v:?}")) };
+    let host_threads: Vec<u64> = r("load", "threads", "host")
+        .split_whitespace()
+        .map(number)
+        .collect();
+    let ns_newest = number(r("load", "newest-pid", "ns").trim());
+    let lx_first = fields("lxcfs-first");
+    assert_eq!(lx_first[..4], ["0.00", "0.00", "0.00", "0/1"], "{ctx}");
+    assert!(
+        host_threads.contains(&number(&lx_first[4])),
+        "{ctx}: {lx_first:?}, {host_threads:?}"
+    );
+    assert_eq!(
+        fields("ours-first"),
+        ["0.00", "0.00", "0.00", "1/1", "1"],
+        "{ctx}"
+    );
+    let (lx, ours) = (fields("lxcfs"), fields("ours"));
+    for f in [&lx, &ours] {
+        let one: f64 = f[0].parse().unwrap_or_else(|_| panic!("{ctx}: {f:?}"));
+        assert!(one > 0.05, "{ctx}: the 1-min load: {f:?}");
+    }
+    let lx_last = number(&lx[4]);
+    assert!(
+        lx_last > ns_newest && lx_last >= host_threads.iter().copied().min().unwrap_or(0),
+        "{ctx}: lxcfs's last pid {lx_last}, the container's newest {ns_newest}, its host threads {host_threads:?}"
+    );
+    assert!(
+        (1..=ns_newest).contains(&number(&ours[4])),
+        "{ctx}: ours {ours:?}, newest {ns_newest}"
+    );
+    // 8: ours' /proc/stat read every second under a quota of half a CPU never goes back.
+    let mut last: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for i in 1..=11 {
+        for (cpu, counters) in cpu_lines(r("load", "proc/stat", &format!("ours-{i}"))) {
+            if let Some(before) = last.get(&cpu) {
+                assert!(
+                    before.iter().zip(&counters).all(|(b, n)| b <= n),
+                    "{ctx}: {cpu} went back at read {i}: {before:?} then {counters:?}"
+                );
+            }
+            last.insert(cpu, counters);
+        }
+    }
     // 26: a host process (the root cgroup, which has no memory.current on Linux 7.x):
     // 7.0 shows all memory free and no swap, ours the host's files.
     let ctx = "lxcfs 7.0, a host process";

@@ -6,9 +6,10 @@
 //! on older kernels we walk parents through /proc/<pid>/status's NSpid line.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 use nix::fcntl::OFlag;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::stat::Mode;
 
 use crate::kfile::{self, ProcPath, parse_u64};
@@ -303,25 +304,22 @@ fn pidfd_open_flags(pid: u32, flags: libc::c_long) -> io::Result<OwnedFd> {
 
 /// Whether the process behind `pidfd` has exited.
 pub fn has_exited(pidfd: &OwnedFd) -> bool {
-    poll_exit(pidfd, 0)
+    poll_exit(pidfd, PollTimeout::ZERO)
 }
 
 /// Block until the process behind `pidfd` exits.
 pub fn wait_exit(pidfd: &OwnedFd) {
-    while !poll_exit(pidfd, -1) {}
+    while !poll_exit(pidfd, PollTimeout::NONE) {}
 }
 
-/// Poll `pidfd` for exit for up to `timeout_ms` (-1: forever). True once it has exited, or
-/// when polling itself fails (the caller must not wait on a broken fd).
-fn poll_exit(pidfd: &OwnedFd, timeout_ms: libc::c_int) -> bool {
-    let mut p = libc::pollfd {
-        fd: pidfd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd on an fd we own for the whole call.
-    let r = unsafe { libc::poll(&mut p, 1, timeout_ms) };
-    r > 0 || (r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR))
+/// Poll `pidfd` for exit for up to `timeout`. True once it has exited, or when polling
+/// itself fails (the caller must not wait on a broken fd).
+fn poll_exit(pidfd: &OwnedFd, timeout: PollTimeout) -> bool {
+    let mut p = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+    match poll(&mut p, timeout) {
+        Ok(n) => n > 0,
+        Err(e) => e != nix::errno::Errno::EINTR,
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use std::io;
 use crate::container::Containers;
 use crate::kfile;
 use crate::proto::abi::{self, FOPEN_DIRECT_IO};
-use crate::proto::{Attr, InHeader, Op, OutBuf, Overflow, Request, Validity, encode};
+use crate::proto::{Attr, InHeader, Op, OutBuf, Overflow, Request, SetattrIn, Validity, encode};
 use crate::stats::{self, Counter};
 use handles::Handles;
 use sysfs::{NodeFile, SysDir};
@@ -113,6 +113,9 @@ pub struct Fs {
     mount_time: u64,
     /// The longest render of each static file so far, by node id - 1 (`reported_size`).
     longest: [std::sync::atomic::AtomicU64; tree::NODES.len()],
+    /// Whether the host has what each static node shows, by node id - 1: looked at once,
+    /// at start, since a kernel's files do not come and go (`on_host`).
+    host_has: [bool; tree::NODES.len()],
 }
 
 impl Fs {
@@ -141,6 +144,7 @@ impl Fs {
                 };
                 std::sync::atomic::AtomicU64::new(host as u64)
             }),
+            host_has: std::array::from_fn(|i| on_host(&tree::NODES[i])),
         }
     }
 
@@ -324,6 +328,16 @@ impl Fs {
             Op::Poll { fh, kh, flags, .. } => {
                 let revents = self.poll(h.nodeid, fh, kh, flags)?;
                 encode::poll_out(o, revents).map_err(overflow)?;
+            }
+            // procfs: truncating is a no-op, so a shell's `>` fails at the write, with EIO;
+            // mode and owner stay the host's.
+            Op::Setattr(s)
+                if !dynamic
+                    && s.valid & (SetattrIn::MODE | SetattrIn::UID | SetattrIn::GID) == 0
+                    && !tree::in_sys(self.static_node(h.nodeid)?) =>
+            {
+                let (attr, ttl) = self.attr(w, self.static_node(h.nodeid)?, h.pid);
+                encode::attr_out(o, &attr, ttl).map_err(overflow)?;
             }
             Op::Setattr(_) | Op::Remove | Op::Rmdir { .. } => return Err(libc::EPERM),
             Op::Mkdir { .. } => return Err(libc::EACCES),
@@ -588,29 +602,40 @@ impl Fs {
         tree::node(id).filter(|n| self.shown(n)).ok_or(libc::ENOENT)
     }
 
-    /// Whether a static node exists here: /cgroup only with --enable-cgroup,
-    /// /sys/devices/system/cpu/enabled and /proc/pressure (and each of its files) only
-    /// where the host has them.
+    /// Whether a static node exists here: /cgroup only with --enable-cgroup, /proc/pressure
+    /// only with a unified hierarchy, and each node only where the host has what it shows.
     fn shown(&self, n: &Node) -> bool {
-        use tree::{CpuList, FileId};
-        let host_has = |p: &str| std::path::Path::new(p).exists();
-        match (n.id, n.kind) {
-            (tree::CGROUP_DIR, _) => self.cgroups.is_some(),
-            (tree::NODE_DIR, _) => host_has("/sys/devices/system/node"),
+        let on_host = || {
+            usize::try_from(n.id.wrapping_sub(1))
+                .ok()
+                .and_then(|i| self.host_has.get(i))
+                .is_some_and(|&b| b)
+        };
+        match n.id {
+            tree::CGROUP_DIR => self.cgroups.is_some(),
             // Without a unified hierarchy no container has PSI of its own.
-            (tree::PRESSURE_DIR, _) => {
-                self.containers.hier.unified.is_some() && host_has("/proc/pressure")
-            }
-            (
-                _,
-                Kind::File(
-                    f @ (FileId::CpuList(CpuList::Enabled)
-                    | FileId::Pressure(_)
-                    | FileId::NodeList(_)),
-                ),
-            ) => f.host_path().to_str().is_ok_and(host_has),
-            _ => true,
+            tree::PRESSURE_DIR => self.containers.hier.unified.is_some() && on_host(),
+            _ => on_host(),
         }
+    }
+}
+
+/// Whether the host has what static node `n` shows: /sys/devices/system/node,
+/// /proc/pressure and each of its files, /sys/devices/system/cpu/enabled and the node
+/// lists exist only on some kernels and machines; the rest everywhere.
+fn on_host(n: &Node) -> bool {
+    use tree::{CpuList, FileId};
+    let exists = |p: &std::path::Path| p.exists();
+    match (n.id, n.kind) {
+        (tree::NODE_DIR, _) => exists("/sys/devices/system/node".as_ref()),
+        (tree::PRESSURE_DIR, _) => exists("/proc/pressure".as_ref()),
+        (
+            _,
+            Kind::File(
+                f @ (FileId::CpuList(CpuList::Enabled) | FileId::Pressure(_) | FileId::NodeList(_)),
+            ),
+        ) => f.host_path().to_str().is_ok_and(|p| exists(p.as_ref())),
+        _ => true,
     }
 }
 

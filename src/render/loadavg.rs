@@ -31,6 +31,17 @@ fn calc_load(load: u64, exp: u64, active: u64) -> u64 {
 }
 
 impl Load {
+    /// A container's first read, before any sample: no load yet, and the one thread it
+    /// is known to have (its init, pid 1 as it numbers it) running, as the kernel counts
+    /// the reader (lxcfs shows `0/1` and the init's host pid).
+    pub const FIRST: Load = Load {
+        avg: [0; 3],
+        running: 1,
+        blocked: 0,
+        total: 1,
+        last_pid: 1,
+    };
+
     /// The three averages in the kernel's fixed point (FSHIFT bits of fraction).
     pub fn averages(&self) -> [u64; 3] {
         self.avg

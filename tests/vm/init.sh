@@ -338,27 +338,32 @@ lxcfs7() { # MOUNTPOINT ARGS...: lxcfs 7.0 in a service cgroup of its own, as sy
 }
 reference() {
     echo "VMTEST lxcfs7 $(/opt/lxcfs7/ld-linux-x86-64.so.2 --library-path /opt/lxcfs7/lib /opt/lxcfs7/lxcfs --version 2>&1 | tr -d '"')"
-    R=/tmp/lx7 RC=/tmp/lx7cfs
+    R=/tmp/lx7 RC=/tmp/lx7cfs RL=/tmp/lx7load
     lxcfs7 $R
     lxcfs7 $RC --enable-cfs
+    lxcfs7 $RL -l
     n=0
-    while [ ! -e $R/proc/meminfo ] || [ ! -e $RC/proc/meminfo ]; do
+    while [ ! -e $R/proc/meminfo ] || [ ! -e $RC/proc/meminfo ] || [ ! -e $RL/proc/meminfo ]; do
         n=$((n + 1))
-        if [ $n -gt 300 ]; then echo "VMTEST reference FAIL saw=[$(cat /tmp/run7$R/log /tmp/run7$RC/log)] want=[lxcfs 7.0 mounted]"; return; fi
+        if [ $n -gt 300 ]; then echo "VMTEST reference FAIL saw=[$(cat /tmp/run7$R/log /tmp/run7$RC/log /tmp/run7$RL/log)] want=[lxcfs 7.0 mounted]"; return; fi
         sleep 0.1
     done
-    cat > /tmp/refread.sh <<'REFREAD'
-# refread.sh CASE CGROUP LXCFS OURS FILES...: each file through lxcfs, then through ours;
-# around each pressure file the cgroup's own, before and after; then the host's file for
-# stat, diskstats and pressure (for every file when CGROUP is the root, ".")
-name=$1 cg=$2 lx=$3 ours=$4; shift 4
-out() { # FILE SOURCE PATH
+    cat > /tmp/refout.sh <<'REFOUT'
+# out FILE SOURCE PATH: `VMREF $name FILE SOURCE <the bytes of PATH in hex>`, or the error
+out() {
     if dd if="$3" of=/tmp/refbuf bs=65536 2>/tmp/referr; then
         h=$(od -An -v -tx1 < /tmp/refbuf | tr -d ' \n'); echo "VMREF $name $1 $2 ${h:-empty}"
     else
         echo "VMREF $name $1 $2 error:$(tr ' \n' '__' < /tmp/referr)"
     fi
 }
+REFOUT
+    cat > /tmp/refread.sh <<'REFREAD'
+# refread.sh CASE CGROUP LXCFS OURS FILES...: each file through lxcfs, then through ours;
+# around each pressure file the cgroup's own, before and after; then the host's file for
+# stat, diskstats and pressure (for every file when CGROUP is the root, ".")
+name=$1 cg=$2 lx=$3 ours=$4; shift 4
+. /tmp/refout.sh
 for f in "$@"; do
     p=${f#proc/pressure/}
     [ "$p" != "$f" ] && out $f cgroup-before /sys/fs/cgroup/$cg/$p.pressure
@@ -389,10 +394,44 @@ REFREAD
     for c in half oneandhalf; do run_in ref-$c sh /tmp/refread.sh cfs-$c ref-$c $RC $C proc/cpuinfo proc/stat sys/devices/system/cpu/online; done
     # a host process (the root cgroup): both show the host's memory
     sh /tmp/refread.sh host . $R $L proc/meminfo proc/swaps
-    kill $(cat /tmp/run7$R/lxcfs.pid /tmp/run7$RC/lxcfs.pid)
+    # writes: the error each gives a program writing its files (busy box's message, less
+    # the path)
+    name=write
+    . /tmp/refout.sh
+    for f in proc/meminfo proc/uptime sys/devices/system/cpu/online; do
+        for d in lxcfs:$R ours:$L; do
+            sh -c "echo 1 > ${d#*:}/$f" 2>&1 | sed 's/.*: //' > /tmp/referrmsg; out $f ${d%%:*} /tmp/referrmsg
+        done
+    done
+    # with -l (ours: the second daemon): a busy container reads loadavg through both, which
+    # starts their sampling, then again two samples (11 s) later, then its newest pid;
+    # meanwhile ours' stat is read every second under a quota of half a CPU (its idle must
+    # never go down). The host's list of the container's threads comes last.
+    mkdir -p /sys/fs/cgroup/ref-load
+    echo "50000 100000" > /sys/fs/cgroup/ref-load/cpu.max
+    cat > /tmp/refload.sh <<'REFLOAD'
+name=load
+. /tmp/refout.sh
+sh -c 'while :; do :; done' &
+out proc/loadavg lxcfs-first $1/proc/loadavg
+out proc/loadavg ours-first $2/proc/loadavg
+for i in 1 2 3 4 5 6 7 8 9 10 11; do out proc/stat ours-$i $2/proc/stat; sleep 1; done
+out proc/loadavg lxcfs $1/proc/loadavg
+out proc/loadavg ours $2/proc/loadavg
+ls /proc | grep -E '^[0-9]+$' | sort -n | tail -1 > /tmp/refnsmax
+out newest-pid ns /tmp/refnsmax
+REFLOAD
+    run_in ref-load sh -c "sleep 30 & sh /tmp/refload.sh $RL $C" &
+    loader=$!
+    sleep 2
+    cat /sys/fs/cgroup/ref-load/cgroup.threads > /tmp/refthreads
+    name=load
+    out threads host /tmp/refthreads
+    wait $loader
+    kill $(cat /tmp/run7$R/lxcfs.pid /tmp/run7$RC/lxcfs.pid /tmp/run7$RL/lxcfs.pid)
     n=0
-    while grep -q -e " $R " -e " $RC " /proc/mounts && [ $n -lt 50 ]; do n=$((n + 1)); sleep 0.1; done
-    umount -l $R $RC 2>/dev/null
+    while grep -q -e " $R " -e " $RC " -e " $RL " /proc/mounts && [ $n -lt 50 ]; do n=$((n + 1)); sleep 0.1; done
+    umount -l $R $RC $RL 2>/dev/null
     echo "VMTEST reference done"
 }
 
