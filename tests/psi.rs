@@ -115,16 +115,21 @@ fn a_crossed_trigger_wakes_its_poller_and_an_idle_one_sleeps(transport: &str) {
     // 100 ms of stall in a 2 s window (the shortest window an unprivileged trigger may
     // have): four loops on one CPU stall the container at once.
     let script = format!(
-        "python3 {} {} 'some 100000 2000000' 10 {} & while [ ! -e {m} ]; do sleep 0.05; done; {}; wait",
+        "python3 {} {} 'some 100000 2000000' 12 {} & while [ ! -e {m} ]; do sleep 0.05; done; {}; wait",
         py.display(),
         file.display(),
         marker.display(),
-        busy(6),
+        busy(10),
         m = marker.display()
     );
     let (ev, secs) = woke(&in_container(&[&cg], &script));
     assert_eq!(ev, libc::POLLPRI as u32, "woken by the trigger");
-    assert!(secs < 3.0, "within the 2 s window: {secs} s");
+    // The kernel checks an unprivileged trigger at its 2 s averaging updates, which a
+    // loaded host delays: within the window and two updates.
+    assert!(
+        secs < 6.0,
+        "within the 2 s window and its updates: {secs} s"
+    );
     // Idle: nothing stalls, the poller sleeps its whole timeout.
     let idle = Cgroup::unified(&format!("psi-idle-{transport}"));
     std::fs::remove_file(&marker).unwrap();
