@@ -23,7 +23,8 @@ both_transports!(
 /// polls for POLLPRI up to argv[3] seconds and prints the events (0: none) and the
 /// seconds waited. Quiet: the kernel counts stalls aggregated after the trigger was made
 /// but suffered before (python's own start on a loaded host): such an event is taken
-/// first, until a 2.5 s poll (a window and more) passes without one.
+/// first (at the kernel's first update of the trigger, 2 s after it was made, later on a
+/// loaded host), until a 4 s poll passes without one.
 const POLLER: &str = r#"
 import os, select, sys, time
 path, spec, timeout, marker = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
@@ -32,7 +33,7 @@ os.write(fd, spec.encode() + b"\0")
 po = select.poll()
 po.register(fd, select.POLLPRI)
 for _ in range(5):
-    if not po.poll(2500):
+    if not po.poll(4000):
         break
 open(marker, "w").close()
 t0 = time.monotonic()
@@ -114,16 +115,21 @@ fn a_crossed_trigger_wakes_its_poller_and_an_idle_one_sleeps(transport: &str) {
     // 100 ms of stall in a 2 s window (the shortest window an unprivileged trigger may
     // have): four loops on one CPU stall the container at once.
     let script = format!(
-        "python3 {} {} 'some 100000 2000000' 10 {} & while [ ! -e {m} ]; do sleep 0.05; done; {}; wait",
+        "python3 {} {} 'some 100000 2000000' 12 {} & while [ ! -e {m} ]; do sleep 0.05; done; {}; wait",
         py.display(),
         file.display(),
         marker.display(),
-        busy(6),
+        busy(10),
         m = marker.display()
     );
     let (ev, secs) = woke(&in_container(&[&cg], &script));
     assert_eq!(ev, libc::POLLPRI as u32, "woken by the trigger");
-    assert!(secs < 3.0, "within the 2 s window: {secs} s");
+    // The kernel checks an unprivileged trigger at its 2 s averaging updates, which a
+    // loaded host delays: within the window and two updates.
+    assert!(
+        secs < 6.0,
+        "within the 2 s window and its updates: {secs} s"
+    );
     // Idle: nothing stalls, the poller sleeps its whole timeout.
     let idle = Cgroup::unified(&format!("psi-idle-{transport}"));
     std::fs::remove_file(&marker).unwrap();

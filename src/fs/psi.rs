@@ -231,8 +231,9 @@ impl Triggers {
             let here = s.per_cgroup.get(&dir).copied().unwrap_or(0);
             if here >= MAX_PER_CGROUP || s.live() >= MAX_TOTAL {
                 warn_each!(
-                    "PSI triggers: {} has {here} already, the most one cgroup may have; refused (ENOSPC)",
-                    dir.display()
+                    "PSI triggers: {} has {here} (at most {MAX_PER_CGROUP}), the daemon {} (at most {MAX_TOTAL}); a new one refused with ENOSPC",
+                    dir.display(),
+                    s.live()
                 );
                 return Err(libc::ENOSPC);
             }
@@ -294,11 +295,6 @@ impl Triggers {
         s.close_fd(&self.epoll, fh);
         s.by_fh.remove(&fh);
         self.record(&s);
-    }
-
-    /// How many trigger fds are open.
-    pub fn live(&self) -> usize {
-        self.lock().live()
     }
 
     /// Wait for triggers to fire and wake their pollers through `dev`, for as long as the
