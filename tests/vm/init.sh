@@ -48,7 +48,7 @@ run_in_cgns() {
 # start_daemons ARGS...: both daemons with ARGS, mounted
 start_daemons() {
     /bin/lxcfs-uring "$@" $L 2>/tmp/d1.log &
-    /bin/lxcfs-uring "$@" -l --enable-cfs --enable-cgroup --runtime-dir /tmp/run2 $C 2>/tmp/d2.log &
+    /bin/lxcfs-uring "$@" -l --enable-cfs --enable-cgroup --enable-psi-poll --runtime-dir /tmp/run2 $C 2>/tmp/d2.log &
     n=0
     while [ ! -e $L/proc/meminfo ] || [ ! -e $C/proc/meminfo ]; do
         n=$((n + 1))
@@ -119,6 +119,42 @@ scenarios() {
     cgroup=$(awk -F'total=' 'NR==1 {print $2}' /sys/fs/cgroup/psi/cpu.pressure)
     host=$(awk -F'total=' 'NR==1 {print $2}' /proc/pressure/cpu)
     check pressure_own "$([ -n "$ours" ] && [ "$ours" -gt 0 ] && [ "$ours" -le "$cgroup" ] && [ "$ours" -lt "$host" ] && echo yes || echo "ours=$ours cgroup=$cgroup host=$host")" yes
+
+    # PSI triggers (the second daemon has --enable-psi-poll): a container arms one through
+    # its pressure file (the file is 0666 then), a second on the same open file and a bogus
+    # one are refused; the daemon holds one read-write fd on the cgroup's file while the
+    # trigger lives, named in its registry, closed when the file is, and when the cgroup goes
+    rwfds() {
+        pid=$(cat /tmp/run2/lxcfs.pid); n=0
+        for f in /proc/$pid/fd/*; do
+            case "$(readlink $f)" in *pressure*) ;; *) continue ;; esac
+            case "$(sed -n 's/^flags:[[:space:]]*//p' /proc/$pid/fdinfo/${f##*/})" in *2) n=$((n + 1)) ;; esac
+        done
+        echo $n
+    }
+    check psi_mode "$(stat -c %a $C/proc/pressure/cpu)" 666
+    mkdir -p /sys/fs/cgroup/psitrig
+    run_in psitrig sh -c "exec 3<>$C/proc/pressure/cpu
+        printf 'some 100000 2000000\\000' >&3 && echo armed
+        printf 'some 100000 2000000\\000' >&3 2>/dev/null || echo busy-refused
+        exec 4<>$C/proc/pressure/memory
+        printf 'bogus\\000' >&4 2>/dev/null || echo bogus-refused
+        sleep 3" > /tmp/psi_out &
+    psi=$!
+    sleep 1.5
+    check psi_fd_open "$(rwfds)" 1
+    check psi_registry "$(grep -c psitrig/cpu.pressure /tmp/run2/psi-triggers)" 1
+    wait $psi
+    check psi_writes "$(tr '\n' ' ' < /tmp/psi_out)" "armed busy-refused bogus-refused "
+    check psi_fd_closed "$(rwfds)" 0
+    sh -c "echo \$\$ > /sys/fs/cgroup/psitrig/cgroup.procs; exec 3<>$C/proc/pressure/io; printf 'some 100000 2000000\\000' >&3; echo \$\$ > /sys/fs/cgroup/cgroup.procs; sleep 4" &
+    psi=$!
+    sleep 1
+    check psi_cgroup_fd "$(rwfds)" 1
+    rmdir /sys/fs/cgroup/psitrig
+    sleep 0.5
+    check psi_cgroup_removed "$(rwfds)" 0
+    wait $psi
 
     # /proc/vmstat: the host's lines in its order, the container's own faults (at least
     # one per page dd's 32 MiB buffer touched: 16 where transparent huge pages back it, as
