@@ -219,6 +219,8 @@ fn build_fs(cli: &Cli) -> Result<Fs, String> {
     };
     let mut fs = Fs::new(opts, containers);
     fs.cgroups = cgroups;
+    fs.backings =
+        crate::fs::backing::Backings::new(cli.passthrough == crate::cli::Passthrough::Auto);
     Ok(fs)
 }
 

@@ -15,6 +15,11 @@ const MAX_OPEN: usize = 1 << 20;
 /// Snapshot buffers kept for reuse per shard, and the largest one worth keeping.
 const POOL_LEN: usize = 64;
 const POOL_MAX_BYTES: usize = 1 << 20;
+/// Set in a file handle whose open was counted against its node's backing file
+/// (`backing.rs`), so its RELEASE uncounts it, whichever process answers it. Slots stay
+/// far below this bit. A handle of 0 besides this bit names no open file (generations
+/// start at 1): the open of a file whose reads the kernel serves keeps no snapshot.
+pub const COUNTED: u64 = 1 << 31;
 
 #[derive(Debug)]
 pub struct OpenFile {
@@ -26,6 +31,8 @@ pub struct OpenFile {
     /// When a read past offset 0 was last served: the other pieces of a large read may
     /// still be in flight.
     pub mid_read_at: Option<Instant>,
+    /// The thread that opened it, when its open was counted (`COUNTED`).
+    pub opener: u32,
 }
 
 #[derive(Default)]
@@ -56,7 +63,7 @@ impl Default for Handles {
 /// (shard, slot, generation) of a file handle; generations make a stale or forged fh
 /// miss instead of reaching another open file.
 fn split(fh: u64) -> (usize, usize, u32) {
-    let low = fh as u32;
+    let low = (fh & !COUNTED) as u32;
     (
         (low as usize) & (SHARDS - 1),
         (low >> SHARD_BITS) as usize,
@@ -94,12 +101,13 @@ impl Handles {
             }
         };
         let entry = &mut s.slots[slot];
-        entry.generation = entry.generation.wrapping_add(1);
+        entry.generation = entry.generation.wrapping_add(1).max(1);
         entry.file = Some(OpenFile {
             node,
             snapshot: None,
             rendered_at: Instant::now(),
             mid_read_at: None,
+            opener: 0,
         });
         let low = ((slot as u32) << SHARD_BITS) | si as u32;
         Some(u64::from(entry.generation) << 32 | u64::from(low))

@@ -1,0 +1,452 @@
+//! The passthrough fast path: the kernel answers the reads of a re-opened file itself,
+//! from a sealed memfd holding the snapshot rendered at OPEN (FUSE_PASSTHROUGH, 6.9+),
+//! so such a file costs one round trip instead of three.
+//!
+//! The kernel's rules shape everything here. It keeps ONE backing file per inode while
+//! any open naming it is live, and every open meanwhile must name that same id (a plain
+//! open then fails with EINVAL, another id with EBUSY). Containers bind-mount the same
+//! inodes, so opens of different containers overlap. Hence:
+//! - Once a node has a backing id, every open of it names that id: with
+//!   FOPEN_DIRECT_IO added when its reads must come to us (a snapshot per open, as
+//!   without passthrough). No open is ever plain, so none can race one that names an id.
+//! - Only a RE-OPEN reads from the backing file: an O_RDONLY open by a thread that
+//!   released the same node within `REOPEN_WINDOW`, the open-read-close pollers. A first
+//!   open may be a held fd that is read again from offset 0 (procps's top, vmstat,
+//!   free -s): a passthrough open never reaches us again, so it would never change.
+//! - A backing file is replaced only while no open we answered names it (`live` 0): the
+//!   kernel drops an inode's backing at its last close, before we see that RELEASE.
+//!   Ids are never closed while counted, so an overlapping open can still name one.
+//! - A re-open of the same container shares a backing file rendered less than
+//!   `SHARE_FOR` ago, unrendered; a backing file of another container, or an older one,
+//!   is named with FOPEN_DIRECT_IO while it is live.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
+
+use super::handles::COUNTED;
+use super::{Fs, Worker, sysfs, tree, views};
+use crate::proto::abi::{self, FOPEN_DIRECT_IO, FOPEN_PASSTHROUGH};
+use crate::proto::{InHeader, OutBuf, encode};
+use crate::stats::{self, Counter};
+use crate::{info, warn};
+
+/// An open is a re-open when its thread released the same node this recently.
+const REOPEN_WINDOW: Duration = Duration::from_secs(1);
+/// A backing file this young is shared, unrendered, by re-opens of the same container:
+/// its inputs are reused for as long anyway (`views::INPUT_TTL`).
+const SHARE_FOR: Duration = views::INPUT_TTL;
+/// Releasing threads remembered per node.
+const RECENT: usize = 16;
+/// Set with `COUNTED` in the handle of an open that keeps no snapshot (the kernel serves
+/// its reads); its upper half is the opening thread.
+const NO_SNAPSHOT: u64 = 1 << 30;
+
+/// Whose render a backing file holds: the container (cached under its pid namespace,
+/// with its init) and whether the host's files were shown (SIGUSR2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Owner {
+    ns: u64,
+    init: u32,
+    host: bool,
+}
+
+#[derive(Default)]
+struct NodeBacking {
+    /// The backing id the kernel may hold for the node (0: none yet).
+    id: u32,
+    /// Bumped with each new id: an install checks nothing replaced it meanwhile.
+    version: u64,
+    /// Opens we answered naming `id` whose RELEASE we have not seen.
+    live: u32,
+    owner: Option<Owner>,
+    rendered_at: Option<Instant>,
+    /// (thread, when) of the last releases, a ring.
+    released: [(u32, Option<Instant>); RECENT],
+    next: usize,
+}
+
+impl NodeBacking {
+    fn shareable(&self, owner: Option<Owner>, now: Instant) -> bool {
+        self.id != 0
+            && owner.is_some()
+            && self.owner == owner
+            && self
+                .rendered_at
+                .is_some_and(|t| now.saturating_duration_since(t) < SHARE_FOR)
+    }
+}
+
+/// What an OPEN of a node gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// No passthrough here: a direct open with a snapshot of its own.
+    Direct,
+    /// The kernel serves the reads from backing `id` (this container's fresh render).
+    Shared(u32),
+    /// We serve the reads from a snapshot of the open's own; the open names the node's
+    /// backing `id`, as the kernel requires of every open while it is live.
+    PerOpen(u32),
+    /// Render a new backing file, to replace the node's id of version `observed` if no
+    /// open names it by then.
+    Fresh { observed: u64, reopen: bool },
+}
+
+/// Every node's backing file, and the /dev/fuse file they are registered on.
+pub struct Backings {
+    /// Whether to ask the kernel for passthrough at INIT (`--passthrough`).
+    pub wanted: bool,
+    /// The /dev/fuse file backing files are registered on; -1 while passthrough is off.
+    dev: AtomicI32,
+    nodes: Mutex<HashMap<u64, NodeBacking>>,
+}
+
+impl Backings {
+    pub fn new(wanted: bool) -> Backings {
+        Backings {
+            wanted,
+            dev: AtomicI32::new(-1),
+            nodes: Mutex::default(),
+        }
+    }
+
+    fn dev(&self) -> Option<RawFd> {
+        Some(self.dev.load(Ordering::Relaxed)).filter(|&fd| fd >= 0)
+    }
+
+    /// Called once INIT is answered: use passthrough if it was negotiated and the kernel
+    /// lets us register a backing file on `dev` (CAP_SYS_ADMIN), and say so.
+    pub fn start(&self, dev: RawFd, negotiated: bool) {
+        if !self.wanted {
+            info!("passthrough: off (--passthrough=off)");
+            return;
+        }
+        if !negotiated {
+            info!("passthrough: off, the kernel does not offer FUSE_PASSTHROUGH (Linux 6.9+)");
+            return;
+        }
+        match register(dev, b"").and_then(|id| unregister(dev, id)) {
+            Ok(()) => {
+                self.dev.store(dev, Ordering::Relaxed);
+                info!("passthrough: in use, re-opened files are read from kernel-held snapshots");
+            }
+            Err(e) => info!("passthrough: off, the kernel refused a backing file: {e}"),
+        }
+    }
+
+    /// Decide how to answer an open of `node` by thread `tid` of `owner`'s container;
+    /// `read_only` when it was opened O_RDONLY. Counts the open unless the plan is Fresh
+    /// (then `install` or `fallback` counts it) or Direct.
+    fn plan(&self, node: u64, owner: Option<Owner>, tid: u32, read_only: bool) -> Plan {
+        let now = Instant::now();
+        let mut nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        let n = nodes.entry(node).or_default();
+        let reopen = read_only
+            && owner.is_some()
+            && tid != 0
+            && n.released.iter().any(|&(t, at)| {
+                t == tid && at.is_some_and(|at| now.saturating_duration_since(at) < REOPEN_WINDOW)
+            });
+        if reopen && n.shareable(owner, now) {
+            n.live += 1;
+            return Plan::Shared(n.id);
+        }
+        if n.id == 0 || (reopen && n.live == 0) {
+            return Plan::Fresh {
+                observed: n.version,
+                reopen,
+            };
+        }
+        n.live += 1;
+        Plan::PerOpen(n.id)
+    }
+
+    /// Make the newly registered `id` (holding `owner`'s render) the node's backing file
+    /// if nothing replaced version `observed` and no open names it; else share or name
+    /// the node's current id. Counts the open. Returns the plan and the id to unregister.
+    fn install(
+        &self,
+        node: u64,
+        owner: Option<Owner>,
+        observed: u64,
+        id: u32,
+        reopen: bool,
+    ) -> (Plan, Option<u32>) {
+        let now = Instant::now();
+        let mut nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        let n = nodes.entry(node).or_default();
+        n.live += 1;
+        if n.id == 0 || (n.version == observed && n.live == 1) {
+            let old = std::mem::replace(&mut n.id, id);
+            n.version += 1;
+            n.owner = owner;
+            n.rendered_at = Some(now);
+            let plan = if reopen {
+                Plan::Shared(id)
+            } else {
+                Plan::PerOpen(id)
+            };
+            return (plan, Some(old).filter(|&o| o != 0));
+        }
+        // Another open got there first: name its id.
+        let plan = if reopen && n.shareable(owner, now) {
+            Plan::Shared(n.id)
+        } else {
+            Plan::PerOpen(n.id)
+        };
+        (plan, Some(id))
+    }
+
+    /// A Fresh plan that could not render or register: name the node's id if it has one
+    /// (counted), else a direct open.
+    fn fallback(&self, node: u64) -> Plan {
+        let mut nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        match nodes.get_mut(&node) {
+            Some(n) if n.id != 0 => {
+                n.live += 1;
+                Plan::PerOpen(n.id)
+            }
+            _ => Plan::Direct,
+        }
+    }
+
+    /// An open of `node` by `tid` we counted was released (or never completed).
+    fn released(&self, node: u64, tid: u32) {
+        let mut nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = nodes.get_mut(&node) {
+            n.live = n.live.saturating_sub(1);
+            if tid != 0 {
+                let i = n.next;
+                n.released[i] = (tid, Some(Instant::now()));
+                n.next = (i + 1) % RECENT;
+            }
+        }
+    }
+
+    /// Unregister `id` (no open names it), logging a failure.
+    fn close(&self, id: u32) {
+        if let Some(dev) = self.dev()
+            && let Err(e) = unregister(dev, id)
+        {
+            stats::add(Counter::BackingErrors);
+            warn!("passthrough: closing backing file {id}: {e}");
+        }
+    }
+}
+
+/// Register a sealed memfd holding `bytes` as a backing file on `dev`; its id. The
+/// kernel keeps its own reference: the memfd is closed here.
+fn register(dev: RawFd, bytes: &[u8]) -> io::Result<u32> {
+    // SAFETY: a NUL-terminated name and valid flags; the new fd is ours alone.
+    let fd = unsafe {
+        libc::memfd_create(
+            c"lxcfs-uring-snapshot".as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd was just created and nothing else owns it.
+    let memfd = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    (&memfd).write_all(bytes)?;
+    let seals = libc::F_SEAL_WRITE | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+    // SAFETY: F_ADD_SEALS takes an int argument; memfd is open.
+    if unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // struct fuse_backing_map { int32_t fd; uint32_t flags; uint64_t padding; }
+    #[repr(C)]
+    struct BackingMap {
+        fd: i32,
+        flags: u32,
+        padding: u64,
+    }
+    let map = BackingMap {
+        fd: memfd.as_raw_fd(),
+        flags: 0,
+        padding: 0,
+    };
+    // SAFETY: FUSE_DEV_IOC_BACKING_OPEN reads a fuse_backing_map, which `map` is laid out
+    // as and outlives the call.
+    let id = unsafe { libc::ioctl(dev, abi::DEV_IOC_BACKING_OPEN as _, &map) };
+    match u32::try_from(id) {
+        Ok(id) if id > 0 => Ok(id),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
+/// Free backing id `id` on `dev`.
+fn unregister(dev: RawFd, id: u32) -> io::Result<()> {
+    // SAFETY: FUSE_DEV_IOC_BACKING_CLOSE reads a u32, which `id` is and outlives the call.
+    if unsafe { libc::ioctl(dev, abi::DEV_IOC_BACKING_CLOSE as _, &id) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+impl Fs {
+    /// Whether opens of `node` (a file; not below /cgroup) may name a backing file: every
+    /// view but /proc/pressure, whose files are opened for writing (triggers).
+    fn backable(&self, node: u64) -> bool {
+        sysfs::is_dynamic(node)
+            || matches!(
+                tree::node(node).map(|n| n.kind),
+                Some(tree::Kind::File(f)) if !matches!(f, tree::FileId::Pressure(_))
+            )
+    }
+
+    /// The container whose render `pid` sees.
+    fn owner(&self, w: &mut Worker, pid: u32) -> Option<Owner> {
+        let host = self.passthrough.load(Ordering::Relaxed);
+        let c = self
+            .containers
+            .resolve_for(&mut w.callers, pid, &mut w.scratch)
+            .ok()?;
+        Some(Owner {
+            ns: c.ns(),
+            init: c.init,
+            host,
+        })
+    }
+
+    /// Answer the OPEN of file `h.nodeid` (with open(2)'s `flags`).
+    pub(super) fn open_reply(
+        &self,
+        w: &mut Worker,
+        h: &InHeader,
+        flags: u32,
+        o: &mut OutBuf<'_>,
+    ) -> Result<(), i32> {
+        let node = h.nodeid;
+        let b = &self.backings;
+        let plan = match b.dev() {
+            Some(_) if self.backable(node) => {
+                let read_only = flags & libc::O_ACCMODE as u32 == libc::O_RDONLY as u32;
+                let owner = self.owner(w, h.pid);
+                match b.plan(node, owner, h.pid, read_only) {
+                    Plan::Fresh { observed, reopen } => {
+                        self.fresh(w, h, flags, owner, observed, reopen, o)?;
+                        return Ok(());
+                    }
+                    p => p,
+                }
+            }
+            _ => Plan::Direct,
+        };
+        self.reply_plan(w, h, flags, plan, None, o)
+    }
+
+    /// Render a new backing file for the open `h` and answer it.
+    #[allow(clippy::too_many_arguments)]
+    fn fresh(
+        &self,
+        w: &mut Worker,
+        h: &InHeader,
+        flags: u32,
+        owner: Option<Owner>,
+        observed: u64,
+        reopen: bool,
+        o: &mut OutBuf<'_>,
+    ) -> Result<(), i32> {
+        let b = &self.backings;
+        let mut buf = std::mem::take(&mut w.scratch_file);
+        buf.clear();
+        let registered = self.render_node(w, h.nodeid, h.pid, &mut buf).map(|()| {
+            let dev = b.dev().ok_or(io::Error::from_raw_os_error(libc::EBADF));
+            dev.and_then(|dev| register(dev, &buf))
+        });
+        let rendered_ok = registered.is_ok();
+        let plan = match registered {
+            Ok(Ok(id)) => {
+                let (plan, unused) = b.install(h.nodeid, owner, observed, id, reopen);
+                if let Some(unused) = unused {
+                    b.close(unused);
+                }
+                plan
+            }
+            Ok(Err(e)) => {
+                stats::add(Counter::BackingErrors);
+                warn!("passthrough: registering a backing file: {e}");
+                b.fallback(h.nodeid)
+            }
+            // The render failed: the open's first read renders again and answers it.
+            Err(_) => b.fallback(h.nodeid),
+        };
+        let rendered = rendered_ok.then_some(&buf[..]);
+        let r = self.reply_plan(w, h, flags, plan, rendered, o);
+        w.scratch_file = buf;
+        r
+    }
+
+    /// Answer the open `h` as `plan` says; `rendered`: its snapshot, when already made.
+    fn reply_plan(
+        &self,
+        w: &mut Worker,
+        h: &InHeader,
+        flags: u32,
+        plan: Plan,
+        rendered: Option<&[u8]>,
+        o: &mut OutBuf<'_>,
+    ) -> Result<(), i32> {
+        let overflow = |_| libc::EIO;
+        let (fh, open_flags, id) = match plan {
+            Plan::Direct => (self.open_file(w, h, flags)?, FOPEN_DIRECT_IO, 0),
+            Plan::Shared(id) => {
+                stats::add(if rendered.is_some() {
+                    Counter::BackingFresh
+                } else {
+                    Counter::BackingShared
+                });
+                let fh = COUNTED | NO_SNAPSHOT | u64::from(h.pid) << 32;
+                (fh, FOPEN_PASSTHROUGH, id)
+            }
+            Plan::PerOpen(id) => {
+                stats::add(Counter::BackingDirect);
+                let opened = match rendered {
+                    Some(bytes) => self.open_rendered(w, h, bytes),
+                    None => self.open_file(w, h, flags),
+                };
+                let fh = match opened {
+                    Ok(fh) => fh,
+                    Err(e) => {
+                        self.backings.released(h.nodeid, 0);
+                        return Err(e);
+                    }
+                };
+                self.handles.with(fh, |f| f.opener = h.pid);
+                (fh | COUNTED, FOPEN_PASSTHROUGH | FOPEN_DIRECT_IO, id)
+            }
+            Plan::Fresh { .. } => return Err(libc::EIO),
+        };
+        encode::open_backed(o, fh, open_flags, id).map_err(overflow)
+    }
+
+    /// Open `h.nodeid` with `bytes` as its snapshot.
+    fn open_rendered(&self, w: &Worker, h: &InHeader, bytes: &[u8]) -> Result<u64, i32> {
+        let fh = self.handles.open(h.nodeid, w.id).ok_or(libc::ENFILE)?;
+        let mut snapshot = self.handles.buffer(fh);
+        snapshot.extend_from_slice(bytes);
+        self.handles.store(fh, snapshot);
+        Ok(fh)
+    }
+
+    /// RELEASE of `fh` on `node`: close it, and uncount it from the node's backing file.
+    pub(super) fn release(&self, node: u64, fh: u64) {
+        if fh & COUNTED == 0 {
+            self.handles.release(fh);
+            return;
+        }
+        let opener = if fh & NO_SNAPSHOT != 0 {
+            (fh >> 32) as u32
+        } else {
+            let opener = self.handles.with(fh, |f| f.opener).unwrap_or(0);
+            self.handles.release(fh);
+            opener
+        };
+        self.backings.released(node, opener);
+    }
+}
