@@ -20,12 +20,11 @@
 //!   `SHARE_FOR` ago, unrendered; a backing file of another container, or an older one,
 //!   is named with FOPEN_DIRECT_IO while it is live.
 
-use std::collections::HashMap;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::handles::COUNTED;
 use super::{Fs, Worker, sysfs, tree, views};
@@ -54,30 +53,162 @@ pub struct Owner {
     host: bool,
 }
 
-#[derive(Default)]
-struct NodeBacking {
+/// One node's backing file, in the shared table (plain integers: a successor maps it).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Slot {
+    /// The node (0: a free slot).
+    node: u64,
     /// The backing id the kernel may hold for the node (0: none yet).
     id: u32,
-    /// Bumped with each new id: an install checks nothing replaced it meanwhile.
-    version: u64,
     /// Opens we answered naming `id` whose RELEASE we have not seen.
     live: u32,
-    owner: Option<Owner>,
-    rendered_at: Option<Instant>,
-    /// (thread, when) of the last releases, a ring.
-    released: [(u32, Option<Instant>); RECENT],
+    /// Bumped with each new id: an install checks nothing replaced it meanwhile.
+    version: u64,
+    owner_ns: u64,
+    owner_init: u32,
+    /// Bit 0: an owner is set; bit 1: the host's files (SIGUSR2).
+    owner_flags: u32,
+    /// CLOCK_MONOTONIC ns of the render `id` holds.
+    rendered_ns: u64,
+}
+
+impl Slot {
+    fn owner(&self) -> Option<Owner> {
+        (self.owner_flags & 1 != 0).then_some(Owner {
+            ns: self.owner_ns,
+            init: self.owner_init,
+            host: self.owner_flags & 2 != 0,
+        })
+    }
+
+    fn set_owner(&mut self, owner: Option<Owner>) {
+        let o = owner.unwrap_or(Owner {
+            ns: 0,
+            init: 0,
+            host: false,
+        });
+        (self.owner_ns, self.owner_init) = (o.ns, o.init);
+        self.owner_flags = u32::from(owner.is_some()) | u32::from(o.host) << 1;
+    }
+
+    fn shareable(&self, owner: Option<Owner>, now: u64) -> bool {
+        self.id != 0
+            && owner.is_some()
+            && self.owner() == owner
+            && now.saturating_sub(self.rendered_ns) < SHARE_FOR.as_nanos() as u64
+    }
+}
+
+/// What only this process needs of a node: the threads that released it last, a ring.
+#[derive(Clone, Copy, Default)]
+struct Local {
+    released: [(u32, u64); RECENT],
     next: usize,
 }
 
-impl NodeBacking {
-    fn shareable(&self, owner: Option<Owner>, now: Instant) -> bool {
-        self.id != 0
-            && owner.is_some()
-            && self.owner == owner
-            && self
-                .rendered_at
-                .is_some_and(|t| now.saturating_duration_since(t) < SHARE_FOR)
+/// Nodes in the table at most: the /proc views and every CPU's and memory node's files.
+const SLOTS: usize = 1 << 14;
+const TABLE_BYTES: usize = SLOTS * std::mem::size_of::<Slot>();
+
+/// The table of every node's backing file, an open-addressed hash table in a MAP_SHARED
+/// memfd: it goes to a successor with the connection (upgrade, takeover), and the keeper
+/// holds it, so a successor after a crash knows which id each inode may hold. Entries
+/// are written before the OPEN reply that depends on them.
+struct Table {
+    fd: OwnedFd,
+    slots: *mut Slot,
+    local: Vec<Local>,
+}
+
+// SAFETY: the mapping is only reached through the Mutex that holds the Table.
+unsafe impl Send for Table {}
+
+impl Table {
+    /// A new, empty table.
+    fn create() -> io::Result<Table> {
+        // SAFETY: a NUL-terminated name and valid flags; the new fd is ours alone.
+        let fd = unsafe { libc::memfd_create(c"lxcfs-uring-backings".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd was just created and nothing else owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        std::fs::File::from(fd.try_clone()?).set_len(TABLE_BYTES as u64)?;
+        Table::map(fd)
     }
+
+    /// Map a table handed over with the connection.
+    fn map(fd: OwnedFd) -> io::Result<Table> {
+        let len = std::fs::File::from(fd.try_clone()?).metadata()?.len();
+        if len != TABLE_BYTES as u64 {
+            return Err(io::Error::other(format!(
+                "the backing table is {len} bytes, this build's {TABLE_BYTES}"
+            )));
+        }
+        // SAFETY: a new shared mapping of the whole memfd (its size checked above); no
+        // Rust object lives there but the plain-integer slots.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                TABLE_BYTES,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Table {
+            fd,
+            slots: p.cast(),
+            local: vec![Local::default(); SLOTS],
+        })
+    }
+
+    /// The slot of `node` (taking a free one when `insert`), with its index.
+    fn find(&mut self, node: u64, insert: bool) -> Option<(&mut Slot, &mut Local)> {
+        let start = (node.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 50) as usize % SLOTS;
+        for i in (0..SLOTS).map(|k| (start + k) % SLOTS) {
+            // SAFETY: i < SLOTS, within the mapping; the &mut self borrow makes this the
+            // only reference into it.
+            let slot = unsafe { &mut *self.slots.add(i) };
+            if slot.node == node || (slot.node == 0 && insert) {
+                slot.node = node;
+                return Some((slot, &mut self.local[i]));
+            }
+            if slot.node == 0 {
+                return None;
+            }
+        }
+        None
+    }
+
+    /// (node, id, live) of every node with a backing id.
+    fn entries(&mut self) -> Vec<(u64, u32, u32)> {
+        (0..SLOTS)
+            // SAFETY: i < SLOTS, within the mapping.
+            .map(|i| unsafe { *self.slots.add(i) })
+            .filter(|s| s.node != 0 && s.id != 0)
+            .map(|s| (s.node, s.id, s.live))
+            .collect()
+    }
+}
+
+impl Drop for Table {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `map`, no longer referenced.
+        unsafe { libc::munmap(self.slots.cast(), TABLE_BYTES) };
+    }
+}
+
+/// CLOCK_MONOTONIC in ns: comparable across processes (a successor's).
+fn now_ns() -> u64 {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .unwrap_or(nix::sys::time::TimeSpec::new(0, 0));
+    (t.tv_sec() as u64).saturating_mul(1_000_000_000) + t.tv_nsec() as u64
 }
 
 /// What an OPEN of a node gets.
@@ -97,20 +228,39 @@ pub enum Plan {
 
 /// Every node's backing file, and the /dev/fuse file they are registered on.
 pub struct Backings {
-    /// Whether to ask the kernel for passthrough at INIT (`--passthrough`).
-    pub wanted: bool,
     /// The /dev/fuse file backing files are registered on; -1 while passthrough is off.
     dev: AtomicI32,
-    nodes: Mutex<HashMap<u64, NodeBacking>>,
+    /// None when passthrough was not asked for (and no predecessor used it).
+    table: Mutex<Option<Table>>,
 }
 
 impl Backings {
+    /// With `wanted` (--passthrough=auto), a new table to fill once INIT negotiated
+    /// passthrough; without, none.
     pub fn new(wanted: bool) -> Backings {
+        let table = wanted.then(Table::create).and_then(|t| {
+            t.inspect_err(|e| warn!("passthrough: off, no memory for its table: {e}"))
+                .ok()
+        });
         Backings {
-            wanted,
             dev: AtomicI32::new(-1),
-            nodes: Mutex::default(),
+            table: Mutex::new(table),
         }
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, Option<Table>> {
+        // Every update below is a few plain stores: a panic leaves the table usable.
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether to ask the kernel for passthrough at INIT.
+    pub fn wanted(&self) -> bool {
+        self.table().is_some()
+    }
+
+    /// The table's memfd, to hand over with the connection.
+    pub fn table_fd(&self) -> io::Result<Option<OwnedFd>> {
+        self.table().as_ref().map(|t| t.fd.try_clone()).transpose()
     }
 
     fn dev(&self) -> Option<RawFd> {
@@ -120,7 +270,7 @@ impl Backings {
     /// Called once INIT is answered: use passthrough if it was negotiated and the kernel
     /// lets us register a backing file on `dev` (CAP_SYS_ADMIN), and say so.
     pub fn start(&self, dev: RawFd, negotiated: bool) {
-        if !self.wanted {
+        if !self.wanted() {
             info!("passthrough: off (--passthrough=off)");
             return;
         }
@@ -137,18 +287,48 @@ impl Backings {
         }
     }
 
+    /// Continue a predecessor's connection: its table (`fd`, when it had one) and, if it
+    /// negotiated passthrough, its backing ids on `dev`, whatever our own option says
+    /// (every open of a node the kernel may hold a backing file for must name it).
+    pub fn resume(&self, dev: RawFd, negotiated: bool, fd: Option<OwnedFd>) {
+        let Some(fd) = fd else {
+            if negotiated {
+                warn!("passthrough: the predecessor negotiated it but handed no table over");
+            }
+            *self.table() = None;
+            return;
+        };
+        match Table::map(fd) {
+            Ok(mut t) => {
+                let entries = t.entries();
+                let live: u32 = entries.iter().map(|e| e.2).sum();
+                *self.table() = Some(t);
+                if negotiated {
+                    self.dev.store(dev, Ordering::Relaxed);
+                    info!(
+                        "passthrough: in use, continuing {} backing files ({live} opens name them)",
+                        entries.len()
+                    );
+                }
+            }
+            Err(e) => warn!("passthrough: the handed-over table is unusable: {e}"),
+        }
+    }
+
     /// Decide how to answer an open of `node` by thread `tid` of `owner`'s container;
     /// `read_only` when it was opened O_RDONLY. Counts the open unless the plan is Fresh
     /// (then `install` or `fallback` counts it) or Direct.
     fn plan(&self, node: u64, owner: Option<Owner>, tid: u32, read_only: bool) -> Plan {
-        let now = Instant::now();
-        let mut nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
-        let n = nodes.entry(node).or_default();
+        let now = now_ns();
+        let mut table = self.table();
+        let Some((n, local)) = table.as_mut().and_then(|t| t.find(node, true)) else {
+            return Plan::Direct;
+        };
         let reopen = read_only
             && owner.is_some()
             && tid != 0
-            && n.released.iter().any(|&(t, at)| {
-                t == tid && at.is_some_and(|at| now.saturating_duration_since(at) < REOPEN_WINDOW)
+            && local.released.iter().any(|&(t, at)| {
+                t == tid && at != 0 && now.saturating_sub(at) < REOPEN_WINDOW.as_nanos() as u64
             });
         if reopen && n.shareable(owner, now) {
             n.live += 1;
@@ -175,15 +355,19 @@ impl Backings {
         id: u32,
         reopen: bool,
     ) -> (Plan, Option<u32>) {
-        let now = Instant::now();
-        let mut nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
-        let n = nodes.entry(node).or_default();
-        n.live += 1;
-        if n.id == 0 || (n.version == observed && n.live == 1) {
+        let now = now_ns();
+        let mut table = self.table();
+        let Some((n, _)) = table.as_mut().and_then(|t| t.find(node, true)) else {
+            return (Plan::Direct, Some(id));
+        };
+        if n.id == 0 || (n.version == observed && n.live == 0) {
+            // Counted first: a crash before the id is written over-counts the old one
+            // (it is then never replaced), never under-counts the new one.
+            n.live = 1;
             let old = std::mem::replace(&mut n.id, id);
             n.version += 1;
-            n.owner = owner;
-            n.rendered_at = Some(now);
+            n.set_owner(owner);
+            n.rendered_ns = now;
             let plan = if reopen {
                 Plan::Shared(id)
             } else {
@@ -192,6 +376,7 @@ impl Backings {
             return (plan, Some(old).filter(|&o| o != 0));
         }
         // Another open got there first: name its id.
+        n.live += 1;
         let plan = if reopen && n.shareable(owner, now) {
             Plan::Shared(n.id)
         } else {
@@ -203,9 +388,9 @@ impl Backings {
     /// A Fresh plan that could not render or register: name the node's id if it has one
     /// (counted), else a direct open.
     fn fallback(&self, node: u64) -> Plan {
-        let mut nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
-        match nodes.get_mut(&node) {
-            Some(n) if n.id != 0 => {
+        let mut table = self.table();
+        match table.as_mut().and_then(|t| t.find(node, false)) {
+            Some((n, _)) if n.id != 0 => {
                 n.live += 1;
                 Plan::PerOpen(n.id)
             }
@@ -215,13 +400,13 @@ impl Backings {
 
     /// An open of `node` by `tid` we counted was released (or never completed).
     fn released(&self, node: u64, tid: u32) {
-        let mut nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = nodes.get_mut(&node) {
+        let mut table = self.table();
+        if let Some((n, local)) = table.as_mut().and_then(|t| t.find(node, false)) {
             n.live = n.live.saturating_sub(1);
             if tid != 0 {
-                let i = n.next;
-                n.released[i] = (tid, Some(Instant::now()));
-                n.next = (i + 1) % RECENT;
+                let i = local.next;
+                local.released[i] = (tid, now_ns());
+                local.next = (i + 1) % RECENT;
             }
         }
     }

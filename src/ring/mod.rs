@@ -139,7 +139,7 @@ impl Session {
         if self.transport != TransportKind::Classic {
             want |= init_flags::OVER_IO_URING;
         }
-        if self.fs.backings.wanted {
+        if self.fs.backings.wanted() {
             want |= init_flags::PASSTHROUGH;
         }
         let _ = self.kernel_flags.set(k.flags);
