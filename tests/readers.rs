@@ -598,6 +598,29 @@ EOF"#,
     );
 }
 
+/// With passthrough on, a re-opened file is mapped from its backing file: a shared
+/// mapping is made (the real /proc files refuse it) and shows the container's own file.
+fn mmap_of_a_reopen(transport: &str) {
+    let name = format!("readers-mmap-pt-{transport}");
+    let d = Daemon::start(&name, &["--transport", transport, "--passthrough", "auto"]);
+    let mem = Cgroup::new("memory", &name);
+    mem.set("memory.limit_in_bytes", &MIB256.to_string());
+    let script = format!(
+        r#"python3 - {m} <<'EOF'
+import mmap, sys
+path = sys.argv[1]
+open(path, "rb").read()
+with open(path, "rb") as f:
+    m = mmap.mmap(f.fileno(), 0, mmap.MAP_SHARED, mmap.PROT_READ)
+    sys.stdout.write(m[:].decode())
+EOF"#,
+        m = d.path("proc/meminfo").display()
+    );
+    let out = in_container(&[&mem], &script);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(meminfo_kb(&text, "MemTotal"), MIB256 / 1024, "{text}");
+}
+
 /// The /cgroup tree's files too: busybox cat (sendfile) and Python's copyfile read the
 /// container's own limit, and stat says how long it is.
 fn cgroup_tree_files(transport: &str) {
@@ -642,6 +665,7 @@ both_transports!(
     two_containers_at_once,
     two_containers_reopening,
     held_fd_stays_fresh,
+    mmap_of_a_reopen,
     cgroup_tree_files,
     mmap_is_refused
 );

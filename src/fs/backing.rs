@@ -39,7 +39,7 @@ const REOPEN_WINDOW: Duration = Duration::from_secs(1);
 /// its inputs are reused for as long anyway (`views::INPUT_TTL`).
 const SHARE_FOR: Duration = views::INPUT_TTL;
 /// Releasing threads remembered per node.
-const RECENT: usize = 16;
+const RECENT: usize = 8;
 /// Set with `COUNTED` in the handle of an open that keeps no snapshot (the kernel serves
 /// its reads); its upper half is the opening thread.
 const NO_SNAPSHOT: u64 = 1 << 30;
@@ -101,7 +101,7 @@ impl Slot {
 }
 
 /// What only this process needs of a node: the threads that released it last, a ring.
-#[derive(Clone, Copy, Default)]
+#[derive(Default)]
 struct Local {
     released: [(u32, u64); RECENT],
     next: usize,
@@ -118,7 +118,8 @@ const TABLE_BYTES: usize = SLOTS * std::mem::size_of::<Slot>();
 struct Table {
     fd: OwnedFd,
     slots: *mut Slot,
-    local: Vec<Local>,
+    /// By slot index, for the nodes opened in this process.
+    local: std::collections::HashMap<usize, Local>,
 }
 
 // SAFETY: the mapping is only reached through the Mutex that holds the Table.
@@ -164,7 +165,7 @@ impl Table {
         Ok(Table {
             fd,
             slots: p.cast(),
-            local: vec![Local::default(); SLOTS],
+            local: Default::default(),
         })
     }
 
@@ -177,7 +178,7 @@ impl Table {
             let slot = unsafe { &mut *self.slots.add(i) };
             if slot.node == node || (slot.node == 0 && insert) {
                 slot.node = node;
-                return Some((slot, &mut self.local[i]));
+                return Some((slot, self.local.entry(i).or_default()));
             }
             if slot.node == 0 {
                 return None;
