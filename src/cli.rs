@@ -92,10 +92,9 @@ pub struct Cli {
 
     /// The passthrough fast path: the kernel answers the reads of a file a thread opens
     /// again (open-read-close pollers) from a snapshot rendered at its open, with no
-    /// round trip (Linux 6.9+, run as root). Files opened once and re-read, as procps
-    /// does, stay served by the daemon. Off by default: a --takeover or SIGUSR1 upgrade
-    /// does not hand the kernel's backing files over yet.
-    #[arg(long, value_enum, default_value_t = Passthrough::Off)]
+    /// round trip (Linux 6.9+, run as root; `auto` uses it where the kernel offers it).
+    /// Files opened once and re-read, as procps does, stay served by the daemon.
+    #[arg(long, value_enum, default_value_t = Passthrough::Auto)]
     pub passthrough: Passthrough,
 
     /// Take the live mount over from the instance running with the same --runtime-dir: it

@@ -313,7 +313,10 @@ fn assert_own_meminfo(what: &str, bytes: &[u8], reference: &str, limit: u64) {
 }
 
 fn methods_in_a_container(transport: &str) {
-    let d = Daemon::start(&format!("readers-{transport}"), &["--transport", transport]);
+    let d = Daemon::start(
+        &format!("readers-{transport}"),
+        &["--transport", transport, "--passthrough", "off"],
+    );
     methods_in(&d, &format!("readers-{transport}"), "");
     assert_eq!(
         d.counter("passthrough_opens_shared"),
@@ -419,12 +422,12 @@ fn methods_in(d: &Daemon, name: &str, env: &str) {
     );
 }
 
-/// A shared mapping is refused as procfs and direct-I/O files refuse it (ENODEV); a
-/// reader that maps files (ripgrep, say) then reads them instead.
+/// Without passthrough, a shared mapping is refused as procfs and direct-I/O files refuse
+/// it (ENODEV); a reader that maps files (ripgrep, say) then reads them instead.
 fn mmap_is_refused(transport: &str) {
     let d = Daemon::start(
         &format!("readers-mmap-{transport}"),
-        &["--transport", transport],
+        &["--transport", transport, "--passthrough", "off"],
     );
     let f = File::open(d.path("proc/meminfo")).unwrap();
     // SAFETY: a fresh mapping request of a file this function holds open; it is unmapped
@@ -452,7 +455,7 @@ fn mmap_is_refused(transport: &str) {
 /// seconds: each only ever sees its own.
 fn two_containers_at_once(transport: &str) {
     let name = format!("readers2-{transport}");
-    let d = Daemon::start(&name, &["--transport", transport]);
+    let d = Daemon::start(&name, &["--transport", transport, "--passthrough", "off"]);
     two_containers(&d, &name);
 }
 

@@ -87,14 +87,14 @@ fn assert_no_read_failed(reads: u64, failures: &[String], slowest: Duration, log
 #[test]
 fn sigusr1_upgrades_in_place_without_a_failed_read_classic() {
     if root_or_skip("sigusr1_upgrades_in_place_without_a_failed_read_classic") {
-        sigusr1_upgrades("classic", &[]);
+        sigusr1_upgrades("classic", OFF);
     }
 }
 
 #[test]
 fn sigusr1_upgrades_in_place_without_a_failed_read_uring() {
     if root_or_skip("sigusr1_upgrades_in_place_without_a_failed_read_uring") {
-        sigusr1_upgrades("uring", &[]);
+        sigusr1_upgrades("uring", OFF);
     }
 }
 
@@ -219,14 +219,14 @@ fn handovers_that_fail_thaw_and_serve_on_without_a_failed_read(transport: &str) 
 #[test]
 fn takeover_by_a_new_process_without_a_failed_read_classic() {
     if root_or_skip("takeover_by_a_new_process_without_a_failed_read_classic") {
-        takeovers("classic", &[]);
+        takeovers("classic", OFF);
     }
 }
 
 #[test]
 fn takeover_by_a_new_process_without_a_failed_read_uring() {
     if root_or_skip("takeover_by_a_new_process_without_a_failed_read_uring") {
-        takeovers("uring", &[]);
+        takeovers("uring", OFF);
     }
 }
 
@@ -327,14 +327,14 @@ fn takeover_with_nothing_running_fails_and_disturbs_nothing() {
 #[test]
 fn sigkill_of_the_server_is_survived_without_a_failed_read_classic() {
     if root_or_skip("sigkill_of_the_server_is_survived_without_a_failed_read_classic") {
-        sigkills("classic", &[]);
+        sigkills("classic", OFF);
     }
 }
 
 #[test]
 fn sigkill_of_the_server_is_survived_uring_losing_only_what_the_kernel_cancels() {
     if root_or_skip("sigkill_of_the_server_is_survived_uring_losing_only_what_the_kernel_cancels") {
-        sigkills("uring", &[]);
+        sigkills("uring", OFF);
     }
 }
 
@@ -407,6 +407,8 @@ fn assert_no_read_failed_but_cancelled(
 /// files) while `held_open` keeps one open: every successor must name the backing ids
 /// the kernel holds, or opens fail.
 const PASSTHROUGH: &[&str] = &["--passthrough", "auto"];
+/// The same tests without it.
+const OFF: &[&str] = &["--passthrough", "off"];
 
 fn upgrades_with_passthrough(transport: &str) {
     sigusr1_upgrades(transport, PASSTHROUGH);
