@@ -636,3 +636,113 @@ impl Fs {
         self.backings.released(node, opener);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NODE: u64 = 6;
+    const A: Option<Owner> = Some(Owner {
+        ns: 1,
+        init: 10,
+        host: false,
+    });
+    const B: Option<Owner> = Some(Owner {
+        ns: 2,
+        init: 20,
+        host: false,
+    });
+
+    /// `plan`, with a Fresh plan installed as backing id `id`.
+    fn open(b: &Backings, owner: Option<Owner>, tid: u32, id: u32) -> Plan {
+        match b.plan(NODE, owner, tid, true) {
+            Plan::Fresh { observed, reopen } => b.install(NODE, owner, observed, id, reopen).0,
+            p => p,
+        }
+    }
+
+    fn live(b: &Backings) -> u32 {
+        b.table()
+            .as_mut()
+            .unwrap()
+            .find(NODE, false)
+            .unwrap()
+            .0
+            .live
+    }
+
+    #[test]
+    fn only_reopens_read_from_the_backing_file_and_every_open_names_it() {
+        let b = Backings::new(true);
+        // A first open makes the node's backing file but reads through us.
+        assert_eq!(open(&b, A, 100, 1), Plan::PerOpen(1));
+        b.released(NODE, 100);
+        // The same thread again: a re-open, sharing the fresh backing file.
+        assert_eq!(open(&b, A, 100, 2), Plan::Shared(1));
+        // Another container's first open while it is live names it, reads through us.
+        assert_eq!(open(&b, B, 200, 3), Plan::PerOpen(1));
+        assert_eq!(live(&b), 2);
+        // B's thread re-opens while A's open is live: A's backing file is not B's.
+        b.released(NODE, 200);
+        assert_eq!(open(&b, B, 200, 4), Plan::PerOpen(1));
+        b.released(NODE, 200);
+        b.released(NODE, 100);
+        assert_eq!(live(&b), 0);
+        // Nothing names it now: B's next re-open gets a backing file of its own.
+        assert_eq!(open(&b, B, 200, 5), Plan::Shared(5));
+        // A write-open is never a re-open, and names the live id.
+        assert_eq!(b.plan(NODE, A, 100, false), Plan::PerOpen(5));
+    }
+
+    #[test]
+    fn a_stale_backing_file_is_replaced_only_when_no_open_names_it() {
+        let b = Backings::new(true);
+        assert_eq!(open(&b, A, 100, 1), Plan::PerOpen(1));
+        b.released(NODE, 100);
+        std::thread::sleep(SHARE_FOR);
+        // Held by another open: the re-open reads through us.
+        assert_eq!(open(&b, A, 300, 7), Plan::PerOpen(1));
+        assert_eq!(open(&b, A, 100, 2), Plan::PerOpen(1));
+        b.released(NODE, 300);
+        b.released(NODE, 100);
+        // Then replaced, the old id given back.
+        let Plan::Fresh { observed, reopen } = b.plan(NODE, A, 100, true) else {
+            panic!("a fresh backing file");
+        };
+        assert_eq!(
+            b.install(NODE, A, observed, 2, reopen),
+            (Plan::Shared(2), Some(1))
+        );
+    }
+
+    #[test]
+    fn racing_fresh_opens_name_one_backing_file() {
+        let b = Backings::new(true);
+        let first = b.plan(NODE, A, 100, true);
+        let second = b.plan(NODE, A, 200, true);
+        let (Plan::Fresh { observed: o1, .. }, Plan::Fresh { observed: o2, .. }) = (first, second)
+        else {
+            panic!("{first:?} {second:?}");
+        };
+        assert_eq!(b.install(NODE, A, o1, 1, false), (Plan::PerOpen(1), None));
+        // The slower one gives its id back and names the first's.
+        assert_eq!(
+            b.install(NODE, A, o2, 2, false),
+            (Plan::PerOpen(1), Some(2))
+        );
+        assert_eq!(live(&b), 2);
+    }
+
+    #[test]
+    fn a_successor_continues_the_table() {
+        let b = Backings::new(true);
+        assert_eq!(open(&b, A, 100, 9), Plan::PerOpen(9));
+        let fd = b.table_fd().unwrap().unwrap();
+        let next = Backings::new(false);
+        next.resume(-1, false, Some(fd));
+        // The open from before is still counted, and its id named.
+        assert_eq!(next.plan(NODE, B, 200, true), Plan::PerOpen(9));
+        assert_eq!(live(&next), 2);
+        assert_eq!(live(&b), 2, "one table, shared");
+    }
+}
