@@ -624,6 +624,77 @@ EOF"#,
     assert_eq!(meminfo_kb(&text, "MemTotal"), MIB256 / 1024, "{text}");
 }
 
+/// The residual of passthrough, pinned down: while container A holds a re-open of
+/// meminfo (its backing file), container B's open names A's backing file with
+/// FOPEN_DIRECT_IO. B's read(2) shows B's own file, but a mapping of B's open maps the
+/// backing file, A's snapshot. (The real /proc files cannot be mapped at all.)
+fn mmap_of_an_open_naming_another_containers_backing_file(transport: &str) {
+    let name = format!("readers-mmap-other-{transport}");
+    let d = Daemon::start(&name, &["--transport", transport, "--passthrough", "auto"]);
+    let (a, b) = (
+        Cgroup::new("memory", &format!("{name}-a")),
+        Cgroup::new("memory", &format!("{name}-b")),
+    );
+    a.set("memory.limit_in_bytes", &MIB256.to_string());
+    b.set("memory.limit_in_bytes", &MIB384.to_string());
+    let (ready, done) = (d.dir.join("a-holds"), d.dir.join("b-done"));
+    let holder = format!(
+        r#"python3 - {m} {r} {d} <<'EOF'
+import os, sys, time
+path, ready, done = sys.argv[1:]
+open(path, "rb").read()
+f = open(path, "rb")  # a re-open: read from A's backing file, held
+open(ready, "w").close()
+end = time.time() + 20
+while not os.path.exists(done) and time.time() < end:
+    time.sleep(0.01)
+EOF"#,
+        m = d.path("proc/meminfo").display(),
+        r = ready.display(),
+        d = done.display()
+    );
+    let mapper = format!(
+        r#"python3 - {m} {r} {d} <<'EOF'
+import mmap, os, sys, time
+path, ready, done = sys.argv[1:]
+end = time.time() + 20
+while not os.path.exists(ready) and time.time() < end:
+    time.sleep(0.01)
+try:
+    with open(path, "rb") as f:
+        m = mmap.mmap(f.fileno(), 0, mmap.MAP_SHARED, mmap.PROT_READ)
+        print(m[:].split(b"\0")[0].decode(), end="")
+        print("--- read")
+        print(f.read().decode(), end="")
+finally:
+    open(done, "w").close()
+EOF"#,
+        m = d.path("proc/meminfo").display(),
+        r = ready.display(),
+        d = done.display()
+    );
+    let out = std::thread::scope(|s| {
+        let held = s.spawn(|| in_container(&[&a], &holder));
+        let out = in_container(&[&b], &mapper);
+        held.join().unwrap();
+        out
+    });
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (mapped, read) = text
+        .split_once("--- read\n")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(
+        meminfo_kb(read, "MemTotal"),
+        MIB384 / 1024,
+        "B's read:\n{read}"
+    );
+    assert_eq!(
+        meminfo_kb(mapped, "MemTotal"),
+        MIB256 / 1024,
+        "B's mapping maps A's backing file:\n{mapped}"
+    );
+}
+
 /// The /cgroup tree's files too: busybox cat (sendfile) and Python's copyfile read the
 /// container's own limit, and stat says how long it is.
 fn cgroup_tree_files(transport: &str) {
@@ -669,6 +740,7 @@ both_transports!(
     two_containers_reopening,
     held_fd_stays_fresh,
     mmap_of_a_reopen,
+    mmap_of_an_open_naming_another_containers_backing_file,
     cgroup_tree_files,
     mmap_is_refused
 );
