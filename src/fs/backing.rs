@@ -40,6 +40,9 @@ const REOPEN_WINDOW: Duration = Duration::from_secs(1);
 const SHARE_FOR: Duration = views::INPUT_TTL;
 /// Releasing threads remembered per node.
 const RECENT: usize = 8;
+/// Requests whose count changes are remembered per node (`Slot::applied`): more than can
+/// be in flight on one node at a crash.
+const APPLIED: usize = 8;
 /// Set with `COUNTED` in the handle of an open that keeps no snapshot (the kernel serves
 /// its reads); its upper half is the opening thread.
 const NO_SNAPSHOT: u64 = 1 << 30;
@@ -71,9 +74,43 @@ struct Slot {
     owner_flags: u32,
     /// CLOCK_MONOTONIC ns of the render `id` holds.
     rendered_ns: u64,
+    /// The requests (`unique`) whose count changes were made last, a ring: a request
+    /// handled again, by a successor after a crash (resent, or answered from the ring
+    /// arena), changes nothing twice.
+    applied: [u64; APPLIED],
+    applied_next: u64,
 }
 
 impl Slot {
+    fn applied(&self, unique: u64) -> bool {
+        unique != 0 && self.applied.contains(&unique)
+    }
+
+    fn record(&mut self, unique: u64) {
+        if unique != 0 {
+            let i = (self.applied_next % APPLIED as u64) as usize;
+            self.applied[i] = unique;
+            self.applied_next = self.applied_next.wrapping_add(1);
+        }
+    }
+
+    /// Count an open named by request `unique`. The count is written before the request
+    /// is recorded: a crash between the two over-counts (the safe direction).
+    fn count(&mut self, unique: u64) {
+        if !self.applied(unique) {
+            self.live += 1;
+            self.record(unique);
+        }
+    }
+
+    /// Uncount a release, request `unique`: recorded first, for the same reason.
+    fn uncount(&mut self, unique: u64) {
+        if !self.applied(unique) {
+            self.record(unique);
+            self.live = self.live.saturating_sub(1);
+        }
+    }
+
     fn owner(&self) -> Option<Owner> {
         (self.owner_flags & 1 != 0).then_some(Owner {
             ns: self.owner_ns,
@@ -319,7 +356,14 @@ impl Backings {
     /// Decide how to answer an open of `node` by thread `tid` of `owner`'s container;
     /// `read_only` when it was opened O_RDONLY. Counts the open unless the plan is Fresh
     /// (then `install` or `fallback` counts it) or Direct.
-    fn plan(&self, node: u64, owner: Option<Owner>, tid: u32, read_only: bool) -> Plan {
+    fn plan(
+        &self,
+        node: u64,
+        owner: Option<Owner>,
+        tid: u32,
+        read_only: bool,
+        unique: u64,
+    ) -> Plan {
         let now = now_ns();
         let mut table = self.table();
         let Some((n, local)) = table.as_mut().and_then(|t| t.find(node, true)) else {
@@ -332,7 +376,7 @@ impl Backings {
                 t == tid && at != 0 && now.saturating_sub(at) < REOPEN_WINDOW.as_nanos() as u64
             });
         if reopen && n.shareable(owner, now) {
-            n.live += 1;
+            n.count(unique);
             return Plan::Shared(n.id);
         }
         if n.id == 0 || (reopen && n.live == 0) {
@@ -341,7 +385,7 @@ impl Backings {
                 reopen,
             };
         }
-        n.live += 1;
+        n.count(unique);
         Plan::PerOpen(n.id)
     }
 
@@ -355,6 +399,7 @@ impl Backings {
         observed: u64,
         id: u32,
         reopen: bool,
+        unique: u64,
     ) -> (Plan, Option<u32>) {
         let now = now_ns();
         let mut table = self.table();
@@ -365,6 +410,7 @@ impl Backings {
             // Counted first: a crash before the id is written over-counts the old one
             // (it is then never replaced), never under-counts the new one.
             n.live = 1;
+            n.record(unique);
             let old = std::mem::replace(&mut n.id, id);
             n.version += 1;
             n.set_owner(owner);
@@ -377,7 +423,7 @@ impl Backings {
             return (plan, Some(old).filter(|&o| o != 0));
         }
         // Another open got there first: name its id.
-        n.live += 1;
+        n.count(unique);
         let plan = if reopen && n.shareable(owner, now) {
             Plan::Shared(n.id)
         } else {
@@ -388,22 +434,23 @@ impl Backings {
 
     /// A Fresh plan that could not render or register: name the node's id if it has one
     /// (counted), else a direct open.
-    fn fallback(&self, node: u64) -> Plan {
+    fn fallback(&self, node: u64, unique: u64) -> Plan {
         let mut table = self.table();
         match table.as_mut().and_then(|t| t.find(node, false)) {
             Some((n, _)) if n.id != 0 => {
-                n.live += 1;
+                n.count(unique);
                 Plan::PerOpen(n.id)
             }
             _ => Plan::Direct,
         }
     }
 
-    /// An open of `node` by `tid` we counted was released (or never completed).
-    fn released(&self, node: u64, tid: u32) {
+    /// An open of `node` by `tid` we counted was released (request `unique`; 0: an open
+    /// we counted could not be made).
+    fn released(&self, node: u64, tid: u32, unique: u64) {
         let mut table = self.table();
         if let Some((n, local)) = table.as_mut().and_then(|t| t.find(node, false)) {
-            n.live = n.live.saturating_sub(1);
+            n.uncount(unique);
             if tid != 0 {
                 let i = local.next;
                 local.released[i] = (tid, now_ns());
@@ -421,6 +468,11 @@ impl Backings {
             warn!("passthrough: closing backing file {id}: {e}");
         }
     }
+}
+
+/// The identity of request `h`, the same when the kernel resends it.
+fn request(h: &InHeader) -> u64 {
+    h.unique & !abi::UNIQUE_RESEND
 }
 
 /// Register a sealed memfd holding `bytes` as a backing file on `dev`; its id. The
@@ -513,7 +565,7 @@ impl Fs {
             Some(_) if self.backable(node) => {
                 let read_only = flags & libc::O_ACCMODE as u32 == libc::O_RDONLY as u32;
                 let owner = self.owner(w, h.pid);
-                match b.plan(node, owner, h.pid, read_only) {
+                match b.plan(node, owner, h.pid, read_only, request(h)) {
                     Plan::Fresh { observed, reopen } => {
                         self.fresh(w, h, flags, owner, observed, reopen, o)?;
                         return Ok(());
@@ -548,7 +600,7 @@ impl Fs {
         let rendered_ok = registered.is_ok();
         let plan = match registered {
             Ok(Ok(id)) => {
-                let (plan, unused) = b.install(h.nodeid, owner, observed, id, reopen);
+                let (plan, unused) = b.install(h.nodeid, owner, observed, id, reopen, request(h));
                 if let Some(unused) = unused {
                     b.close(unused);
                 }
@@ -557,10 +609,10 @@ impl Fs {
             Ok(Err(e)) => {
                 stats::add(Counter::BackingErrors);
                 warn!("passthrough: registering a backing file: {e}");
-                b.fallback(h.nodeid)
+                b.fallback(h.nodeid, request(h))
             }
             // The render failed: the open's first read renders again and answers it.
-            Err(_) => b.fallback(h.nodeid),
+            Err(_) => b.fallback(h.nodeid, request(h)),
         };
         let rendered = rendered_ok.then_some(&buf[..]);
         let r = self.reply_plan(w, h, flags, plan, rendered, o);
@@ -599,7 +651,7 @@ impl Fs {
                 let fh = match opened {
                     Ok(fh) => fh,
                     Err(e) => {
-                        self.backings.released(h.nodeid, 0);
+                        self.backings.released(h.nodeid, 0, 0);
                         return Err(e);
                     }
                 };
@@ -620,8 +672,8 @@ impl Fs {
         Ok(fh)
     }
 
-    /// RELEASE of `fh` on `node`: close it, and uncount it from the node's backing file.
-    pub(super) fn release(&self, node: u64, fh: u64) {
+    /// RELEASE `h` of `fh`: close it, and uncount it from the node's backing file.
+    pub(super) fn release(&self, h: &InHeader, fh: u64) {
         if fh & COUNTED == 0 {
             self.handles.release(fh);
             return;
@@ -633,7 +685,7 @@ impl Fs {
             self.handles.release(fh);
             opener
         };
-        self.backings.released(node, opener);
+        self.backings.released(h.nodeid, opener, request(h));
     }
 }
 
@@ -653,12 +705,23 @@ mod tests {
         host: false,
     });
 
+    /// A request identity never used before.
+    fn unique() -> u64 {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    }
+
     /// `plan`, with a Fresh plan installed as backing id `id`.
     fn open(b: &Backings, owner: Option<Owner>, tid: u32, id: u32) -> Plan {
-        match b.plan(NODE, owner, tid, true) {
-            Plan::Fresh { observed, reopen } => b.install(NODE, owner, observed, id, reopen).0,
+        let u = unique();
+        match b.plan(NODE, owner, tid, true, u) {
+            Plan::Fresh { observed, reopen } => b.install(NODE, owner, observed, id, reopen, u).0,
             p => p,
         }
+    }
+
+    fn release(b: &Backings, tid: u32) {
+        b.released(NODE, tid, unique());
     }
 
     fn live(b: &Backings) -> u32 {
@@ -676,41 +739,41 @@ mod tests {
         let b = Backings::new(true);
         // A first open makes the node's backing file but reads through us.
         assert_eq!(open(&b, A, 100, 1), Plan::PerOpen(1));
-        b.released(NODE, 100);
+        release(&b, 100);
         // The same thread again: a re-open, sharing the fresh backing file.
         assert_eq!(open(&b, A, 100, 2), Plan::Shared(1));
         // Another container's first open while it is live names it, reads through us.
         assert_eq!(open(&b, B, 200, 3), Plan::PerOpen(1));
         assert_eq!(live(&b), 2);
         // B's thread re-opens while A's open is live: A's backing file is not B's.
-        b.released(NODE, 200);
+        release(&b, 200);
         assert_eq!(open(&b, B, 200, 4), Plan::PerOpen(1));
-        b.released(NODE, 200);
-        b.released(NODE, 100);
+        release(&b, 200);
+        release(&b, 100);
         assert_eq!(live(&b), 0);
         // Nothing names it now: B's next re-open gets a backing file of its own.
         assert_eq!(open(&b, B, 200, 5), Plan::Shared(5));
         // A write-open is never a re-open, and names the live id.
-        assert_eq!(b.plan(NODE, A, 100, false), Plan::PerOpen(5));
+        assert_eq!(b.plan(NODE, A, 100, false, unique()), Plan::PerOpen(5));
     }
 
     #[test]
     fn a_stale_backing_file_is_replaced_only_when_no_open_names_it() {
         let b = Backings::new(true);
         assert_eq!(open(&b, A, 100, 1), Plan::PerOpen(1));
-        b.released(NODE, 100);
+        release(&b, 100);
         std::thread::sleep(SHARE_FOR);
         // Held by another open: the re-open reads through us.
         assert_eq!(open(&b, A, 300, 7), Plan::PerOpen(1));
         assert_eq!(open(&b, A, 100, 2), Plan::PerOpen(1));
-        b.released(NODE, 300);
-        b.released(NODE, 100);
+        release(&b, 300);
+        release(&b, 100);
         // Then replaced, the old id given back.
-        let Plan::Fresh { observed, reopen } = b.plan(NODE, A, 100, true) else {
+        let Plan::Fresh { observed, reopen } = b.plan(NODE, A, 100, true, unique()) else {
             panic!("a fresh backing file");
         };
         assert_eq!(
-            b.install(NODE, A, observed, 2, reopen),
+            b.install(NODE, A, observed, 2, reopen, unique()),
             (Plan::Shared(2), Some(1))
         );
     }
@@ -718,16 +781,19 @@ mod tests {
     #[test]
     fn racing_fresh_opens_name_one_backing_file() {
         let b = Backings::new(true);
-        let first = b.plan(NODE, A, 100, true);
-        let second = b.plan(NODE, A, 200, true);
+        let first = b.plan(NODE, A, 100, true, unique());
+        let second = b.plan(NODE, A, 200, true, unique());
         let (Plan::Fresh { observed: o1, .. }, Plan::Fresh { observed: o2, .. }) = (first, second)
         else {
             panic!("{first:?} {second:?}");
         };
-        assert_eq!(b.install(NODE, A, o1, 1, false), (Plan::PerOpen(1), None));
+        assert_eq!(
+            b.install(NODE, A, o1, 1, false, unique()),
+            (Plan::PerOpen(1), None)
+        );
         // The slower one gives its id back and names the first's.
         assert_eq!(
-            b.install(NODE, A, o2, 2, false),
+            b.install(NODE, A, o2, 2, false, unique()),
             (Plan::PerOpen(1), Some(2))
         );
         assert_eq!(live(&b), 2);
@@ -741,8 +807,24 @@ mod tests {
         let next = Backings::new(false);
         next.resume(-1, false, Some(fd));
         // The open from before is still counted, and its id named.
-        assert_eq!(next.plan(NODE, B, 200, true), Plan::PerOpen(9));
+        assert_eq!(next.plan(NODE, B, 200, true, unique()), Plan::PerOpen(9));
         assert_eq!(live(&next), 2);
         assert_eq!(live(&b), 2, "one table, shared");
+    }
+
+    #[test]
+    fn a_request_handled_again_changes_the_count_once() {
+        let b = Backings::new(true);
+        assert_eq!(open(&b, A, 100, 1), Plan::PerOpen(1));
+        // An OPEN a successor answers again (the kernel resent it after a crash).
+        let u = unique();
+        assert_eq!(b.plan(NODE, B, 200, true, u), Plan::PerOpen(1));
+        assert_eq!(b.plan(NODE, B, 200, true, u), Plan::PerOpen(1));
+        assert_eq!(live(&b), 2);
+        // Its RELEASE, likewise.
+        let r = unique();
+        b.released(NODE, 200, r);
+        b.released(NODE, 200, r);
+        assert_eq!(live(&b), 1, "the first open is still counted");
     }
 }

@@ -308,7 +308,7 @@ impl Fs {
                     .map_err(overflow)?;
             }
             Op::Readlink => return Err(libc::EINVAL),
-            Op::Release { fh } => self.release(h.nodeid, fh),
+            Op::Release { fh } => self.release(h, fh),
             Op::Releasedir { .. } => {}
             Op::Statfs => encode::statfs(o, 255).map_err(overflow)?,
             // procfs: a write to these files fails with EIO.
