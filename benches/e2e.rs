@@ -5,6 +5,7 @@
 //!     cargo bench --bench e2e            # as root; lxcfs must be installed (apt-get install lxcfs)
 //!     E2E_SECS=2 E2E_FILES=meminfo,uptime E2E_READERS=1,2,4 cargo bench --bench e2e
 //!     E2E_OURS=/path/to/an/older/lxcfs-uring cargo bench --bench e2e   # A/B another build
+//!     E2E_PASSTHROUGH=both cargo bench --bench e2e   # ours without and with --passthrough=auto
 //!
 //! Prints a Markdown table: files/s, p50 and p99 latency per cell, the ratio to lxcfs and
 //! to the host's procfs, the daemon's CPU time per file, how often the scheduler moved a
@@ -234,26 +235,30 @@ fn orchestrate() {
     // E2E_OURS=<binary> measures another build (an older commit, say) in the same harness.
     let ours =
         std::env::var("E2E_OURS").unwrap_or_else(|_| env!("CARGO_BIN_EXE_lxcfs-uring").into());
-    let mut servers = vec![
-        start(
-            "uring",
-            &dir,
-            Command::new(&ours)
-                .args(["--transport", "uring", "--runtime-dir"])
-                .arg(&dir)
-                .arg("-p")
-                .arg(dir.join("u.pid")),
-        ),
-        start(
-            "classic",
-            &dir,
-            Command::new(&ours)
-                .args(["--transport", "classic", "--runtime-dir"])
-                .arg(&dir)
-                .arg("-p")
-                .arg(dir.join("c.pid")),
-        ),
-    ];
+    // E2E_PASSTHROUGH=on measures our servers with --passthrough=auto, =both each without
+    // and with it, side by side (default: without).
+    let modes: &[(&str, bool)] = match std::env::var("E2E_PASSTHROUGH").as_deref() {
+        Ok("on") => &[("+pt", true)],
+        Ok("both") => &[("", false), ("+pt", true)],
+        _ => &[("", false)],
+    };
+    let mut servers = Vec::new();
+    for &(suffix, passthrough) in modes {
+        for (transport, pidfile) in [("uring", "u"), ("classic", "c")] {
+            let name: &'static str = format!("{transport}{suffix}").leak();
+            servers.push(start(
+                name,
+                &dir,
+                Command::new(&ours)
+                    .args(["--transport", transport])
+                    .args(passthrough.then_some("--passthrough=auto"))
+                    .arg("--runtime-dir")
+                    .arg(&dir)
+                    .arg("-p")
+                    .arg(dir.join(format!("{pidfile}{suffix}.pid"))),
+            ));
+        }
+    }
     if Path::new("/usr/bin/lxcfs").exists() {
         servers.push(start(
             "lxcfs",

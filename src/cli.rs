@@ -95,6 +95,13 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = TransportKind::Auto)]
     pub transport: TransportKind,
 
+    /// The passthrough fast path: the kernel answers the reads of a file a thread opens
+    /// again (open-read-close pollers) from a snapshot rendered at its open, with no
+    /// round trip (Linux 6.9+, run as root; `auto` uses it where the kernel offers it).
+    /// Files opened once and re-read, as procps does, stay served by the daemon.
+    #[arg(long, value_enum, default_value_t = Passthrough::Auto)]
+    pub passthrough: Passthrough,
+
     /// Take the live mount over from the instance running with the same --runtime-dir: it
     /// hands over its /dev/fuse connection (and io_uring entries) and exits; containers'
     /// mounts never notice. Fails, disturbing nothing, when none runs.
@@ -113,6 +120,15 @@ pub struct Cli {
     /// transport always runs one worker per online CPU, pinned to it.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: Option<u16>,
+}
+
+/// Whether to use FUSE passthrough.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Passthrough {
+    /// Where the kernel offers it.
+    Auto,
+    /// Never.
+    Off,
 }
 
 #[derive(Subcommand, Debug, Clone)]

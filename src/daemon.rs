@@ -118,6 +118,11 @@ fn serve_handed_over(
     );
     let signals = block_signals()?;
     session.keeper.store(r.keeper, Ordering::Relaxed);
+    session.fs.backings.resume(
+        std::os::fd::AsRawFd::as_raw_fd(&session.dev),
+        r.init.flags & crate::proto::abi::init_flags::PASSTHROUGH != 0,
+        r.backings,
+    );
     session
         .fs
         .passthrough
@@ -228,6 +233,8 @@ fn build_fs(cli: &Cli) -> Result<Fs, String> {
                 .map_err(|e| format!("cannot create an epoll instance for PSI triggers ({e})."))?,
         );
     }
+    fs.backings =
+        crate::fs::backing::Backings::new(cli.passthrough == crate::cli::Passthrough::Auto);
     Ok(fs)
 }
 

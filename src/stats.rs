@@ -48,9 +48,13 @@ pub enum Counter {
     PageCacheReads,
     RenderPressure,
     RenderVmstat,
+    BackingFresh,
+    BackingShared,
+    BackingDirect,
+    BackingErrors,
 }
 
-const COUNTERS: usize = Counter::RenderVmstat as usize + 1;
+const COUNTERS: usize = Counter::BackingErrors as usize + 1;
 
 const NAMES: [&str; COUNTERS] = [
     "requests_lookup",
@@ -89,6 +93,10 @@ const NAMES: [&str; COUNTERS] = [
     "page_cache_reads_refused",
     "renders_pressure",
     "renders_vmstat",
+    "passthrough_opens_fresh",
+    "passthrough_opens_shared",
+    "passthrough_opens_direct",
+    "passthrough_backing_errors",
 ];
 
 /// Latency buckets: bucket i counts requests of [2^i, 2^(i+1)) ns.

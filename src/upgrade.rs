@@ -37,7 +37,7 @@ use crate::ring::fill;
 pub const RESUME_FLAG: &str = "--resume";
 /// The format of handed-over state. A peer that speaks another refuses before anything is
 /// frozen, and the running instance keeps serving.
-pub const STATE_VERSION: u32 = 2;
+pub const STATE_VERSION: u32 = 3;
 
 /// What a successor takes over.
 pub struct Resume {
@@ -60,6 +60,8 @@ pub struct Resume {
     pub carried: Option<String>,
     /// The PSI trigger fds taken from a predecessor process (fs::psi::take_fds).
     pub psi_fds: crate::fs::psi::Taken,
+    /// The table of the passthrough backing files (fs::backing), when it had one.
+    pub backings: Option<OwnedFd>,
 }
 
 /// Why an upgrade cannot happen now; None when it can.
@@ -160,8 +162,15 @@ pub fn describe(s: &Session) -> io::Result<(String, Vec<OwnedFd>)> {
         }
         None => String::new(),
     };
+    let backings = match s.fs.backings.table_fd()? {
+        Some(fd) => {
+            fds.push(fd);
+            ",backings=1"
+        }
+        None => "",
+    };
     let state = format!(
-        "v={STATE_VERSION},pid={},keeper={keeper},minor={},readahead={},flags={},background={},max_write={},max_pages={},kernel={},passthrough={},fds={devices}{arena}",
+        "v={STATE_VERSION},pid={},keeper={keeper},minor={},readahead={},flags={},background={},max_write={},max_pages={},kernel={},passthrough={},fds={devices}{arena}{backings}",
         std::process::id(),
         init.minor,
         init.max_readahead,
@@ -414,6 +423,10 @@ fn resume_from(state: &str, mut fds: Vec<OwnedFd>) -> Result<Resume, String> {
         Ok(_) => Some(read_carried(fds.pop().ok_or_else(|| bad("carry"))?)?),
         Err(_) => None,
     };
+    let backings = match field(state, "backings") {
+        Ok(_) => Some(fds.pop().ok_or_else(|| bad("backings"))?),
+        Err(_) => None,
+    };
     let arena = match field(state, "arena") {
         Ok(desc) => Some(adopt_arena(fds.pop().ok_or_else(|| bad("arena"))?, desc)?),
         Err(_) => None,
@@ -455,6 +468,7 @@ fn resume_from(state: &str, mut fds: Vec<OwnedFd>) -> Result<Resume, String> {
         passthrough: field(state, "passthrough") == Ok("1"),
         carried,
         psi_fds: Default::default(),
+        backings,
     })
 }
 

@@ -51,7 +51,13 @@ fn reader_child() {
         return;
     };
     let out = Path::new(&out);
+    let reopen = std::env::var_os("READER_REOPEN").is_some();
     for method in METHODS {
+        if reopen {
+            // Open, read and close it first: the method's open is then a re-open, which
+            // the passthrough fast path serves from a backing file.
+            std::fs::read(&file).unwrap();
+        }
         let f = File::open(&file).unwrap();
         let (bytes, how) = match read_by(method, &f, out) {
             Ok(r) => r,
@@ -307,16 +313,46 @@ fn assert_own_meminfo(what: &str, bytes: &[u8], reference: &str, limit: u64) {
 }
 
 fn methods_in_a_container(transport: &str) {
-    let d = Daemon::start(&format!("readers-{transport}"), &["--transport", transport]);
-    let mem = Cgroup::new("memory", &format!("readers-{transport}"));
+    let d = Daemon::start(
+        &format!("readers-{transport}"),
+        &["--transport", transport, "--passthrough", "off"],
+    );
+    methods_in(&d, &format!("readers-{transport}"), "");
+    assert_eq!(
+        d.counter("passthrough_opens_shared"),
+        0,
+        "passthrough is off"
+    );
+}
+
+/// Every method again, each through a re-open: the kernel serves them from the
+/// container's backing file.
+fn methods_through_reopens(transport: &str) {
+    let d = Daemon::start(
+        &format!("readers-pt-{transport}"),
+        &["--transport", transport, "--passthrough", "auto"],
+    );
+    methods_in(&d, &format!("readers-pt-{transport}"), "READER_REOPEN=1");
+    let passed = d.counter("passthrough_opens_fresh") + d.counter("passthrough_opens_shared");
+    assert!(
+        passed >= METHODS.len() as u64,
+        "{passed} opens read from a backing file, for {} methods",
+        METHODS.len()
+    );
+}
+
+/// Every method and program reading meminfo from a container of `d` (the child with
+/// the environment `env` set), each seeing the container's own file.
+fn methods_in(d: &Daemon, name: &str, env: &str) {
+    let mem = Cgroup::new("memory", name);
     mem.set("memory.limit_in_bytes", &MIB256.to_string());
-    let out = std::env::temp_dir().join(unique(&format!("readers-out-{transport}")));
+    let out = std::env::temp_dir().join(unique(&format!("{name}-out")));
     std::fs::create_dir_all(&out).unwrap();
     let _cleanup = RemoveDir(out.clone());
     let meminfo = d.path("proc/meminfo");
     let exe = std::env::current_exe().unwrap();
     let script = format!(
-        "READER_FILE={m} READER_OUT={o} {exe} --exact reader_child --ignored --nocapture --test-threads=1 >{o}/child.log 2>&1 || {{ cat {o}/child.log; exit 1; }}
+        "{env} READER_FILE={m} READER_OUT={o} {exe} --exact reader_child --ignored --nocapture --test-threads=1 >{o}/child.log 2>&1 || {{ cat {o}/child.log; exit 1; }}
          busybox cat {m} > {o}/busybox_cat
          busybox cp {m} {o}/busybox_cp
          cat {m} > {o}/coreutils_cat
@@ -386,12 +422,12 @@ fn methods_in_a_container(transport: &str) {
     );
 }
 
-/// A shared mapping is refused as procfs and direct-I/O files refuse it (ENODEV); a
-/// reader that maps files (ripgrep, say) then reads them instead.
+/// Without passthrough, a shared mapping is refused as procfs and direct-I/O files refuse
+/// it (ENODEV); a reader that maps files (ripgrep, say) then reads them instead.
 fn mmap_is_refused(transport: &str) {
     let d = Daemon::start(
         &format!("readers-mmap-{transport}"),
-        &["--transport", transport],
+        &["--transport", transport, "--passthrough", "off"],
     );
     let f = File::open(d.path("proc/meminfo")).unwrap();
     // SAFETY: a fresh mapping request of a file this function holds open; it is unmapped
@@ -418,13 +454,33 @@ fn mmap_is_refused(transport: &str) {
 /// Two containers with different limits read the same file at once, every way, for a few
 /// seconds: each only ever sees its own.
 fn two_containers_at_once(transport: &str) {
-    let d = Daemon::start(
-        &format!("readers2-{transport}"),
-        &["--transport", transport],
+    let name = format!("readers2-{transport}");
+    let d = Daemon::start(&name, &["--transport", transport, "--passthrough", "off"]);
+    two_containers(&d, &name);
+}
+
+/// The same with passthrough on: each container's loop re-opens the file, so one
+/// container's opens overlap the other's backing file all the time.
+fn two_containers_reopening(transport: &str) {
+    let name = format!("readers2-pt-{transport}");
+    let d = Daemon::start(&name, &["--transport", transport, "--passthrough", "auto"]);
+    two_containers(&d, &name);
+    let (own, named) = (
+        d.counter("passthrough_opens_fresh") + d.counter("passthrough_opens_shared"),
+        d.counter("passthrough_opens_direct"),
     );
+    assert!(
+        own > 100 && named > 0,
+        "{own} opens read from a backing file, {named} named another's"
+    );
+}
+
+/// Two containers of `d` with different memory limits (cgroups named after `name`)
+/// loop over reading its meminfo every way at once.
+fn two_containers(d: &Daemon, name: &str) {
     let (a, b) = (
-        Cgroup::new("memory", &format!("readers-a-{transport}")),
-        Cgroup::new("memory", &format!("readers-b-{transport}")),
+        Cgroup::new("memory", &format!("{name}-a")),
+        Cgroup::new("memory", &format!("{name}-b")),
     );
     a.set("memory.limit_in_bytes", &MIB256.to_string());
     b.set("memory.limit_in_bytes", &MIB384.to_string());
@@ -496,6 +552,149 @@ EOF"#,
     }
 }
 
+/// A file a program opens once and reads again from offset 0 (procps's top, vmstat,
+/// free -s) shows fresh values with passthrough on, also while another thread of its
+/// container keeps re-opening it (so the file has a live backing file of that container).
+fn held_fd_stays_fresh(transport: &str) {
+    let name = format!("readers-held-{transport}");
+    let d = Daemon::start(&name, &["--transport", transport, "--passthrough", "auto"]);
+    let mem = Cgroup::new("memory", &name);
+    let script = format!(
+        r#"python3 - {u} <<'EOF'
+import os, sys, threading, time
+path = sys.argv[1]
+stop = False
+def poll():
+    while not stop:
+        with open(path, "rb") as f:
+            f.read()
+t = threading.Thread(target=poll)
+t.start()
+time.sleep(0.2)
+fd = os.open(path, os.O_RDONLY)
+first = float(os.read(fd, 4096).split()[0])
+time.sleep(0.5)
+os.lseek(fd, 0, os.SEEK_SET)
+second = float(os.read(fd, 4096).split()[0])
+stop = True
+t.join()
+print(first, second)
+EOF"#,
+        u = d.path("proc/uptime").display()
+    );
+    let out = in_container(&[&mem], &script);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Vec<f64> = text
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    assert_eq!(v.len(), 2, "{text}");
+    assert!(
+        v[1] - v[0] >= 0.4,
+        "the held fd's uptime went from {} to {}",
+        v[0],
+        v[1]
+    );
+    assert!(
+        d.counter("passthrough_opens_shared") + d.counter("passthrough_opens_fresh") > 0,
+        "the poller's re-opens read from a backing file"
+    );
+}
+
+/// With passthrough on, a re-opened file is mapped from its backing file: a shared
+/// mapping is made (the real /proc files refuse it) and shows the container's own file.
+fn mmap_of_a_reopen(transport: &str) {
+    let name = format!("readers-mmap-pt-{transport}");
+    let d = Daemon::start(&name, &["--transport", transport, "--passthrough", "auto"]);
+    let mem = Cgroup::new("memory", &name);
+    mem.set("memory.limit_in_bytes", &MIB256.to_string());
+    let script = format!(
+        r#"python3 - {m} <<'EOF'
+import mmap, sys
+path = sys.argv[1]
+open(path, "rb").read()
+with open(path, "rb") as f:
+    m = mmap.mmap(f.fileno(), 0, mmap.MAP_SHARED, mmap.PROT_READ)
+    sys.stdout.write(m[:].decode())
+EOF"#,
+        m = d.path("proc/meminfo").display()
+    );
+    let out = in_container(&[&mem], &script);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(meminfo_kb(&text, "MemTotal"), MIB256 / 1024, "{text}");
+}
+
+/// The residual of passthrough, pinned down: while container A holds a re-open of
+/// meminfo (its backing file), container B's open names A's backing file with
+/// FOPEN_DIRECT_IO. B's read(2) shows B's own file, but a mapping of B's open maps the
+/// backing file, A's snapshot. (The real /proc files cannot be mapped at all.)
+fn mmap_of_an_open_naming_another_containers_backing_file(transport: &str) {
+    let name = format!("readers-mmap-other-{transport}");
+    let d = Daemon::start(&name, &["--transport", transport, "--passthrough", "auto"]);
+    let (a, b) = (
+        Cgroup::new("memory", &format!("{name}-a")),
+        Cgroup::new("memory", &format!("{name}-b")),
+    );
+    a.set("memory.limit_in_bytes", &MIB256.to_string());
+    b.set("memory.limit_in_bytes", &MIB384.to_string());
+    let (ready, done) = (d.dir.join("a-holds"), d.dir.join("b-done"));
+    let holder = format!(
+        r#"python3 - {m} {r} {d} <<'EOF'
+import os, sys, time
+path, ready, done = sys.argv[1:]
+open(path, "rb").read()
+f = open(path, "rb")  # a re-open: read from A's backing file, held
+open(ready, "w").close()
+end = time.time() + 20
+while not os.path.exists(done) and time.time() < end:
+    time.sleep(0.01)
+EOF"#,
+        m = d.path("proc/meminfo").display(),
+        r = ready.display(),
+        d = done.display()
+    );
+    let mapper = format!(
+        r#"python3 - {m} {r} {d} <<'EOF'
+import mmap, os, sys, time
+path, ready, done = sys.argv[1:]
+end = time.time() + 20
+while not os.path.exists(ready) and time.time() < end:
+    time.sleep(0.01)
+try:
+    with open(path, "rb") as f:
+        m = mmap.mmap(f.fileno(), 0, mmap.MAP_SHARED, mmap.PROT_READ)
+        print(m[:].split(b"\0")[0].decode(), end="")
+        print("--- read")
+        print(f.read().decode(), end="")
+finally:
+    open(done, "w").close()
+EOF"#,
+        m = d.path("proc/meminfo").display(),
+        r = ready.display(),
+        d = done.display()
+    );
+    let out = std::thread::scope(|s| {
+        let held = s.spawn(|| in_container(&[&a], &holder));
+        let out = in_container(&[&b], &mapper);
+        held.join().unwrap();
+        out
+    });
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (mapped, read) = text
+        .split_once("--- read\n")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(
+        meminfo_kb(read, "MemTotal"),
+        MIB384 / 1024,
+        "B's read:\n{read}"
+    );
+    assert_eq!(
+        meminfo_kb(mapped, "MemTotal"),
+        MIB256 / 1024,
+        "B's mapping maps A's backing file:\n{mapped}"
+    );
+}
+
 /// The /cgroup tree's files too: busybox cat (sendfile) and Python's copyfile read the
 /// container's own limit, and stat says how long it is.
 fn cgroup_tree_files(transport: &str) {
@@ -536,7 +735,12 @@ impl Drop for RemoveDir {
 
 both_transports!(
     methods_in_a_container,
+    methods_through_reopens,
     two_containers_at_once,
+    two_containers_reopening,
+    held_fd_stays_fresh,
+    mmap_of_a_reopen,
+    mmap_of_an_open_naming_another_containers_backing_file,
     cgroup_tree_files,
     mmap_is_refused
 );

@@ -87,14 +87,14 @@ fn assert_no_read_failed(reads: u64, failures: &[String], slowest: Duration, log
 #[test]
 fn sigusr1_upgrades_in_place_without_a_failed_read_classic() {
     if root_or_skip("sigusr1_upgrades_in_place_without_a_failed_read_classic") {
-        sigusr1_upgrades("classic");
+        sigusr1_upgrades("classic", OFF);
     }
 }
 
 #[test]
 fn sigusr1_upgrades_in_place_without_a_failed_read_uring() {
     if root_or_skip("sigusr1_upgrades_in_place_without_a_failed_read_uring") {
-        sigusr1_upgrades("uring");
+        sigusr1_upgrades("uring", OFF);
     }
 }
 
@@ -120,7 +120,7 @@ impl Drop for BinaryCopy {
 }
 
 /// A daemon on `transport` (with --enable-cgroup) running from a copy of the binary.
-fn daemon_from_a_copy(name: &str, transport: &str) -> (Daemon, BinaryCopy) {
+fn daemon_from_a_copy(name: &str, transport: &str, extra: &[&str]) -> (Daemon, BinaryCopy) {
     let dir = std::env::temp_dir().join(unique(&format!("{name}-bin-{transport}")));
     std::fs::create_dir_all(&dir).unwrap();
     let copy = BinaryCopy {
@@ -131,16 +131,17 @@ fn daemon_from_a_copy(name: &str, transport: &str) -> (Daemon, BinaryCopy) {
     let d = Daemon::start_binary(
         &format!("{name}-{transport}"),
         copy.bin.to_str().unwrap(),
-        &["--transport", transport, "--enable-cgroup"],
+        &[&["--transport", transport, "--enable-cgroup"], extra].concat(),
     );
     (d, copy)
 }
 
-fn sigusr1_upgrades(transport: &str) {
-    let (mut d, copy) = daemon_from_a_copy("upgrade", transport);
+fn sigusr1_upgrades(transport: &str, extra: &[&str]) {
+    let (mut d, copy) = daemon_from_a_copy(&format!("upgrade{}", extra.concat()), transport, extra);
     let pid = d.pid();
     let stop = Arc::new(AtomicBool::new(false));
     let readers = hammer(&d, stop.clone());
+    let held = held_open(&d, extra);
     let upgrades = 8;
     for _ in 0..upgrades {
         std::thread::sleep(Duration::from_millis(400));
@@ -150,8 +151,10 @@ fn sigusr1_upgrades(transport: &str) {
         d.signal(nix::sys::signal::Signal::SIGUSR1);
     }
     std::thread::sleep(Duration::from_millis(400));
+    assert_passthrough_used(&d, extra);
     stop.store(true, Ordering::Relaxed);
     let (reads, failures, slowest) = gather(readers);
+    drop(held);
     assert!(is_mounted(&d.mnt), "the mount went away");
     assert_eq!(d.pid(), pid);
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
@@ -175,7 +178,7 @@ fn sigusr1_upgrades(transport: &str) {
 /// is called off, the workers holding requests back are woken and answer them, and a later
 /// upgrade still works.
 fn handovers_that_fail_thaw_and_serve_on_without_a_failed_read(transport: &str) {
-    let (mut d, copy) = daemon_from_a_copy("failed-upgrade", transport);
+    let (mut d, copy) = daemon_from_a_copy("failed-upgrade", transport, &[]);
     let pid = d.pid();
     let stop = Arc::new(AtomicBool::new(false));
     let readers = hammer(&d, stop.clone());
@@ -188,7 +191,7 @@ fn handovers_that_fail_thaw_and_serve_on_without_a_failed_read(transport: &str) 
         // stays frozen, holding what readers ask meanwhile, until it sees the socket close.
         let mut conn =
             std::os::unix::net::UnixStream::connect(d.runtime.join("lxcfs-uring.sock")).unwrap();
-        std::io::Write::write_all(&mut conn, b"takeover 2\n").unwrap();
+        std::io::Write::write_all(&mut conn, b"takeover 3\n").unwrap();
         let mut state = [0u8; 4096];
         assert!(conn.read(&mut state).unwrap() > 0, "the state was sent");
         std::thread::sleep(Duration::from_millis(300));
@@ -216,29 +219,31 @@ fn handovers_that_fail_thaw_and_serve_on_without_a_failed_read(transport: &str) 
 #[test]
 fn takeover_by_a_new_process_without_a_failed_read_classic() {
     if root_or_skip("takeover_by_a_new_process_without_a_failed_read_classic") {
-        takeovers("classic");
+        takeovers("classic", OFF);
     }
 }
 
 #[test]
 fn takeover_by_a_new_process_without_a_failed_read_uring() {
     if root_or_skip("takeover_by_a_new_process_without_a_failed_read_uring") {
-        takeovers("uring");
+        takeovers("uring", OFF);
     }
 }
 
-fn takeovers(transport: &str) {
+fn takeovers(transport: &str, extra: &[&str]) {
     let mut d = Daemon::start(
-        &format!("takeover-{transport}"),
-        &["--transport", transport, "--enable-cgroup"],
+        &format!("takeover{}-{transport}", extra.concat()),
+        &[&["--transport", transport, "--enable-cgroup"], extra].concat(),
     );
     let stop = Arc::new(AtomicBool::new(false));
     let readers = hammer(&d, stop.clone());
+    let held = held_open(&d, extra);
     let mut current: Option<std::process::Child> = None;
     for round in 0..4 {
         std::thread::sleep(Duration::from_millis(300));
         let next = std::process::Command::new(env!("CARGO_BIN_EXE_lxcfs-uring"))
             .args(["--takeover", "--transport", transport, "--enable-cgroup"])
+            .args(extra)
             .arg("--runtime-dir")
             .arg(&d.runtime)
             .arg(&d.mnt)
@@ -277,8 +282,10 @@ fn takeovers(transport: &str) {
         assert!(is_mounted(&d.mnt), "round {round}: the mount went away");
     }
     std::thread::sleep(Duration::from_millis(300));
+    assert_passthrough_used(&d, extra);
     stop.store(true, Ordering::Relaxed);
     let (reads, failures, slowest) = gather(readers);
+    drop(held);
     let mut last = current.unwrap();
     let pid = d.pidfile_pid().unwrap();
     assert_eq!(
@@ -320,25 +327,26 @@ fn takeover_with_nothing_running_fails_and_disturbs_nothing() {
 #[test]
 fn sigkill_of_the_server_is_survived_without_a_failed_read_classic() {
     if root_or_skip("sigkill_of_the_server_is_survived_without_a_failed_read_classic") {
-        sigkills("classic");
+        sigkills("classic", OFF);
     }
 }
 
 #[test]
 fn sigkill_of_the_server_is_survived_uring_losing_only_what_the_kernel_cancels() {
     if root_or_skip("sigkill_of_the_server_is_survived_uring_losing_only_what_the_kernel_cancels") {
-        sigkills("uring");
+        sigkills("uring", OFF);
     }
 }
 
-fn sigkills(transport: &str) {
+fn sigkills(transport: &str, extra: &[&str]) {
     let d = Daemon::start(
-        &format!("crash-{transport}"),
-        &["--transport", transport, "--enable-cgroup"],
+        &format!("crash{}-{transport}", extra.concat()),
+        &[&["--transport", transport, "--enable-cgroup"], extra].concat(),
     );
     d.wait_for_keeper();
     let stop = Arc::new(AtomicBool::new(false));
     let readers = hammer(&d, stop.clone());
+    let held = held_open(&d, extra);
     let kills = 5;
     for round in 0..kills {
         std::thread::sleep(Duration::from_millis(400));
@@ -357,8 +365,10 @@ fn sigkills(transport: &str) {
         assert!(is_mounted(&d.mnt), "round {round}: the mount went away");
     }
     std::thread::sleep(Duration::from_millis(400));
+    assert_passthrough_used(&d, extra);
     stop.store(true, Ordering::Relaxed);
     let (reads, failures, slowest) = gather(readers);
+    drop(held);
     // Stop the last successor cleanly: it unmounts, and the keeper leaves with it.
     stop_server(&d);
     assert_no_read_failed_but_cancelled(transport, kills, reads, &failures, slowest);
@@ -393,7 +403,49 @@ fn assert_no_read_failed_but_cancelled(
     assert_no_read_failed(reads, &other, slowest, "");
 }
 
+/// With passthrough on, the hammering threads re-open their files (read from backing
+/// files) while `held_open` keeps one open: every successor must name the backing ids
+/// the kernel holds, or opens fail.
+const PASSTHROUGH: &[&str] = &["--passthrough", "auto"];
+/// The same tests without it.
+const OFF: &[&str] = &["--passthrough", "off"];
+
+fn upgrades_with_passthrough(transport: &str) {
+    sigusr1_upgrades(transport, PASSTHROUGH);
+}
+
+fn takeovers_with_passthrough(transport: &str) {
+    takeovers(transport, PASSTHROUGH);
+}
+
+fn sigkills_with_passthrough(transport: &str) {
+    sigkills(transport, PASSTHROUGH);
+}
+
+/// With passthrough on: meminfo and stat held open (as procps holds them) for the whole
+/// test, so the kernel keeps their backing files across every handover.
+fn held_open(d: &Daemon, extra: &[&str]) -> Vec<File> {
+    if extra != PASSTHROUGH {
+        return Vec::new();
+    }
+    ["proc/meminfo", "proc/stat"]
+        .iter()
+        .map(|f| File::open(d.path(f)).unwrap())
+        .collect()
+}
+
+/// With passthrough on, the serving process read files from backing files.
+fn assert_passthrough_used(d: &Daemon, extra: &[&str]) {
+    if extra == PASSTHROUGH {
+        let used = d.counter("passthrough_opens_fresh") + d.counter("passthrough_opens_shared");
+        assert!(used > 0, "no open read from a backing file");
+    }
+}
+
 both_transports!(
+    upgrades_with_passthrough,
+    takeovers_with_passthrough,
+    sigkills_with_passthrough,
     handovers_that_fail_thaw_and_serve_on_without_a_failed_read,
     a_failed_worker_ends_the_process_and_a_successor_serves_its_queue,
     successors_killed_while_they_start_leave_no_hung_mount

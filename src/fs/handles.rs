@@ -16,6 +16,11 @@ const MAX_OPEN: usize = 1 << 20;
 /// than `POOL_MAX_BUFFER` (a burst of open files must not leave its buffers behind).
 const POOL_BYTES: usize = 16 << 10;
 const POOL_MAX_BUFFER: usize = 16 << 10;
+/// Set in a file handle whose open was counted against its node's backing file
+/// (`backing.rs`), so its RELEASE uncounts it, whichever process answers it. Slots stay
+/// far below this bit. A handle of 0 besides this bit names no open file (generations
+/// start at 1): the open of a file whose reads the kernel serves keeps no snapshot.
+pub const COUNTED: u64 = 1 << 31;
 
 #[derive(Debug)]
 pub struct OpenFile {
@@ -27,6 +32,8 @@ pub struct OpenFile {
     /// When a read past offset 0 was last served: the other pieces of a large read may
     /// still be in flight.
     pub mid_read_at: Option<Instant>,
+    /// The thread that opened it, when its open was counted (`COUNTED`).
+    pub opener: u32,
 }
 
 #[derive(Default)]
@@ -62,7 +69,7 @@ impl Default for Handles {
 /// (shard, slot, generation) of a file handle; generations make a stale or forged fh
 /// miss instead of reaching another open file.
 fn split(fh: u64) -> (usize, usize, u32) {
-    let low = fh as u32;
+    let low = (fh & !COUNTED) as u32;
     (
         (low as usize) & (SHARDS - 1),
         (low >> SHARD_BITS) as usize,
@@ -121,7 +128,8 @@ impl Handles {
                 s.slots.len() - 1
             }
         };
-        s.generation = s.generation.wrapping_add(1);
+        // Never 0: a handle of 0 besides `COUNTED` names no open file.
+        s.generation = s.generation.wrapping_add(1).max(1);
         let generation = s.generation;
         let entry = &mut s.slots[slot];
         entry.generation = generation;
@@ -130,6 +138,7 @@ impl Handles {
             snapshot: None,
             rendered_at: Instant::now(),
             mid_read_at: None,
+            opener: 0,
         });
         let low = ((slot as u32) << SHARD_BITS) | si as u32;
         Some(u64::from(entry.generation) << 32 | u64::from(low))
@@ -160,6 +169,7 @@ impl Handles {
                 snapshot: None,
                 rendered_at: Instant::now(),
                 mid_read_at: None,
+                opener: 0,
             }),
         };
         true

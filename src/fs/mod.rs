@@ -1,5 +1,6 @@
 //! The filesystem: requests in, replies out, over the static tree.
 
+pub mod backing;
 pub mod cgroup;
 pub mod handles;
 pub mod psi;
@@ -11,7 +12,7 @@ use std::io;
 
 use crate::container::Containers;
 use crate::kfile;
-use crate::proto::abi::{self, FOPEN_DIRECT_IO};
+use crate::proto::abi;
 use crate::proto::{Attr, InHeader, Op, OutBuf, Overflow, Request, SetattrIn, Validity, encode};
 use crate::stats::{self, Counter};
 use handles::Handles;
@@ -101,6 +102,8 @@ pub struct Fs {
     pub opts: ViewOptions,
     pub containers: Containers,
     pub handles: Handles,
+    /// Backing files of the passthrough fast path.
+    pub backings: backing::Backings,
     /// Per-container load averages, with -l.
     pub loadavg: Option<std::sync::Arc<crate::loadavg::LoadTracker>>,
     /// Show the host's files unchanged (toggled by SIGUSR2, as in lxcfs).
@@ -128,6 +131,7 @@ impl Fs {
             opts,
             containers,
             handles: Handles::default(),
+            backings: backing::Backings::new(false),
             loadavg,
             passthrough: Default::default(),
             cgroups: None,
@@ -277,8 +281,7 @@ impl Fs {
                         return Err(libc::EACCES);
                     }
                 }
-                let fh = self.open_file(w, h, flags)?;
-                encode::open_out(o, fh, FOPEN_DIRECT_IO).map_err(overflow)?;
+                self.open_reply(w, h, flags, o)?;
             }
             Op::Opendir { .. } => {
                 let is_dir = if dynamic {
@@ -314,10 +317,10 @@ impl Fs {
             }
             Op::Readlink => return Err(libc::EINVAL),
             Op::Release { fh } => {
-                self.handles.release(fh);
                 if let Some(psi) = &self.psi {
                     psi.release(fh);
                 }
+                self.release(h, fh);
             }
             Op::Releasedir { .. } => {}
             Op::Statfs => encode::statfs(o, 255).map_err(overflow)?,

@@ -65,6 +65,8 @@ pub mod init_flags {
     pub const MAX_PAGES: u64 = 1 << 22;
     pub const NO_OPENDIR_SUPPORT: u64 = 1 << 24;
     pub const INIT_EXT: u64 = 1 << 30;
+    /// Reads of an open the server names a backing file for go to that file (6.9+).
+    pub const PASSTHROUGH: u64 = 1 << 37;
     pub const HAS_RESEND: u64 = 1 << 39;
     pub const OVER_IO_URING: u64 = 1 << 41;
 }
@@ -72,6 +74,17 @@ pub mod init_flags {
 /// fuse_open_out.open_flags
 pub const FOPEN_DIRECT_IO: u32 = 1 << 0;
 pub const FOPEN_KEEP_CACHE: u32 = 1 << 1;
+/// The open names a backing file (fuse_open_out.backing_id); with FOPEN_DIRECT_IO its
+/// reads still come to us.
+pub const FOPEN_PASSTHROUGH: u32 = 1 << 7;
+
+/// The stacking depth we declare with PASSTHROUGH: backing files are memfds (depth 0).
+pub const MAX_STACK_DEPTH: u32 = 1;
+
+/// ioctls on a /dev/fuse file (`_IOW(229, nr, size)`): register a file as a backing file
+/// (struct fuse_backing_map {fd, flags, padding}, returns its id), and free an id (u32).
+pub const DEV_IOC_BACKING_OPEN: u64 = 0x4010_e501;
+pub const DEV_IOC_BACKING_CLOSE: u64 = 0x4004_e502;
 
 /// fuse_read_in.read_flags: the kernel names the reading task's file table. Every read
 /// a program makes on a direct-I/O file carries it; the kernel's own page-cache reads

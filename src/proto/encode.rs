@@ -134,9 +134,19 @@ pub fn attr_out(o: &mut OutBuf<'_>, attr: &Attr, valid: Validity) -> Result<(), 
 
 /// `fuse_open_out` (OPEN, OPENDIR).
 pub fn open_out(o: &mut OutBuf<'_>, fh: u64, open_flags: u32) -> Result<(), Overflow> {
+    open_backed(o, fh, open_flags, 0)
+}
+
+/// `fuse_open_out` naming backing file `backing_id` (with FOPEN_PASSTHROUGH in the flags).
+pub fn open_backed(
+    o: &mut OutBuf<'_>,
+    fh: u64,
+    open_flags: u32,
+    backing_id: u32,
+) -> Result<(), Overflow> {
     o.u64(fh)?;
     o.u32(open_flags)?;
-    o.u32(0)
+    o.u32(backing_id)
 }
 
 /// fuse_write_out: how many bytes were written.
@@ -254,6 +264,12 @@ impl InitOut {
         o.u16(self.max_pages)?;
         o.u16(0)?; // map_alignment
         o.u32((self.flags >> 32) as u32)?; // flags2
-        o.zeros(out_size::INIT - 36)
+        let depth = if self.flags & abi::init_flags::PASSTHROUGH != 0 {
+            abi::MAX_STACK_DEPTH
+        } else {
+            0
+        };
+        o.u32(depth)?; // max_stack_depth
+        o.zeros(out_size::INIT - 40)
     }
 }

@@ -47,6 +47,16 @@ fn serve_one(
     input: &[u8],
     out: &mut [u8],
 ) -> ControlFlow<Result<(), String>> {
+    // Before handling, as the io_uring workers do: a request the kernel resends to the
+    // successor must have had no effect here (a RELEASE counted twice would uncount a
+    // backing file the kernel still holds, fs::backing).
+    let Some(_replying) = s.freeze.replying() else {
+        // Handing over: this request stays unanswered in our fd's queue and the kernel
+        // resends it to the successor. Wait here until the process image is replaced (or
+        // the upgrade is abandoned, and the request resent to us).
+        s.freeze.wait_thawed();
+        return ControlFlow::Continue(());
+    };
     let (hdr, payload) = out.split_at_mut(abi::OUT_HEADER_LEN);
     let (unique, reply, fault) = match proto::decode(input) {
         Ok(req) => (
@@ -66,13 +76,6 @@ fn serve_one(
         },
     };
     let Some(len) = reply_header(hdr, unique, reply) else {
-        return ControlFlow::Continue(());
-    };
-    let Some(_replying) = s.freeze.replying() else {
-        // Handing over: this request stays unanswered in our fd's queue and the kernel
-        // resends it to the successor. Wait here until the process image is replaced (or
-        // the upgrade is abandoned, and the request resent to us).
-        s.freeze.wait_thawed();
         return ControlFlow::Continue(());
     };
     match nix::unistd::write(fd, &out[..len]) {

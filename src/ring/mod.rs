@@ -139,6 +139,9 @@ impl Session {
         if self.transport != TransportKind::Classic {
             want |= init_flags::OVER_IO_URING;
         }
+        if self.fs.backings.wanted() {
+            want |= init_flags::PASSTHROUGH;
+        }
         let _ = self.kernel_flags.set(k.flags);
         Ok(*self
             .init
@@ -229,6 +232,9 @@ pub fn serve(session: Arc<Session>) {
 /// Called on the /dev/fuse reader once INIT is answered: start the workers.
 fn after_init(s: &Arc<Session>) {
     let Some(init) = s.init() else { return };
+    use std::os::fd::AsRawFd;
+    s.fs.backings
+        .start(s.dev.as_raw_fd(), init.flags & init_flags::PASSTHROUGH != 0);
     if init.flags & init_flags::OVER_IO_URING != 0 {
         let started = uring::check_rings()
             .and_then(|()| uring::new_arena(s.payload_capacity()))

@@ -139,6 +139,20 @@ impl Daemon {
         d
     }
 
+    /// Counter `name` of `lxcfs-uring stats` (0 when the daemon does not list it).
+    pub fn counter(&self, name: &str) -> u64 {
+        let stats = Command::new(env!("CARGO_BIN_EXE_lxcfs-uring"))
+            .args(["stats", "--runtime-dir"])
+            .arg(&self.runtime)
+            .output()
+            .unwrap();
+        assert!(stats.status.success(), "stats: {stats:?}");
+        String::from_utf8_lossy(&stats.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// A mountpoint and runtime directory for a daemon a test starts its own way (a
     /// manifest's or unit's command); cleaned up on drop like any other.
     pub fn paths_only(name: &str) -> Daemon {
