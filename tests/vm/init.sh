@@ -112,6 +112,17 @@ scenarios() {
     check read_tail "$(cut -d: -f1 /tmp/r_tail)" "$(tail -n 1 /tmp/r_cat | cut -d: -f1)"
     check read_size "$(awk -v s="$(cat /tmp/r_size)" -v n="$(wc -c < /tmp/r_cat)" 'BEGIN { print (s % 4096 == 0 && s >= n) ? "page multiple covering it" : s " for " n }')" "page multiple covering it"
 
+    # passthrough (Linux 6.9+): the daemon says whether it is in use; a container's shell
+    # re-reading meminfo with `read <` (an open, a read and a close in its one thread, so
+    # every pass after the first is a re-open) gets its own file, read by the kernel
+    if [ "$resend" = 1 ]; then pt="in use"; else pt="off, the kernel does not offer"; fi
+    check passthrough_log "$(grep -o "passthrough: $pt" /tmp/d1.log | head -n 1)" "passthrough: $pt"
+    pt_opens() { /bin/lxcfs-uring stats --runtime-dir /run | awk '/^passthrough_opens_(fresh|shared) / {n += $2} END {print n + 0}'; }
+    before=$(pt_opens)
+    check passthrough_reopens "$(run_in mem sh -c "i=0; while [ \$i -lt 200 ]; do read -r l < $L/proc/meminfo; i=\$((i + 1)); done; echo \$l" | awk '{print $2}')" 262144
+    served=$(($(pt_opens) - before))
+    if [ "$resend" = 1 ]; then atleast passthrough_served "$served" 100; else check passthrough_served "$served" 0; fi
+
     # /proc/pressure: the container's own cgroup's PSI (four busy loops on two CPUs make
     # its cpu pressure grow), never the host's
     mkdir -p /sys/fs/cgroup/psi
