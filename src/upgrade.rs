@@ -85,21 +85,35 @@ pub fn refusal(s: &Session) -> Option<&'static str> {
 /// Called off (a reply that does not end, a failed description) through `thaw`, so the
 /// requests classic workers held back meanwhile are resent and answered.
 fn freeze(s: &Session) -> io::Result<(String, Vec<OwnedFd>)> {
-    let described =
-        s.freeze
-            .freeze()
-            .and_then(|()| describe(s))
-            .and_then(|(mut state, mut fds)| {
-                if let Some(fd) = carried(s)? {
-                    state.push_str(",carry=1");
-                    fds.push(fd);
-                }
-                Ok((state, fds))
-            });
+    let described = s
+        .freeze
+        .freeze()
+        .and_then(|()| describe_fault())
+        .and_then(|()| describe(s))
+        .and_then(|(mut state, mut fds)| {
+            if let Some(fd) = carried(s)? {
+                state.push_str(",carry=1");
+                fds.push(fd);
+            }
+            Ok((state, fds))
+        });
     if described.is_err() {
         thaw(s)?;
     }
     described
+}
+
+/// For the tests only: set, every handover's description fails once the workers are
+/// frozen, so the freeze is called off (tests/upgrade.rs). Unset in any real deployment.
+pub const DESCRIBE_FAULT_ENV: &str = "LXCFS_URING_TEST_DESCRIBE_FAULT";
+
+fn describe_fault() -> io::Result<()> {
+    match std::env::var_os(DESCRIBE_FAULT_ENV) {
+        Some(_) => Err(io::Error::other(format!(
+            "a fault injected through {DESCRIBE_FAULT_ENV}"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// State of this process a planned successor continues from, so an upgrade changes

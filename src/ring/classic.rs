@@ -48,16 +48,17 @@ fn serve_one(
     out: &mut [u8],
 ) -> ControlFlow<Result<(), String>> {
     let (hdr, payload) = out.split_at_mut(abi::OUT_HEADER_LEN);
-    let (unique, reply, fault) = match proto::decode(input) {
+    let (unique, reply, fault, slow) = match proto::decode(input) {
         Ok(req) => (
             req.header.unique,
             s.handle(w, &req, payload),
             supervise::fault_due(&req),
+            supervise::slow_reply_due(&req),
         ),
         Err(e) => match proto::decode_header(input) {
             Ok(h) => {
                 warn!("malformed request (opcode {}): {e:?}", h.opcode);
-                (h.unique, Reply::Error(libc::EIO), false)
+                (h.unique, Reply::Error(libc::EIO), false, false)
             }
             Err(_) => {
                 warn!("unreadable request of {} bytes dropped", input.len());
@@ -75,6 +76,9 @@ fn serve_one(
         s.freeze.wait_thawed();
         return ControlFlow::Continue(());
     };
+    if slow {
+        supervise::stall();
+    }
     match nix::unistd::write(fd, &out[..len]) {
         Ok(_) if fault => ControlFlow::Break(Err(supervise::injected())),
         Ok(_) => ControlFlow::Continue(()),
