@@ -198,11 +198,7 @@ fn handovers_that_fail_thaw_and_serve_on_without_a_failed_read(transport: &str) 
     copy.install();
     d.signal(nix::sys::signal::Signal::SIGUSR1);
     std::thread::sleep(Duration::from_millis(500));
-    stop.store(true, Ordering::Relaxed);
-    let (reads, failures, slowest) = gather(readers);
-    assert!(alive(pid) && d.serves(), "serving on");
-    d.signal(nix::sys::signal::Signal::SIGTERM);
-    let (_, log) = d.wait_exit(Duration::from_secs(10)).expect("exits");
+    let (reads, failures, slowest, log) = serving_on_then_stopped(&mut d, pid, &stop, readers);
     assert_no_read_failed(reads, &failures, slowest, &log);
     assert!(
         log.contains("SIGUSR1: the upgrade failed")
@@ -496,11 +492,7 @@ fn a_freeze_called_off_by_a_stuck_reply_serves_on_without_a_failed_read(transpor
     // With no reply stuck, the next upgrade goes through.
     d.signal(nix::sys::signal::Signal::SIGUSR1);
     std::thread::sleep(Duration::from_millis(500));
-    stop.store(true, Ordering::Relaxed);
-    let (reads, failures, slowest) = gather(readers);
-    assert!(alive(pid) && d.serves(), "serving on");
-    d.signal(nix::sys::signal::Signal::SIGTERM);
-    let (_, log) = d.wait_exit(Duration::from_secs(10)).expect("exits");
+    let (reads, failures, slowest, log) = serving_on_then_stopped(&mut d, pid, &stop, readers);
     assert!(
         failures.is_empty(),
         "{} of {reads} reads failed: {:?}\n{log}",
@@ -536,11 +528,7 @@ fn a_freeze_called_off_by_a_failed_description_serves_on_without_a_failed_read(t
         d.signal(nix::sys::signal::Signal::SIGUSR1);
     }
     std::thread::sleep(Duration::from_millis(300));
-    stop.store(true, Ordering::Relaxed);
-    let (reads, failures, slowest) = gather(readers);
-    assert!(alive(pid) && d.serves(), "serving on");
-    d.signal(nix::sys::signal::Signal::SIGTERM);
-    let (_, log) = d.wait_exit(Duration::from_secs(10)).expect("exits");
+    let (reads, failures, slowest, log) = serving_on_then_stopped(&mut d, pid, &stop, readers);
     assert_no_read_failed(reads, &failures, slowest, &log);
     assert!(
         log.contains(
@@ -548,6 +536,22 @@ fn a_freeze_called_off_by_a_failed_description_serves_on_without_a_failed_read(t
         ) && !log.contains("resumed on"),
         "every upgrade was called off:\n{log}"
     );
+}
+
+/// Stop the readers, check that the daemon `pid` still serves, then stop it (SIGTERM): the
+/// readers' totals and the daemon's log.
+fn serving_on_then_stopped(
+    d: &mut Daemon,
+    pid: i32,
+    stop: &AtomicBool,
+    readers: Vec<std::thread::JoinHandle<(u64, Vec<String>, Duration)>>,
+) -> (u64, Vec<String>, Duration, String) {
+    stop.store(true, Ordering::Relaxed);
+    let (reads, failures, slowest) = gather(readers);
+    assert!(alive(pid) && d.serves(), "serving on");
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    let (_, log) = d.wait_exit(Duration::from_secs(10)).expect("exits");
+    (reads, failures, slowest, log)
 }
 
 /// The pid of a successor the keeper started for `d` (its command line names the mount and
