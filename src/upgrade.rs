@@ -85,26 +85,26 @@ pub fn refusal(s: &Session) -> Option<&'static str> {
 /// Called off (a reply that does not end, a failed description) through `thaw`, so the
 /// requests classic workers held back meanwhile are resent and answered.
 fn freeze(s: &Session) -> io::Result<(String, Vec<OwnedFd>)> {
-    let described = s
-        .freeze
-        .freeze()
-        .and_then(|()| describe_fault())
-        .and_then(|()| describe(s))
-        .and_then(|(mut state, mut fds)| {
-            if let Some(fd) = carried(s)? {
-                state.push_str(",carry=1");
-                fds.push(fd);
-            }
-            Ok((state, fds))
-        });
+    let described =
+        s.freeze
+            .freeze()
+            .and_then(|()| describe(s))
+            .and_then(|(mut state, mut fds)| {
+                if let Some(fd) = carried(s)? {
+                    state.push_str(",carry=1");
+                    fds.push(fd);
+                }
+                Ok((state, fds))
+            });
     if described.is_err() {
         thaw(s)?;
     }
     described
 }
 
-/// For the tests only: set, every handover's description fails once the workers are
-/// frozen, so the freeze is called off (tests/upgrade.rs). Unset in any real deployment.
+/// For the tests only: set, every handover's description (of the carried state) fails
+/// once the workers are frozen, so the freeze is called off (tests/upgrade.rs). Unset in
+/// any real deployment.
 pub const DESCRIBE_FAULT_ENV: &str = "LXCFS_URING_TEST_DESCRIBE_FAULT";
 
 fn describe_fault() -> io::Result<()> {
@@ -121,6 +121,7 @@ fn describe_fault() -> io::Result<()> {
 /// (counters never go backwards) and, with -l, its load averages and blocked threads. One line per item, `stat ...` or `load ...`,
 /// in a memfd (it grows with the containers); a crash's successor starts without it.
 fn carried(s: &Session) -> io::Result<Option<OwnedFd>> {
+    describe_fault()?;
     let mut text = String::new();
     for line in s.fs.containers.export_histories().lines() {
         text.push_str(&format!("stat {line}\n"));
