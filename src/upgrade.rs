@@ -206,7 +206,7 @@ pub fn exec(
     let (mut state, fds) = freeze(s)?;
     // On io_uring: no entry may be armed when this image's threads end (fill.rs).
     let helper = match s.arena.get() {
-        Some(arena) => match fill::fill(arena, exe, mountpoint) {
+        Some(arena) => match fill::fill(arena, exe, mountpoint, &[]) {
             Ok(child) => {
                 state.push_str(&format!(",helper={}", child.id()));
                 Some(child)
@@ -350,7 +350,7 @@ pub fn take(runtime_dir: &Path, mountpoint: &Path) -> Result<Resume, String> {
     // On io_uring: fill the entries while the predecessor, frozen, still owns them.
     if let Some(arena) = &resume.arena {
         let exe = std::env::current_exe().map_err(&talk)?;
-        let helper = fill::fill(arena, &exe, mountpoint).map_err(talk)?;
+        let helper = fill::fill(arena, &exe, mountpoint, &[]).map_err(talk)?;
         resume.helpers.push(helper.id());
     }
     (&conn).write_all(b"ok\n").map_err(talk)?;

@@ -450,7 +450,13 @@ fn a_failed_worker_ends_the_process_and_a_successor_serves_its_queue(transport: 
             && log.contains("resumed on"),
         "one line says which worker stopped and why, and a successor resumed:\n{log}"
     );
-    assert_no_read_failed_but_cancelled(transport, 1, reads, &failures, slowest);
+    // Before exiting, the process filled its armed ring entries as a planned handover
+    // does: not even the io_uring transport loses a read.
+    assert!(
+        transport != "uring" || log.contains("every armed ring entry holds a request"),
+        "the ring entries were filled before the exit:\n{log}"
+    );
+    assert_no_read_failed(reads, &failures, slowest, &log);
 }
 
 /// A reply still under way a second after an upgrade froze the workers (here one the

@@ -127,7 +127,7 @@ fn serve_fd(
 pub fn run_main(s: &Arc<Session>, after_init: fn(&Arc<Session>)) {
     let mut w = Worker::new(0);
     let mut started = s.init().is_some();
-    supervise::run("the /dev/fuse reader", || {
+    supervise::run(s, &[], "the /dev/fuse reader", || {
         serve_fd(s, &mut w, s.dev.as_fd(), || {
             if !started && s.init().is_some() {
                 started = true;
@@ -169,7 +169,7 @@ pub fn start_workers(s: Arc<Session>, fds: Vec<OwnedFd>) -> usize {
             .name(format!("fuse-{id}"))
             .spawn(move || {
                 let mut w = Worker::new(id);
-                supervise::run(&format!("classic worker {id}"), || {
+                supervise::run(&s, &[], &format!("classic worker {id}"), || {
                     serve_fd(&s, &mut w, fd.as_fd(), || {})
                 });
             });

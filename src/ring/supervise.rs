@@ -10,6 +10,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use super::Session;
 use crate::proto::{Op, Request};
 use crate::{debug, warn};
 
@@ -26,8 +27,10 @@ pub const SLOW_REPLY_ENV: &str = "LXCFS_URING_TEST_SLOW_REPLY";
 const SLOW_REPLY: Duration = Duration::from_millis(1500);
 
 /// Run the loop of the worker `name`. Ok means the connection ended (an unmount, an
-/// abort): the worker stops quietly. An error or a panic ends the process.
-pub fn run(name: &str, body: impl FnOnce() -> Result<(), String>) {
+/// abort): the worker stops quietly. An error or a panic ends the process, once
+/// `fill::before_failed_exit` has kept what `s` holds for the successor (`own`: the
+/// worker's ring slots).
+pub fn run(s: &Session, own: &[usize], name: &str, body: impl FnOnce() -> Result<(), String>) {
     let why = match std::panic::catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => {
             debug!("{name}: the connection ended");
@@ -40,6 +43,7 @@ pub fn run(name: &str, body: impl FnOnce() -> Result<(), String>) {
         "{name} stopped outside shutdown ({why}): exiting so that the keeper's successor \
          serves what it held"
     );
+    super::fill::before_failed_exit(s, own);
     std::process::exit(EXIT_WORKER_FAILED);
 }
 

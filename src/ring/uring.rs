@@ -115,7 +115,9 @@ fn spawn_workers(s: Arc<Session>, recovering: Option<PathBuf>) -> io::Result<usi
         std::thread::Builder::new()
             .name(format!("uring-{cpu}"))
             .spawn(move || {
-                super::supervise::run(&format!("the io_uring worker on CPU {cpu}"), || {
+                let own: Vec<usize> = slots.iter().map(|&(_, slot)| slot).collect();
+                let name = format!("the io_uring worker on CPU {cpu}");
+                super::supervise::run(&s, &own, &name, || {
                     run_worker(&s, i + 1, cpu, &slots, nudge).map_err(|e| e.to_string())
                 });
             })?;
