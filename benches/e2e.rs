@@ -18,8 +18,9 @@
 //! halted vCPU. `E2E_READ=sendfile` reads as busybox `cat` does: sendfile to /dev/null,
 //! and read(2) where the file refuses sendfile before its first byte.
 //! `E2E_NOISY=1` measures a noisy neighbour instead: per server and file, one reader's
-//! latency alone in its container, then again while a second container (a memory cgroup
-//! of its own) reads the same file with 8 threads in a tight loop.
+//! latency alone in its container, then again while a second container reads the same
+//! file with 8 threads in a tight loop (each container in a memory and a cpu cgroup of
+//! its own).
 
 use std::fs::File;
 use std::io::Read;
@@ -338,8 +339,9 @@ fn orchestrate() {
 }
 
 /// E2E_NOISY: per server and file, one reader alone in its container (`quiet`), then the
-/// same while a neighbour container, in a memory cgroup of its own beside `memory`, reads
-/// the file with 8 threads in a tight loop from just before until just after.
+/// same while a neighbour container, in a memory cgroup of its own beside `memory` and a
+/// cpu cgroup of its own, reads the file with 8 threads in a tight loop from just before
+/// until just after.
 fn noisy_neighbour(
     servers: &[support::Server],
     files: &[String],
@@ -354,6 +356,19 @@ fn noisy_neighbour(
     ));
     std::fs::create_dir_all(&neighbour).unwrap();
     std::fs::write(neighbour.join("memory.limit_in_bytes"), "268435456").unwrap();
+    // Each container in a cpu cgroup of its own too, as runtimes make them: the scheduler
+    // then shares the CPUs between the containers, not between their 9 threads.
+    let cpu_cgroup = |name: &str| {
+        let c =
+            PathBuf::from("/sys/fs/cgroup/cpu").join(format!("e2e-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&c).unwrap();
+        c
+    };
+    let mut quiet = quiet.to_vec();
+    let quiet_cpu =
+        (!quiet.iter().any(|c| c.starts_with("/sys/fs/cgroup/cpu/"))).then(|| cpu_cgroup("quiet"));
+    quiet.extend(quiet_cpu.clone());
+    let loud_cgroups = [neighbour.clone(), cpu_cgroup("neighbour")];
     println!(
         "| file | server | alone p50 us | alone p99 us | with neighbour p50 us | with neighbour p99 us | p99 x alone | neighbour files/s |"
     );
@@ -361,19 +376,14 @@ fn noisy_neighbour(
     for file in files {
         for s in servers {
             let path = s.mnt.join("proc").join(file);
-            let alone = run_cell(quiet, &path, 1, secs, None);
-            let mut cmd = reader_command(
-                std::slice::from_ref(&neighbour),
-                &path,
-                NOISY_THREADS,
-                secs + 1.0,
-            );
+            let alone = run_cell(&quiet, &path, 1, secs, None);
+            let mut cmd = reader_command(&loud_cgroups, &path, NOISY_THREADS, secs + 1.0);
             let noisy = cmd
                 .stdout(std::process::Stdio::piped())
                 .spawn()
                 .expect("the neighbour");
             std::thread::sleep(Duration::from_millis(300));
-            let with = run_cell(quiet, &path, 1, secs, None);
+            let with = run_cell(&quiet, &path, 1, secs, None);
             let out = noisy.wait_with_output().expect("the neighbour");
             let loud: f64 = String::from_utf8_lossy(&out.stdout)
                 .split_whitespace()
@@ -392,5 +402,7 @@ fn noisy_neighbour(
             );
         }
     }
-    let _ = std::fs::remove_dir(&neighbour);
+    for c in loud_cgroups.iter().chain(&quiet_cpu) {
+        let _ = std::fs::remove_dir(c);
+    }
 }
