@@ -18,6 +18,10 @@
 //! (not if it is killed): how much of a reader's move to an idle CPU is the wakeup of a
 //! halted vCPU. `E2E_READ=sendfile` reads as busybox `cat` does: sendfile to /dev/null,
 //! and read(2) where the file refuses sendfile before its first byte.
+//! `E2E_NOISY=1` measures a noisy neighbour instead: per server and file, one reader's
+//! latency alone in its container, then again while a second container reads the same
+//! file with 8 threads in a tight loop (each container in a memory and a cpu cgroup of
+//! its own).
 
 use std::fs::File;
 use std::io::Read;
@@ -142,15 +146,10 @@ struct Cell {
     switches_per_file: f64,
 }
 
-fn run_cell(
-    cgroups: &[PathBuf],
-    path: &Path,
-    readers: usize,
-    secs: f64,
-    server_pid: Option<u32>,
-) -> Cell {
+/// The command that runs `readers` reader threads on `path` for `secs` in a container of
+/// `cgroups` and a new pid namespace.
+fn reader_command(cgroups: &[PathBuf], path: &Path, readers: usize, secs: f64) -> Command {
     let exe = std::env::current_exe().unwrap();
-    let before = server_pid.map(cpu_ticks);
     let pin = if std::env::var_os("E2E_PIN").is_some() {
         "taskset -c 0 "
     } else {
@@ -165,9 +164,20 @@ fn run_cell(
         exe.display(),
         path.display()
     );
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(script)
+    let mut c = Command::new("sh");
+    c.arg("-c").arg(script);
+    c
+}
+
+fn run_cell(
+    cgroups: &[PathBuf],
+    path: &Path,
+    readers: usize,
+    secs: f64,
+    server_pid: Option<u32>,
+) -> Cell {
+    let before = server_pid.map(cpu_ticks);
+    let out = reader_command(cgroups, path, readers, secs)
         .output()
         .expect("reader");
     assert!(
@@ -270,6 +280,16 @@ fn orchestrate() {
     } else {
         eprintln!("*** /usr/bin/lxcfs missing: no lxcfs column (apt-get install lxcfs) ***");
     }
+    if std::env::var_os("E2E_NOISY").is_some() {
+        noisy_neighbour(&servers, &files, &cgroups, &cgroup, secs);
+        drop(servers);
+        let _ = std::fs::remove_dir(&cgroup);
+        if let Some(c) = cpu_cgroup {
+            let _ = std::fs::remove_dir(c);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
     println!(
         "| file | readers | server | files/s | p50 us | p99 us | x lxcfs | x host | daemon CPU us/file | reader moves /1000 files | reader switches /file |"
     );
@@ -321,4 +341,73 @@ fn orchestrate() {
         let _ = std::fs::remove_dir(c);
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// E2E_NOISY: per server and file, one reader alone in its container (`quiet`), then the
+/// same while a neighbour container, in a memory cgroup of its own beside `memory` and a
+/// cpu cgroup of its own, reads the file with 8 threads in a tight loop from just before
+/// until just after.
+fn noisy_neighbour(
+    servers: &[support::Server],
+    files: &[String],
+    quiet: &[PathBuf],
+    memory: &Path,
+    secs: f64,
+) {
+    const NOISY_THREADS: usize = 8;
+    let neighbour = memory.with_file_name(format!(
+        "{}-neighbour",
+        memory.file_name().unwrap().to_string_lossy()
+    ));
+    std::fs::create_dir_all(&neighbour).unwrap();
+    std::fs::write(neighbour.join("memory.limit_in_bytes"), "268435456").unwrap();
+    // Each container in a cpu cgroup of its own too, as runtimes make them: the scheduler
+    // then shares the CPUs between the containers, not between their 9 threads.
+    let cpu_cgroup = |name: &str| {
+        let c =
+            PathBuf::from("/sys/fs/cgroup/cpu").join(format!("e2e-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&c).unwrap();
+        c
+    };
+    let mut quiet = quiet.to_vec();
+    let quiet_cpu =
+        (!quiet.iter().any(|c| c.starts_with("/sys/fs/cgroup/cpu/"))).then(|| cpu_cgroup("quiet"));
+    quiet.extend(quiet_cpu.clone());
+    let loud_cgroups = [neighbour.clone(), cpu_cgroup("neighbour")];
+    println!(
+        "| file | server | alone p50 us | alone p99 us | with neighbour p50 us | with neighbour p99 us | p99 x alone | neighbour files/s |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for file in files {
+        for s in servers {
+            let path = s.mnt.join("proc").join(file);
+            let alone = run_cell(&quiet, &path, 1, secs, None);
+            let mut cmd = reader_command(&loud_cgroups, &path, NOISY_THREADS, secs + 1.0);
+            let noisy = cmd
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("the neighbour");
+            std::thread::sleep(Duration::from_millis(300));
+            let with = run_cell(&quiet, &path, 1, secs, None);
+            let out = noisy.wait_with_output().expect("the neighbour");
+            let loud: f64 = String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0.0);
+            println!(
+                "| {file} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} |",
+                s.name,
+                alone.p50_us,
+                alone.p99_us,
+                with.p50_us,
+                with.p99_us,
+                with.p99_us / alone.p99_us,
+                loud / (secs + 1.0)
+            );
+        }
+    }
+    for c in loud_cgroups.iter().chain(&quiet_cpu) {
+        let _ = std::fs::remove_dir(c);
+    }
 }

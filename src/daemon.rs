@@ -116,6 +116,7 @@ fn serve_handed_over(
         Session::new(build_fs(cli)?, r.dev, transport, r.clones.len() + 1)
             .resumed(r.init, r.kernel_flags),
     );
+    ring::fill::serving(mountpoint);
     let signals = block_signals()?;
     session.keeper.store(r.keeper, Ordering::Relaxed);
     session.fs.backings.resume(
@@ -265,6 +266,7 @@ fn run_locked(cli: &Cli, mountpoint: &Path, pidfile: &Pidfile) -> Result<(), Str
     })?;
     let threads = cli.threads.map_or_else(online_cpus, usize::from);
     let session = Arc::new(Session::new(build_fs(cli)?, dev, transport, threads));
+    ring::fill::serving(mountpoint);
     let signals = block_signals()?;
     mount::mount(session.dev.as_fd(), mountpoint).map_err(|e| mount_error(mountpoint, &e))?;
     info!(

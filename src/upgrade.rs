@@ -106,11 +106,26 @@ fn freeze(s: &Session) -> io::Result<(String, Vec<OwnedFd>)> {
     described
 }
 
+/// For the tests only: set, every handover's description (of the carried state) fails
+/// once the workers are frozen, so the freeze is called off (tests/upgrade.rs). Unset in
+/// any real deployment.
+pub const DESCRIBE_FAULT_ENV: &str = "LXCFS_URING_TEST_DESCRIBE_FAULT";
+
+fn describe_fault() -> io::Result<()> {
+    match std::env::var_os(DESCRIBE_FAULT_ENV) {
+        Some(_) => Err(io::Error::other(format!(
+            "a fault injected through {DESCRIBE_FAULT_ENV}"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// State of this process a planned successor continues from, so an upgrade changes
 /// nothing a container sees: each container's /proc/stat and /proc/vmstat histories
 /// (counters never go backwards) and, with -l, its load averages and blocked threads. One line per item, `stat ...` or `load ...`,
 /// in a memfd (it grows with the containers); a crash's successor starts without it.
 fn carried(s: &Session) -> io::Result<Option<OwnedFd>> {
+    describe_fault()?;
     let mut text = String::new();
     for line in s.fs.containers.export_histories().lines() {
         text.push_str(&format!("stat {line}\n"));
@@ -202,7 +217,7 @@ pub fn exec(
     let (mut state, fds) = freeze(s)?;
     // On io_uring: no entry may be armed when this image's threads end (fill.rs).
     let helper = match s.arena.get() {
-        Some(arena) => match fill::fill(arena, exe, mountpoint) {
+        Some(arena) => match fill::fill(arena, exe, mountpoint, &[]) {
             Ok(child) => {
                 state.push_str(&format!(",helper={}", child.id()));
                 Some(child)
@@ -353,7 +368,7 @@ pub fn take(runtime_dir: &Path, mountpoint: &Path) -> Result<Resume, String> {
     // On io_uring: fill the entries while the predecessor, frozen, still owns them.
     if let Some(arena) = &resume.arena {
         let exe = std::env::current_exe().map_err(&talk)?;
-        let helper = fill::fill(arena, &exe, mountpoint).map_err(talk)?;
+        let helper = fill::fill(arena, &exe, mountpoint, &[]).map_err(talk)?;
         resume.helpers.push(helper.id());
     }
     (&conn).write_all(b"ok\n").map_err(talk)?;

@@ -21,6 +21,8 @@ const POOL_MAX_BUFFER: usize = 16 << 10;
 /// far below this bit. A handle of 0 besides this bit names no open file (generations
 /// start at 1): the open of a file whose reads the kernel serves keeps no snapshot.
 pub const COUNTED: u64 = 1 << 31;
+/// Slot table entries a shard keeps when it empties.
+const KEEP_SLOTS: usize = 64;
 
 #[derive(Debug)]
 pub struct OpenFile {
@@ -94,10 +96,11 @@ impl Shard {
         b
     }
 
-    /// Once no file of the shard is open, its slot table (as large as the most files it
-    /// ever held at once) goes back to the allocator.
+    /// Once no file of the shard is open, a slot table a burst grew (it is as large as the
+    /// most files the shard ever held at once) goes back to the allocator; a small one
+    /// stays, so that ordinary open-read-close cycles allocate nothing.
     fn shrink_if_empty(&mut self) {
-        if self.free.len() == self.slots.len() && self.slots.capacity() > 0 {
+        if self.free.len() == self.slots.len() && self.slots.capacity() > KEEP_SLOTS {
             crate::memory::freed(
                 self.slots.capacity() * std::mem::size_of::<Slot>() + self.free.capacity() * 4,
             );

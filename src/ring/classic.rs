@@ -58,16 +58,17 @@ fn serve_one(
         return ControlFlow::Continue(());
     };
     let (hdr, payload) = out.split_at_mut(abi::OUT_HEADER_LEN);
-    let (unique, reply, fault) = match proto::decode(input) {
+    let (unique, reply, fault, slow) = match proto::decode(input) {
         Ok(req) => (
             req.header.unique,
             s.handle(w, &req, payload),
             supervise::fault_due(&req),
+            supervise::slow_reply_due(&req),
         ),
         Err(e) => match proto::decode_header(input) {
             Ok(h) => {
                 warn!("malformed request (opcode {}): {e:?}", h.opcode);
-                (h.unique, Reply::Error(libc::EIO), false)
+                (h.unique, Reply::Error(libc::EIO), false, false)
             }
             Err(_) => {
                 warn!("unreadable request of {} bytes dropped", input.len());
@@ -78,6 +79,9 @@ fn serve_one(
     let Some(len) = reply_header(hdr, unique, reply) else {
         return ControlFlow::Continue(());
     };
+    if slow {
+        supervise::stall();
+    }
     match nix::unistd::write(fd, &out[..len]) {
         Ok(_) if fault => ControlFlow::Break(Err(supervise::injected())),
         Ok(_) => ControlFlow::Continue(()),
@@ -126,7 +130,7 @@ fn serve_fd(
 pub fn run_main(s: &Arc<Session>, after_init: fn(&Arc<Session>)) {
     let mut w = Worker::new(0);
     let mut started = s.init().is_some();
-    supervise::run("the /dev/fuse reader", || {
+    supervise::run(s, &[], "the /dev/fuse reader", || {
         serve_fd(s, &mut w, s.dev.as_fd(), || {
             if !started && s.init().is_some() {
                 started = true;
@@ -168,7 +172,7 @@ pub fn start_workers(s: Arc<Session>, fds: Vec<OwnedFd>) -> usize {
             .name(format!("fuse-{id}"))
             .spawn(move || {
                 let mut w = Worker::new(id);
-                supervise::run(&format!("classic worker {id}"), || {
+                supervise::run(&s, &[], &format!("classic worker {id}"), || {
                     serve_fd(&s, &mut w, fd.as_fd(), || {})
                 });
             });

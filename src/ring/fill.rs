@@ -6,16 +6,48 @@
 //! So before a planned handover (SIGUSR1, --takeover) the serving process stops answering
 //! and a helper process sends lookups through every online CPU's queue until every entry
 //! holds one; requests that come later wait in the kernel's queue. The successor answers
-//! them all (uring::recover). A crash cannot be prepared for: see the README.
+//! them all (uring::recover). So does a process whose worker failed before it exits
+//! (`before_failed_exit`). A crash cannot be prepared for: see the README.
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use super::Session;
 use super::arena::Arena;
 use super::uring::{OPCODE, is_request_opcode};
-use crate::cpulist;
+use crate::{cpulist, info, warn};
+
+/// The mount this process serves, for `before_failed_exit`.
+static MOUNTPOINT: OnceLock<PathBuf> = OnceLock::new();
+
+/// Name the mount this process serves (once, when it starts serving it).
+pub fn serving(mountpoint: &Path) {
+    let _ = MOUNTPOINT.set(mountpoint.to_owned());
+}
+
+/// A worker failed and the process is about to exit for the keeper's successor to take
+/// over. On io_uring, do what a planned handover does so that no request is lost: stop
+/// answering, and fill every armed entry with a held request; `own` are the failed
+/// worker's slots, whose entries hold what it was answering and are left as they are.
+pub fn before_failed_exit(s: &Session, own: &[usize]) {
+    let (Some(arena), Some(mountpoint)) = (s.arena.get(), MOUNTPOINT.get()) else {
+        return;
+    };
+    let filled = s.freeze.freeze().and_then(|()| {
+        let exe = std::env::current_exe()?;
+        fill(arena, &exe, mountpoint, own)
+    });
+    match filled {
+        Ok(helper) => info!(
+            "every armed ring entry holds a request for the successor (helper {})",
+            helper.id()
+        ),
+        Err(e) => warn!("cannot fill the ring entries before exiting ({e}): a read may fail"),
+    }
+}
 
 /// The hidden subcommand that runs the helper.
 pub const FILL_COMMAND: &str = "fill-queues";
@@ -30,11 +62,13 @@ fn probe(mountpoint: &Path, cpu: u32, i: usize) {
 /// How long to wait for the entries to fill; past it the handover goes on regardless.
 const FILL_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Fill every online CPU's entries of `arena` with a held request, using the helper from
-/// `exe`. Returns the helper (the successor reaps it) once they are full, or the timeout.
-pub fn fill(arena: &Arena, exe: &Path, mountpoint: &Path) -> io::Result<Child> {
+/// Fill every online CPU's entries of `arena` but the slots `skip` with a held request,
+/// using the helper from `exe`. Returns the helper (the successor reaps it) once they are
+/// full, or the timeout.
+pub fn fill(arena: &Arena, exe: &Path, mountpoint: &Path, skip: &[usize]) -> io::Result<Child> {
     let depth = arena.depth();
-    let slots = online_slots(depth)?;
+    let mut slots = online_slots(depth)?;
+    slots.retain(|i| !skip.contains(i));
     let helper = spawn_helper(exe, mountpoint, depth)?;
     let deadline = Instant::now() + FILL_TIMEOUT;
     while Instant::now() < deadline {

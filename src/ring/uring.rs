@@ -115,7 +115,9 @@ fn spawn_workers(s: Arc<Session>, recovering: Option<PathBuf>) -> io::Result<usi
         std::thread::Builder::new()
             .name(format!("uring-{cpu}"))
             .spawn(move || {
-                super::supervise::run(&format!("the io_uring worker on CPU {cpu}"), || {
+                let own: Vec<usize> = slots.iter().map(|&(_, slot)| slot).collect();
+                let name = format!("the io_uring worker on CPU {cpu}");
+                super::supervise::run(&s, &own, &name, || {
                     run_worker(&s, i + 1, cpu, &slots, nudge).map_err(|e| e.to_string())
                 });
             })?;
@@ -462,11 +464,17 @@ fn serve_entry(s: &Session, w: &mut Worker, e: &mut Entry, scratch: &mut Scratch
     reply.resize(e.payload.size(), 0);
     let (unique, answer, fault) =
         match proto::decode_ring(&h[..OP_IN], &h[OP_IN..ENT_IN_OUT], &scratch.request) {
-            Ok(req) => (
-                req.header.unique,
-                s.handle(w, &req, reply),
-                super::supervise::fault_due(&req),
-            ),
+            Ok(req) => {
+                if super::supervise::slow_reply_due(&req) {
+                    // serve_entry runs with the reply under way (`replying`).
+                    super::supervise::stall();
+                }
+                (
+                    req.header.unique,
+                    s.handle(w, &req, reply),
+                    super::supervise::fault_due(&req),
+                )
+            }
             Err(err) => {
                 let unique = proto::decode_header(&h[..OP_IN])
                     .map(|h| h.unique)
