@@ -120,7 +120,7 @@ fn serve_handed_over(
     let signals = block_signals()?;
     session.keeper.store(r.keeper, Ordering::Relaxed);
     session.fs.backings.resume(
-        std::os::fd::AsRawFd::as_raw_fd(&session.dev),
+        std::os::fd::AsFd::as_fd(&session.dev),
         r.init.flags & crate::proto::abi::init_flags::PASSTHROUGH != 0,
         r.backings,
     );

@@ -21,9 +21,9 @@
 //!   is named with FOPEN_DIRECT_IO while it is live.
 
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::atomic::Ordering;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use super::handles::COUNTED;
@@ -266,8 +266,9 @@ pub enum Plan {
 
 /// Every node's backing file, and the /dev/fuse file they are registered on.
 pub struct Backings {
-    /// The /dev/fuse file backing files are registered on; -1 while passthrough is off.
-    dev: AtomicI32,
+    /// The /dev/fuse file backing files are registered on (a duplicate of the session's);
+    /// unset while passthrough is off.
+    dev: OnceLock<OwnedFd>,
     /// None when passthrough was not asked for (and no predecessor used it).
     table: Mutex<Option<Table>>,
 }
@@ -281,7 +282,7 @@ impl Backings {
                 .ok()
         });
         Backings {
-            dev: AtomicI32::new(-1),
+            dev: OnceLock::new(),
             table: Mutex::new(table),
         }
     }
@@ -301,13 +302,21 @@ impl Backings {
         self.table().as_ref().map(|t| t.fd.try_clone()).transpose()
     }
 
-    fn dev(&self) -> Option<RawFd> {
-        Some(self.dev.load(Ordering::Relaxed)).filter(|&fd| fd >= 0)
+    fn dev(&self) -> Option<BorrowedFd<'_>> {
+        self.dev.get().map(|fd| fd.as_fd())
+    }
+
+    /// Register backing files on `dev` from now on.
+    fn use_dev(&self, dev: BorrowedFd<'_>) -> io::Result<()> {
+        let owned = dev.try_clone_to_owned()?;
+        self.dev
+            .set(owned)
+            .map_err(|_| io::Error::other("a second /dev/fuse file for one connection"))
     }
 
     /// Called once INIT is answered: use passthrough if it was negotiated and the kernel
     /// lets us register a backing file on `dev` (CAP_SYS_ADMIN), and say so.
-    pub fn start(&self, dev: RawFd, negotiated: bool) {
+    pub fn start(&self, dev: BorrowedFd<'_>, negotiated: bool) {
         if !self.wanted() {
             info!("passthrough: off (--passthrough=off)");
             return;
@@ -316,9 +325,11 @@ impl Backings {
             info!("passthrough: off, the kernel does not offer FUSE_PASSTHROUGH (Linux 6.9+)");
             return;
         }
-        match register(dev, b"").and_then(|id| unregister(dev, id)) {
+        match register(dev, b"")
+            .and_then(|id| unregister(dev, id))
+            .and_then(|()| self.use_dev(dev))
+        {
             Ok(()) => {
-                self.dev.store(dev, Ordering::Relaxed);
                 info!("passthrough: in use, re-opened files are read from kernel-held snapshots");
             }
             Err(e) => info!("passthrough: off, the kernel refused a backing file: {e}"),
@@ -328,7 +339,7 @@ impl Backings {
     /// Continue a predecessor's connection: its table (`fd`, when it had one) and, if it
     /// negotiated passthrough, its backing ids on `dev`, whatever our own option says
     /// (every open of a node the kernel may hold a backing file for must name it).
-    pub fn resume(&self, dev: RawFd, negotiated: bool, fd: Option<OwnedFd>) {
+    pub fn resume(&self, dev: BorrowedFd<'_>, negotiated: bool, fd: Option<OwnedFd>) {
         let Some(fd) = fd else {
             if negotiated {
                 warn!("passthrough: the predecessor negotiated it but handed no table over");
@@ -342,11 +353,15 @@ impl Backings {
                 let live: u32 = entries.iter().map(|e| e.2).sum();
                 *self.table() = Some(t);
                 if negotiated {
-                    self.dev.store(dev, Ordering::Relaxed);
-                    info!(
-                        "passthrough: in use, continuing {} backing files ({live} opens name them)",
-                        entries.len()
-                    );
+                    match self.use_dev(dev) {
+                        Ok(()) => info!(
+                            "passthrough: in use, continuing {} backing files ({live} opens name them)",
+                            entries.len()
+                        ),
+                        Err(e) => warn!(
+                            "passthrough: cannot keep the connection's file ({e}): an open of a file the kernel holds a backing file for fails until its opens close"
+                        ),
+                    }
                 }
             }
             Err(e) => warn!("passthrough: the handed-over table is unusable: {e}"),
@@ -477,7 +492,7 @@ fn request(h: &InHeader) -> u64 {
 
 /// Register a sealed memfd holding `bytes` as a backing file on `dev`; its id. The
 /// kernel keeps its own reference: the memfd is closed here.
-fn register(dev: RawFd, bytes: &[u8]) -> io::Result<u32> {
+fn register(dev: BorrowedFd<'_>, bytes: &[u8]) -> io::Result<u32> {
     // SAFETY: a NUL-terminated name and valid flags; the new fd is ours alone.
     let fd = unsafe {
         libc::memfd_create(
@@ -510,7 +525,7 @@ fn register(dev: RawFd, bytes: &[u8]) -> io::Result<u32> {
     };
     // SAFETY: FUSE_DEV_IOC_BACKING_OPEN reads a fuse_backing_map, which `map` is laid out
     // as and outlives the call.
-    let id = unsafe { libc::ioctl(dev, abi::DEV_IOC_BACKING_OPEN as _, &map) };
+    let id = unsafe { libc::ioctl(dev.as_raw_fd(), abi::DEV_IOC_BACKING_OPEN as _, &map) };
     match u32::try_from(id) {
         Ok(id) if id > 0 => Ok(id),
         _ => Err(io::Error::last_os_error()),
@@ -518,9 +533,9 @@ fn register(dev: RawFd, bytes: &[u8]) -> io::Result<u32> {
 }
 
 /// Free backing id `id` on `dev`.
-fn unregister(dev: RawFd, id: u32) -> io::Result<()> {
+fn unregister(dev: BorrowedFd<'_>, id: u32) -> io::Result<()> {
     // SAFETY: FUSE_DEV_IOC_BACKING_CLOSE reads a u32, which `id` is and outlives the call.
-    if unsafe { libc::ioctl(dev, abi::DEV_IOC_BACKING_CLOSE as _, &id) } < 0 {
+    if unsafe { libc::ioctl(dev.as_raw_fd(), abi::DEV_IOC_BACKING_CLOSE as _, &id) } < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
@@ -805,7 +820,8 @@ mod tests {
         assert_eq!(open(&b, A, 100, 9), Plan::PerOpen(9));
         let fd = b.table_fd().unwrap().unwrap();
         let next = Backings::new(false);
-        next.resume(-1, false, Some(fd));
+        let dev = std::fs::File::open("/dev/null").unwrap();
+        next.resume(dev.as_fd(), false, Some(fd));
         // The open from before is still counted, and its id named.
         assert_eq!(next.plan(NODE, B, 200, true, unique()), Plan::PerOpen(9));
         assert_eq!(live(&next), 2);

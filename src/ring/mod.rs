@@ -232,9 +232,9 @@ pub fn serve(session: Arc<Session>) {
 /// Called on the /dev/fuse reader once INIT is answered: start the workers.
 fn after_init(s: &Arc<Session>) {
     let Some(init) = s.init() else { return };
-    use std::os::fd::AsRawFd;
+    use std::os::fd::AsFd;
     s.fs.backings
-        .start(s.dev.as_raw_fd(), init.flags & init_flags::PASSTHROUGH != 0);
+        .start(s.dev.as_fd(), init.flags & init_flags::PASSTHROUGH != 0);
     if init.flags & init_flags::OVER_IO_URING != 0 {
         let started = uring::check_rings()
             .and_then(|()| uring::new_arena(s.payload_capacity()))
