@@ -279,7 +279,7 @@ awk '{for (i = 7; $i != "-"; i++); print "fstype:" $5 " " $(i+1)}' /proc/self/mo
     // CPU meters: "  CPU[||    1.3%]" for a lone CPU, "    0[||    3.9%]" for several,
     // "[   offline]" for an id htop found no cpuN directory for. htop sizes its CPU list by
     // the highest cpuN (the host's numbers, as in /proc/stat): a container on CPU 1 gets
-    // an offline meter for CPU 0 (README, "htop in a container").
+    // an offline meter for CPU 0 (README, "ps, free, uptime and htop in a container").
     let meters: Vec<&String> = screen
         .iter()
         .filter(|l| {
@@ -353,8 +353,8 @@ both_transports!(
     htop_in_a_container
 );
 
-/// What procps ps shows in a container for a busy process (docs: README, "ps in a
-/// container"): the container's uptime is its own age while the kernel counts a
+/// What procps ps shows in a container for a busy process (docs: README, "ps, free,
+/// uptime and htop in a container"): the container's uptime is its own age while the kernel counts a
 /// process's start from the host's boot, so ps's ELAPSED wraps to nonsense and %CPU is 0.0
 /// (as under lxcfs); START (from the host's btime, which /proc/stat keeps) and TIME are
 /// right.

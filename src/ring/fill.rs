@@ -7,7 +7,7 @@
 //! and a helper process sends lookups through every online CPU's queue until every entry
 //! holds one; requests that come later wait in the kernel's queue. The successor answers
 //! them all (uring::recover). So does a process whose worker failed before it exits
-//! (`before_failed_exit`). A crash cannot be prepared for: see the README.
+//! (`before_failed_exit`). A crash cannot be prepared for: see docs/design.md, "Crash recovery".
 
 use std::io;
 use std::path::{Path, PathBuf};
