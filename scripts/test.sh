@@ -82,6 +82,7 @@ export LXCFS_URING_IMAGE
 
 echo "== cargo test"
 # A daemon wedged by a bug would leave a test blocked in a read of its mount: fail the run
-# after 30 minutes instead of hanging CI (the whole suite takes about 5 here).
-timeout --kill-after=30 1800 cargo test --locked --all-targets
+# after 30 minutes instead of hanging CI (the whole suite takes about 10 here). Every test
+# binary runs even when one fails, so one run shows every failure.
+timeout --kill-after=30 1800 cargo test --locked --all-targets --no-fail-fast
 
