@@ -307,18 +307,16 @@ except OSError as e:
     assert!(text.contains("opened") || text.contains("EACCES"), "{text}");
 }
 
-/// A trigger armed before an upgrade in place (SIGUSR1) and a takeover by a new process
-/// still wakes its poller, which has been waiting all along.
-fn sigusr1_and_takeover_keep_a_trigger_firing(transport: &str) {
-    let test = "sigusr1_and_takeover_keep_a_trigger_firing";
-    if !psi_or_skip(test) {
-        return;
-    }
-    let args = ["--transport", transport, "--enable-psi-poll"];
-    let mut d = Daemon::start(&format!("psi-handover-{transport}"), &args);
-    let py = poller(&d);
+/// A container in unified cgroup `name` whose poller arms a cpu trigger through `d` and
+/// waits on it; once the returned path exists the container stalls itself for 8 s.
+/// Returns once the trigger is armed, with the thread that yields the container's output.
+fn armed_poller(
+    d: &Daemon,
+    name: &str,
+) -> (PathBuf, std::thread::JoinHandle<std::process::Output>) {
+    let py = poller(d);
     let (marker, go) = (d.dir.join("armed"), d.dir.join("go"));
-    let cg = Cgroup::unified(&format!("psi-handover-{transport}"));
+    let cg = Cgroup::unified(name);
     let script = format!(
         "python3 {} {} 'some 100000 2000000' 30 {} & while [ ! -e {g} ]; do sleep 0.05; done; {}; wait",
         py.display(),
@@ -332,6 +330,19 @@ fn sigusr1_and_takeover_keep_a_trigger_firing(transport: &str) {
         marker.exists()
     });
     std::thread::sleep(Duration::from_millis(500));
+    (go, container)
+}
+
+/// A trigger armed before an upgrade in place (SIGUSR1) and a takeover by a new process
+/// still wakes its poller, which has been waiting all along.
+fn sigusr1_and_takeover_keep_a_trigger_firing(transport: &str) {
+    let test = "sigusr1_and_takeover_keep_a_trigger_firing";
+    if !psi_or_skip(test) {
+        return;
+    }
+    let args = ["--transport", transport, "--enable-psi-poll"];
+    let mut d = Daemon::start(&format!("psi-handover-{transport}"), &args);
+    let (go, container) = armed_poller(&d, &format!("psi-handover-{transport}"));
     d.signal(nix::sys::signal::Signal::SIGUSR1);
     let registry = d.runtime.join("psi-triggers");
     let before = std::fs::metadata(&registry).unwrap().modified().unwrap();
@@ -404,22 +415,7 @@ fn after_a_crash_the_successor_rearms_and_wakes_the_poller(transport: &str) {
         &["--transport", transport, "--enable-psi-poll"],
     );
     d.wait_for_keeper();
-    let py = poller(&d);
-    let (marker, go) = (d.dir.join("armed"), d.dir.join("go"));
-    let cg = Cgroup::unified(&format!("psi-crash-{transport}"));
-    let script = format!(
-        "python3 {} {} 'some 100000 2000000' 30 {} & while [ ! -e {g} ]; do sleep 0.05; done; {}; wait",
-        py.display(),
-        d.path("proc/pressure/cpu").display(),
-        marker.display(),
-        busy(8),
-        g = go.display()
-    );
-    let container = std::thread::spawn(move || in_container(&[&cg], &script));
-    wait_until("the poller is armed", Duration::from_secs(20), || {
-        marker.exists()
-    });
-    std::thread::sleep(Duration::from_millis(500));
+    let (go, container) = armed_poller(&d, &format!("psi-crash-{transport}"));
     let victim = d.pidfile_pid().expect("a pidfile");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(victim),
