@@ -546,10 +546,8 @@ impl Fs {
     /// view but /proc/pressure, whose files are opened for writing (triggers).
     fn backable(&self, node: u64) -> bool {
         sysfs::is_dynamic(node)
-            || matches!(
-                tree::node(node).map(|n| n.kind),
-                Some(tree::Kind::File(f)) if !matches!(f, tree::FileId::Pressure(_))
-            )
+            || matches!(tree::node(node).map(|n| n.kind), Some(tree::Kind::File(_)))
+                && !super::is_pressure(node)
     }
 
     /// The container whose render `pid` sees.

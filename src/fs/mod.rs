@@ -317,7 +317,10 @@ impl Fs {
             }
             Op::Readlink => return Err(libc::EINVAL),
             Op::Release { fh } => {
-                if let Some(psi) = &self.psi {
+                // Only a pressure file can hold a trigger: other RELEASEs leave its lock be.
+                if let Some(psi) = &self.psi
+                    && is_pressure(h.nodeid)
+                {
                     psi.release(fh);
                 }
                 self.release(h, fh);
@@ -592,11 +595,10 @@ impl Fs {
     /// its trigger says, any other file that it is ready.
     fn poll(&self, node: u64, fh: u64, kh: u64, flags: u32) -> Result<u32, i32> {
         let psi = self.psi.as_ref().ok_or(libc::ENOSYS)?;
-        match tree::node(node).map(|n| n.kind) {
-            Some(Kind::File(tree::FileId::Pressure(_))) => {
-                Ok(psi.poll(fh, kh, flags & abi::POLL_SCHEDULE_NOTIFY != 0))
-            }
-            _ => Ok(psi::DEFAULT_POLLMASK),
+        if is_pressure(node) {
+            Ok(psi.poll(fh, kh, flags & abi::POLL_SCHEDULE_NOTIFY != 0))
+        } else {
+            Ok(psi::DEFAULT_POLLMASK)
         }
     }
 
@@ -621,6 +623,14 @@ impl Fs {
             _ => on_host(),
         }
     }
+}
+
+/// Whether `node` is a /proc/pressure file (the files that take PSI triggers).
+fn is_pressure(node: u64) -> bool {
+    matches!(
+        tree::node(node).map(|n| n.kind),
+        Some(Kind::File(tree::FileId::Pressure(_)))
+    )
 }
 
 /// Whether the host has what static node `n` shows: /sys/devices/system/node,
